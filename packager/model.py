@@ -1,0 +1,80 @@
+"""Plain data the packager renders manifests from.
+
+Everything here is measured from the CMAF files actually written (ISO/IEC 23000-19), never
+from what the encoder was asked to do: durations come from `tfdt`/`trun`, sizes from the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+TrackKind = Literal["video", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One CMAF fragment stored as its own file (`moof` + `mdat`)."""
+
+    number: int  # 1-based; the file name is f"{number:05d}.m4s"
+    start: int  # baseMediaDecodeTime, in the track's timescale
+    duration: int  # sum of sample durations, in the track's timescale
+    size: int  # bytes of the segment file
+
+    def seconds(self, timescale: int) -> Fraction:
+        return Fraction(self.duration, timescale)
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One rendition: a folder with `init.mp4` and numbered `.m4s` segments.
+
+    `id` is also the folder name and the DASH Representation id (e.g. "v720", "audio").
+    """
+
+    id: str
+    kind: TrackKind
+    codecs: str  # RFC 6381 string, e.g. "avc1.64001f" or "mp4a.40.2"
+    timescale: int
+    segments: tuple[Segment, ...]
+    init_size: int
+    # video only
+    width: int = 0
+    height: int = 0
+    frame_rate: Fraction = Fraction(0)
+    # audio only
+    sample_rate: int = 0
+    channels: int = 0
+    language: str = "und"
+
+    @property
+    def duration(self) -> Fraction:
+        return Fraction(sum(s.duration for s in self.segments), self.timescale)
+
+    @property
+    def peak_bandwidth(self) -> int:
+        """Peak segment bit rate in bit/s (RFC 8216 §4.3.4.2 BANDWIDTH)."""
+        return max(
+            (round(s.size * 8 * self.timescale / s.duration) for s in self.segments if s.duration),
+            default=0,
+        )
+
+    @property
+    def average_bandwidth(self) -> int:
+        """Average bit rate over the whole track in bit/s (AVERAGE-BANDWIDTH)."""
+        total = sum(s.duration for s in self.segments)
+        if not total:
+            return 0
+        return round(sum(s.size for s in self.segments) * 8 * self.timescale / total)
+
+
+def segment_name(number: int) -> str:
+    """File name of segment `number` inside its track folder."""
+    return f"{number:05d}.m4s"
+
+
+INIT_NAME = "init.mp4"
+HLS_MEDIA_PLAYLIST = "index.m3u8"
+HLS_MASTER = "master.m3u8"
+DASH_MANIFEST = "manifest.mpd"
