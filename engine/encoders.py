@@ -1,0 +1,208 @@
+"""The one place encoder options are built, with a registry by encoder name.
+
+Each profile turns a ladder rung into `EncoderSettings`: the options PyAV opens the encoder
+with, and the same settings as ffmpeg command-line arguments (the benchmark's baseline).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Protocol
+
+import av
+
+from engine.errors import EncoderUnavailableError
+from ladders.model import Rung
+
+DEFAULT_PRESET = "veryfast"
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    encoder: str
+    preset: str
+    crf: int | None
+    maxrate: int
+    bufsize: int
+    gop_frames: int
+    frame_rate: Fraction
+    profile: str = "high"
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gop_seconds(self) -> float:
+        return float(self.gop_frames / self.frame_rate)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "preset": self.preset,
+            "profile": self.profile,
+            "crf": self.crf,
+            "maxrate": self.maxrate,
+            "bufsize": self.bufsize,
+            "gop_frames": self.gop_frames,
+            "gop_seconds": round(self.gop_seconds, 6),
+            "options": dict(self.options),
+        }
+
+
+class EncoderProfile(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+
+    def settings(
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+    ) -> EncoderSettings: ...
+
+    def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]: ...
+
+
+def gop_frames_for(frame_rate: Fraction, segment_seconds: float) -> int:
+    """Frames per GOP (= per segment): the segment duration rounded to whole frames."""
+    return max(1, round(frame_rate * Fraction(segment_seconds).limit_denominator(1000)))
+
+
+class X264Profile:
+    """libx264, capped CRF, closed GOP of fixed length, IDR only where the engine forces one."""
+
+    name = "libx264"
+
+    def available(self) -> bool:
+        return "libx264" in av.codecs_available
+
+    def settings(
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+    ) -> EncoderSettings:
+        x264_params = ":".join(
+            (
+                f"keyint={gop_frames}",
+                f"min-keyint={gop_frames}",
+                "scenecut=0",
+                "open-gop=0",
+                "force-cfr=1",
+            )
+        )
+        options = {
+            "preset": preset,
+            "crf": str(rung.crf),
+            "profile": "high",
+            "maxrate": str(rung.maxrate),
+            "bufsize": str(rung.bufsize),
+            "forced-idr": "1",
+            "x264-params": x264_params,
+        }
+        return EncoderSettings(
+            encoder=self.name,
+            preset=preset,
+            crf=rung.crf,
+            maxrate=rung.maxrate,
+            bufsize=rung.bufsize,
+            gop_frames=gop_frames,
+            frame_rate=frame_rate,
+            options=options,
+        )
+
+    def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]:
+        opts = settings.options
+        return [
+            f"-c:v:{index}",
+            "libx264",
+            f"-preset:v:{index}",
+            opts["preset"],
+            f"-crf:v:{index}",
+            opts["crf"],
+            f"-profile:v:{index}",
+            opts["profile"],
+            f"-maxrate:v:{index}",
+            opts["maxrate"],
+            f"-bufsize:v:{index}",
+            opts["bufsize"],
+            f"-g:v:{index}",
+            str(settings.gop_frames),
+            f"-x264-params:v:{index}",
+            opts["x264-params"],
+        ]
+
+
+class NvencProfile:
+    """h264_nvenc for GPU workers: constant-quality VBR capped by maxrate, fixed GOP."""
+
+    name = "h264_nvenc"
+
+    def available(self) -> bool:
+        return nvenc_opens()
+
+    def settings(
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+    ) -> EncoderSettings:
+        options = {
+            "preset": "p4",
+            "tune": "hq",
+            "rc": "vbr",
+            "cq": str(rung.crf),
+            "profile": "high",
+            "maxrate": str(rung.maxrate),
+            "bufsize": str(rung.bufsize),
+            "g": str(gop_frames),
+            "forced-idr": "1",
+            "no-scenecut": "1",
+            "strict_gop": "1",
+            "bf": "2",
+        }
+        return EncoderSettings(
+            encoder=self.name,
+            preset="p4",
+            crf=rung.crf,
+            maxrate=rung.maxrate,
+            bufsize=rung.bufsize,
+            gop_frames=gop_frames,
+            frame_rate=frame_rate,
+            options=options,
+        )
+
+    def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]:
+        args = [f"-c:v:{index}", "h264_nvenc"]
+        for key, value in settings.options.items():
+            args += [f"-{key}:v:{index}", value]
+        return args
+
+
+@functools.cache
+def nvenc_opens() -> bool:
+    """True when an NVENC session really opens here (the codec is compiled in everywhere)."""
+    if "h264_nvenc" not in av.codecs_available:
+        return False
+    try:
+        ctx: Any = av.CodecContext.create("h264_nvenc", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        ctx.open()
+    except (av.error.FFmpegError, ValueError, OSError):
+        return False
+    return True
+
+
+ENCODERS: dict[str, EncoderProfile] = {
+    X264Profile.name: X264Profile(),
+    NvencProfile.name: NvencProfile(),
+}
+
+
+def select_encoder(preference: str = "auto") -> EncoderProfile:
+    """`auto`: NVENC when a GPU is there, else libx264. A named encoder must be available."""
+    if preference == "auto":
+        nvenc = ENCODERS[NvencProfile.name]
+        return nvenc if nvenc.available() else ENCODERS[X264Profile.name]
+    try:
+        profile = ENCODERS[preference]
+    except KeyError:
+        raise EncoderUnavailableError(
+            f"unknown encoder {preference!r}; known: {', '.join(ENCODERS)}"
+        ) from None
+    if not profile.available():
+        raise EncoderUnavailableError(f"encoder {preference} cannot be opened on this machine")
+    return profile

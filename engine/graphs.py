@@ -1,0 +1,147 @@
+"""FFmpeg filter graphs that normalize decoded frames, built with PyAV's `av.filter.Graph`.
+
+Video: rotate upright → constant frame rate → split → one scale per rung (square pixels,
+8-bit 4:2:0, limited range BT.709). Audio: align to the video's start, resample to 48 kHz
+stereo float planar, pad/trim to the video's length, cut into AAC-sized frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import av
+import av.filter
+
+from ladders.model import AudioRung, Rung
+
+
+def rotation_filters(rotation: int) -> list[tuple[str, str]]:
+    """Filters that turn a frame upright given its display-matrix rotation (counter-clockwise)."""
+    turn = (-rotation) % 360
+    if turn == 90:
+        return [("transpose", "clock")]
+    if turn == 180:
+        return [("hflip", ""), ("vflip", "")]
+    if turn == 270:
+        return [("transpose", "cclock")]
+    return []
+
+
+class VideoGraph:
+    """decoded frames in → one upright, CFR, scaled frame per rung out (in rung order)."""
+
+    def __init__(
+        self,
+        template: Any,
+        time_base: Fraction,
+        rotation: int,
+        frame_rate: Fraction,
+        rungs: Sequence[Rung],
+        threads: int = 0,
+    ) -> None:
+        self.width, self.height, self.format = template.width, template.height, template.format.name
+        graph = av.filter.Graph()
+        if threads:
+            graph.threads = threads
+        src = graph.add_buffer(
+            width=self.width, height=self.height, format=self.format, time_base=time_base
+        )
+        chain: list[Any] = [src]
+        for name, args in rotation_filters(rotation):
+            chain.append(graph.add(name, args))
+        chain.append(graph.add("fps", f"fps={frame_rate.numerator}/{frame_rate.denominator}"))
+        graph.link_nodes(*chain)
+        split = graph.add("split", str(len(rungs))) if len(rungs) > 1 else chain[-1]
+        if len(rungs) > 1:
+            chain[-1].link_to(split)
+        self.sinks = []
+        for index, rung in enumerate(rungs):
+            scale = graph.add(
+                "scale",
+                f"w={rung.width}:h={rung.height}:flags=bicubic:out_color_matrix=bt709:out_range=tv",
+            )
+            fmt = graph.add("format", "pix_fmts=yuv420p")
+            setsar = graph.add("setsar", "1")
+            sink = graph.add("buffersink")
+            split.link_to(scale, index if len(rungs) > 1 else 0)
+            scale.link_to(fmt)
+            fmt.link_to(setsar)
+            setsar.link_to(sink)
+            self.sinks.append(sink)
+        graph.configure()
+        self.graph = graph
+        self.src = src
+
+    def conform(self, frame: Any) -> Any:
+        """Frames whose size or format changed mid-stream are scaled back to the first one's."""
+        if (frame.width, frame.height, frame.format.name) != (self.width, self.height, self.format):
+            pts, time_base = frame.pts, frame.time_base
+            frame = frame.reformat(width=self.width, height=self.height, format=self.format)
+            frame.pts, frame.time_base = pts, time_base
+        return frame
+
+    def push(self, frame: Any | None) -> None:
+        self.src.push(None if frame is None else self.conform(frame))
+
+    def pull_all(self) -> list[list[Any]]:
+        """Every frame ready at each sink, per rung."""
+        out: list[list[Any]] = []
+        for sink in self.sinks:
+            frames = []
+            while True:
+                try:
+                    frames.append(sink.pull())
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    break
+            out.append(frames)
+        return out
+
+
+class AudioGraph:
+    """decoded audio in → 48 kHz stereo fltp frames of 1024 samples, exactly `total_samples` long."""
+
+    def __init__(self, template: Any, time_base: Fraction, rung: AudioRung, total_samples: int):
+        graph = av.filter.Graph()
+        src = graph.add_abuffer(
+            format=template.format.name,
+            sample_rate=template.sample_rate,
+            layout=template.layout.name,
+            time_base=time_base,
+        )
+        resample = graph.add(
+            "aresample", f"{rung.sample_rate}:async=1:first_pts=0:min_hard_comp=0.05"
+        )
+        fmt = graph.add(
+            "aformat",
+            f"sample_fmts=fltp:sample_rates={rung.sample_rate}:channel_layouts=stereo",
+        )
+        pad = graph.add("apad", f"whole_len={total_samples}")
+        trim = graph.add("atrim", f"end_sample={total_samples}")
+        sink = graph.add("abuffersink")
+        graph.link_nodes(src, resample, fmt, pad, trim, sink)
+        graph.configure()
+        graph.set_audio_frame_size(1024)
+        self.graph, self.src, self.sink = graph, src, sink
+        self.layout = template.layout.name
+        self.sample_rate = template.sample_rate
+        self.format = template.format.name
+
+    def push(self, frame: Any | None) -> None:
+        if frame is not None and (
+            frame.sample_rate != self.sample_rate
+            or frame.layout.name != self.layout
+            or frame.format.name != self.format
+        ):
+            return  # a mid-stream audio format change is dropped rather than crash the job
+        self.src.push(frame)
+
+    def pull_all(self) -> list[Any]:
+        frames = []
+        while True:
+            try:
+                frames.append(self.sink.pull())
+            except (av.error.BlockingIOError, av.error.EOFError):
+                break
+        return frames

@@ -1,0 +1,252 @@
+"""`transcode`: probe → policy → one decode → every rung encoded in the same pass → CMAF
+segments → HLS + DASH manifests, poster and storyboard, report.json.
+
+Outputs are staged in a sibling folder and renamed into place only when everything is
+written, so a failed or rejected job never leaves a partial output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+from packager.manifests import write_manifests
+
+from engine.decode import SingleDecode
+from engine.encode import AudioEncoder, VideoEncoder
+from engine.encoders import DEFAULT_PRESET, gop_frames_for, select_encoder
+from engine.errors import EngineError, UndecodableError
+from engine.graphs import AudioGraph, VideoGraph
+from engine.policy import InputPolicy
+from engine.report import build_report
+from engine.source import SourceInfo, probe
+from engine.thumbnails import ThumbnailTap
+from ladders import AudioRung, choose_ladder
+from packager.cmaf import describe_track
+
+ProgressFn = Callable[[float], None]
+
+
+class FrameConsumer(Protocol):
+    """A tap on the single decode: sees every upright output frame of the largest rung."""
+
+    def on_video(self, frame: Any, time: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeOptions:
+    segment_seconds: float = 2.0
+    preset: str = DEFAULT_PRESET
+    encoder: str = "auto"
+    policy: InputPolicy = field(default_factory=InputPolicy)
+    filter_threads: int = 0
+
+
+@dataclass
+class StageClock:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+def probe_and_check(path: Path, policy: InputPolicy) -> SourceInfo:
+    policy.check_file_size(path.stat().st_size)
+    source = probe(path, max_scan_seconds=policy.max_duration + 5)
+    policy.enforce(source)
+    return source
+
+
+def prepare_outdir(outdir: Path) -> Path:
+    """A fresh staging folder next to `outdir`; `outdir` must not hold anything yet."""
+    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
+        raise EngineError(f"output folder {outdir} exists and is not empty")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{outdir.name}.partial-", dir=outdir.parent))
+
+
+def publish_outdir(staging: Path, outdir: Path) -> None:
+    if outdir.exists():
+        outdir.rmdir()
+    staging.rename(outdir)
+
+
+def run_single_pass(
+    source: SourceInfo,
+    staging: Path,
+    video: Sequence[VideoEncoder],
+    audio: AudioEncoder | None,
+    frame_rate: Fraction,
+    options: TranscodeOptions,
+    taps: Sequence[FrameConsumer],
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    """Decode once; feed every rung's encoder, the audio encoder and the taps."""
+    deadline = time.monotonic() + options.policy.max_wall_seconds
+    expected_frames = max(
+        1, round(Fraction(source.duration).limit_denominator(100000) * frame_rate)
+    )
+    audio_samples = round(expected_frames / frame_rate * 48_000)
+    video_graph: VideoGraph | None = None
+    audio_graph: AudioGraph | None = None
+    rungs = [encoder.rung for encoder in video]
+    frame_time = float(1 / frame_rate)
+    out_frames = 0
+
+    def feed_video(frames_per_rung: list[list[Any]]) -> None:
+        nonlocal out_frames
+        for encoder, frames in zip(video, frames_per_rung, strict=True):
+            for frame in frames:
+                encoder.put(frame)
+        for frame in frames_per_rung[0]:
+            out_frames += 1
+            for tap in taps:
+                tap.on_video(frame, frame.pts * frame_time)
+        if progress is not None and frames_per_rung[0]:
+            progress(min(1.0, out_frames / expected_frames))
+
+    def feed_audio(frames: list[Any]) -> None:
+        assert audio is not None
+        for frame in frames:
+            audio.put(frame)
+
+    with SingleDecode(source, deadline=deadline) as decode:
+        for kind, frame in decode.frames():
+            if kind == "video":
+                if video_graph is None:
+                    video_graph = VideoGraph(
+                        frame,
+                        decode.video.time_base,
+                        source.rotation,
+                        frame_rate,
+                        rungs,
+                        threads=options.filter_threads,
+                    )
+                video_graph.push(frame)
+                feed_video(video_graph.pull_all())
+            elif audio is not None:
+                if audio_graph is None:
+                    audio_graph = AudioGraph(
+                        frame, decode.audio.time_base, audio.rung, audio_samples
+                    )
+                audio_graph.push(frame)
+                feed_audio(audio_graph.pull_all())
+        stats = decode.stats
+    if video_graph is None:
+        raise UndecodableError("undecodable video stream: no frame decoded")
+    video_graph.push(None)
+    feed_video(video_graph.pull_all())
+    if audio is not None:
+        if audio_graph is None:
+            raise UndecodableError("undecodable audio stream: no audio frame decoded")
+        audio_graph.push(None)
+        feed_audio(audio_graph.pull_all())
+    if out_frames < expected_frames // 2:
+        raise UndecodableError(
+            f"undecodable video stream: only {out_frames} of {expected_frames} frames decoded"
+        )
+    return {
+        "packets": stats.packets,
+        "decoded_video_frames": stats.video_frames,
+        "decoded_audio_frames": stats.audio_frames,
+        "decode_errors": stats.errors,
+        "output_frames": out_frames,
+        "expected_frames": expected_frames,
+    }
+
+
+def transcode(
+    input_path: str | Path,
+    outdir: str | Path,
+    options: TranscodeOptions | None = None,
+    progress: ProgressFn | None = None,
+    taps: Sequence[FrameConsumer] = (),
+) -> dict[str, Any]:
+    """Run the whole job; return the report (also written to OUTDIR/report.json)."""
+    options = options or TranscodeOptions()
+    input_path, outdir = Path(input_path), Path(outdir)
+    clock = StageClock()
+    started = time.perf_counter()
+    source = clock.run("probe", lambda: probe_and_check(input_path, options.policy))
+    rungs = choose_ladder(source)
+    audio_rung = AudioRung() if source.audio is not None else None
+    profile = select_encoder(options.encoder)
+    frame_rate = source.output_frame_rate
+    gop = gop_frames_for(frame_rate, options.segment_seconds)
+    settings = [profile.settings(rung, frame_rate, gop, options.preset) for rung in rungs]
+    staging = prepare_outdir(outdir)
+    try:
+        video = [
+            VideoEncoder(staging / rung.name, rung, s, options.segment_seconds)
+            for rung, s in zip(rungs, settings, strict=True)
+        ]
+        audio = (
+            AudioEncoder(staging / audio_rung.name, audio_rung, options.segment_seconds)
+            if audio_rung is not None
+            else None
+        )
+        encoders = [*video, *([audio] if audio is not None else [])]
+        thumbnails = ThumbnailTap(staging)
+        for encoder in encoders:
+            encoder.start()
+        try:
+            decode_stats = clock.run(
+                "decode_encode",
+                lambda: run_single_pass(
+                    source,
+                    staging,
+                    video,
+                    audio,
+                    frame_rate,
+                    options,
+                    [thumbnails, *taps],
+                    progress,
+                ),
+            )
+        finally:
+            clock.run("encoder_flush", lambda: [encoder.finish() for encoder in encoders])
+        output_duration = decode_stats["output_frames"] / frame_rate
+        thumbs = clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
+
+        def package() -> tuple[list[Any], Any]:
+            tracks = [describe_track(staging / rung.name, rung.name) for rung in rungs]
+            audio_track = (
+                describe_track(staging / audio_rung.name, audio_rung.name)
+                if audio_rung is not None
+                else None
+            )
+            write_manifests(staging, tracks, audio_track)
+            return tracks, audio_track
+
+        video_tracks, audio_track = clock.run("package", package)
+        clock.seconds["total"] = round(time.perf_counter() - started, 4)
+        report = build_report(
+            source,
+            rungs,
+            settings,
+            audio_rung,
+            video_tracks,
+            audio_track,
+            frame_rate,
+            decode_stats,
+            thumbs,
+            clock.seconds,
+            staging,
+        )
+        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        publish_outdir(staging, outdir)
+        return report
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,81 @@
+"""report.json: what the job saw, chose, wrote and how long each stage took."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from engine.encoders import EncoderSettings
+from engine.source import SourceInfo, fraction_text
+from ladders.model import AudioRung, Rung
+from packager.model import Track
+
+REPORT_VERSION = 1
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def rendition_report(track: Track, folder: Path) -> dict[str, Any]:
+    durations = [round(float(s.seconds(track.timescale)), 6) for s in track.segments]
+    return {
+        "codecs": track.codecs,
+        "average_bitrate": track.average_bandwidth,
+        "peak_bitrate": track.peak_bandwidth,
+        "segment_count": len(track.segments),
+        "segment_durations": durations,
+        "duration": round(float(track.duration), 6),
+        "bytes": folder_bytes(folder),
+    }
+
+
+def build_report(
+    source: SourceInfo,
+    rungs: Sequence[Rung],
+    settings: Sequence[EncoderSettings],
+    audio_rung: AudioRung | None,
+    video_tracks: Sequence[Track],
+    audio_track: Track | None,
+    frame_rate: Fraction,
+    decode_stats: dict[str, Any],
+    thumbnails: dict[str, Any],
+    stages: dict[str, float],
+    outdir: Path,
+) -> dict[str, Any]:
+    ladder_video = [
+        {"name": r.name, "width": r.width, "height": r.height, **s.to_json()}
+        for r, s in zip(rungs, settings, strict=True)
+    ]
+    ladder_audio = (
+        {
+            "name": audio_rung.name,
+            "codec": audio_rung.codec,
+            "bitrate": audio_rung.bitrate,
+            "sample_rate": audio_rung.sample_rate,
+            "channels": audio_rung.channels,
+        }
+        if audio_rung is not None
+        else None
+    )
+    renditions = {t.id: rendition_report(t, outdir / t.id) for t in video_tracks}
+    if audio_track is not None:
+        renditions[audio_track.id] = rendition_report(audio_track, outdir / audio_track.id)
+    return {
+        "version": REPORT_VERSION,
+        "source": source.to_json(),
+        "output": {
+            "frame_rate": fraction_text(frame_rate),
+            "segment_seconds": settings[0].gop_seconds if settings else None,
+            "hls": "master.m3u8",
+            "dash": "manifest.mpd",
+            **thumbnails,
+        },
+        "ladder": {"video": ladder_video, "audio": ladder_audio},
+        "renditions": renditions,
+        "decode": decode_stats,
+        "bytes_written": folder_bytes(outdir),
+        "stages": stages,
+    }

@@ -1,0 +1,116 @@
+"""Run a job in a child process with a wall-clock and memory budget.
+
+Untrusted media is hostile input: a file crafted to make a decoder spin or allocate without
+end must cost a bounded amount of time and memory and never take the worker down. The child
+gets an address-space limit (RLIMIT_AS); the parent kills it when the deadline passes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import queue
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av.error
+
+from engine.errors import EngineError, ResourceLimitError
+
+ProgressFn = Callable[[float], None]
+
+
+def _child(
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    memory_bytes: int,
+    conn: Any,
+    progress: Any,
+) -> None:
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    try:
+        result = target(*args, progress=progress.put_nowait if progress is not None else None)
+        message: tuple[str, Any] = ("ok", result)
+    except (MemoryError, av.error.MemoryError):
+        message = ("err", ResourceLimitError("decoding needed more memory than the policy allows"))
+    except BaseException as exc:  # everything is reported to the parent, which re-raises it
+        message = ("err", exc)
+    try:
+        conn.send(message)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        conn.send(("err", EngineError(f"{type(message[1]).__name__}: {message[1]}")))
+    conn.close()
+
+
+def run_limited(
+    target: Callable[..., Any],
+    *args: Any,
+    wall_seconds: float,
+    memory_bytes: int,
+    progress: ProgressFn | None = None,
+) -> Any:
+    """Call `target(*args, progress=...)` in a spawned child and return its result.
+
+    Raises what the child raised; `ResourceLimitError` when it ran past `wall_seconds` or out
+    of memory; `EngineError` when it died without an answer.
+    """
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    progress_queue = ctx.Queue() if progress is not None else None
+    env_arena = os.environ.get("MALLOC_ARENA_MAX")
+    os.environ["MALLOC_ARENA_MAX"] = "2"  # glibc arenas reserve address space per thread
+    try:
+        process = ctx.Process(
+            target=_child,
+            args=(target, args, memory_bytes, child_conn, progress_queue),
+            daemon=True,
+        )
+        process.start()
+    finally:
+        if env_arena is None:
+            os.environ.pop("MALLOC_ARENA_MAX", None)
+        else:
+            os.environ["MALLOC_ARENA_MAX"] = env_arena
+    child_conn.close()
+    deadline = time.monotonic() + wall_seconds
+    try:
+        while True:
+            if progress_queue is not None and progress is not None:
+                _drain(progress_queue, progress)
+            if parent_conn.poll(0.1):
+                try:
+                    status, value = parent_conn.recv()
+                except EOFError:
+                    break
+                process.join(5)
+                if status == "ok":
+                    return value
+                raise value
+            if not process.is_alive():
+                break
+            if time.monotonic() > deadline:
+                raise ResourceLimitError(
+                    f"processing took longer than the policy allows ({wall_seconds:g} s)"
+                )
+        process.join(1)
+        raise EngineError(f"the job's process died without an answer (exit {process.exitcode})")
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        parent_conn.close()
+
+
+def _drain(progress_queue: Any, progress: ProgressFn) -> None:
+    latest = None
+    while True:
+        try:
+            latest = progress_queue.get_nowait()
+        except queue.Empty:
+            break
+    if latest is not None:
+        progress(latest)
