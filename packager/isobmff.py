@@ -269,7 +269,10 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
     """
     start: int | None = None
     durations: list[int] = []
-    for moof in (box for box in iter_boxes(data) if box.type == "moof"):
+    boxes = list(iter_boxes(data))
+    if not any(box.type == "mdat" for box in boxes):
+        raise MalformedSegmentError("no mdat box")
+    for moof in (box for box in boxes if box.type == "moof"):
         for traf in (box for box in iter_boxes(moof.payload) if box.type == "traf"):
             header = parse_tfhd(require_box(traf.payload, "tfhd", "traf").payload)
             if header.track_id != track_id:

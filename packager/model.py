@@ -6,9 +6,13 @@ from what the encoder was asked to do: durations come from `tfdt`/`trun`, sizes 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
+
+from packager.errors import PackagerError
 
 TrackKind = Literal["video", "audio"]
 
@@ -78,3 +82,36 @@ INIT_NAME = "init.mp4"
 HLS_MEDIA_PLAYLIST = "index.m3u8"
 HLS_MASTER = "master.m3u8"
 DASH_MANIFEST = "manifest.mpd"
+
+_TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_presentation(video_tracks: Sequence[Track], audio: Track | None) -> None:
+    """Refuse a set of tracks no manifest can describe.
+
+    Ids become folder names and URI path segments, so they must be unique and URL-safe; every
+    track needs at least one segment; kinds must match their role.
+    """
+    if not video_tracks:
+        raise PackagerError("a presentation needs at least one video track")
+    tracks = [*video_tracks, *([audio] if audio else [])]
+    ids = [t.id for t in tracks]
+    if len(set(ids)) != len(ids):
+        raise PackagerError(f"track ids are not unique: {ids}")
+    for track in tracks:
+        if not _TRACK_ID.match(track.id):
+            raise PackagerError(f"track id {track.id!r} is not a safe folder/URI name")
+        if not track.segments:
+            raise PackagerError(f"track {track.id!r} has no segments")
+    if any(t.kind != "video" for t in video_tracks) or (audio and audio.kind != "audio"):
+        raise PackagerError("video_tracks must all be video and audio must be audio")
+
+
+def order_variants(video_tracks: Sequence[Track]) -> list[Track]:
+    """Video tracks in manifest order: lowest peak bandwidth first.
+
+    RFC 8216 leaves the first choice to the client, and Safari and hls.js start with the first
+    variant listed, so playback starts fast and ABR climbs from there. The MPD lists its
+    Representations in the same order.
+    """
+    return sorted(video_tracks, key=lambda t: (t.peak_bandwidth, t.height, t.width, t.id))
