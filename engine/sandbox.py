@@ -87,6 +87,8 @@ def run_limited(
                 except EOFError:
                     break
                 process.join(5)
+                if progress_queue is not None and progress is not None:
+                    _drain(progress_queue, progress)
                 if status == "ok":
                     return value
                 raise value

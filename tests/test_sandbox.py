@@ -1,0 +1,72 @@
+"""The bounded child process that every job runs in."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from engine.errors import EngineError, NotMediaError, ResourceLimitError
+from engine.sandbox import run_limited
+
+GIB = 1024**3
+
+
+def sleeper(seconds: float, progress=None) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+def hog(gib: int, progress=None) -> int:
+    block = np.ones(gib * GIB // 8)
+    return int(block.sum())
+
+
+def rejecter(progress=None) -> None:
+    raise NotMediaError("not a media file: test")
+
+
+def reporter(progress=None) -> str:
+    for step in range(5):
+        progress(step / 4)
+        time.sleep(0.05)
+    return "done"
+
+
+def crasher(progress=None) -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_result_comes_back() -> None:
+    assert run_limited(sleeper, 0.01, wall_seconds=30, memory_bytes=2 * GIB) == "woke"
+
+
+def test_wall_time_is_bounded() -> None:
+    started = time.monotonic()
+    with pytest.raises(ResourceLimitError, match="longer than"):
+        run_limited(sleeper, 60, wall_seconds=2, memory_bytes=2 * GIB)
+    assert time.monotonic() - started < 20
+
+
+def test_memory_is_bounded() -> None:
+    with pytest.raises(ResourceLimitError, match="memory"):
+        run_limited(hog, 4, wall_seconds=60, memory_bytes=1 * GIB)
+
+
+def test_rejections_keep_their_class() -> None:
+    with pytest.raises(NotMediaError, match="test"):
+        run_limited(rejecter, wall_seconds=30, memory_bytes=2 * GIB)
+
+
+def test_progress_reaches_the_parent() -> None:
+    seen: list[float] = []
+    assert run_limited(reporter, wall_seconds=30, memory_bytes=2 * GIB, progress=seen.append)
+    assert seen and seen[-1] <= 1.0
+
+
+def test_a_dead_child_is_our_failure() -> None:
+    with pytest.raises(EngineError, match="died"):
+        run_limited(crasher, wall_seconds=30, memory_bytes=2 * GIB)
