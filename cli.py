@@ -29,9 +29,8 @@ class ProgressBar:
         width = 30
         filled = round(width * fraction)
         elapsed = time.monotonic() - self.started
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {elapsed:5.1f}s"
-        )
+        bar = "#" * filled + "." * (width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {elapsed:5.1f}s")
         self.stream.flush()
 
     def done(self) -> None:

@@ -100,7 +100,7 @@ class VideoGraph:
 
 
 class AudioGraph:
-    """decoded audio in → 48 kHz stereo fltp frames of 1024 samples, exactly `total_samples` long."""
+    """decoded audio in → 48 kHz stereo fltp frames of 1024 samples, `total_samples` long."""
 
     def __init__(self, template: Any, time_base: Fraction, rung: AudioRung, total_samples: int):
         graph = av.filter.Graph()
