@@ -1,0 +1,236 @@
+"""Play an output folder in a real Chromium and say what the browser saw.
+
+    result = play(outdir, "hlsjs")          # or "native", "dashjs"
+    assert not result.failures(), result.summary()
+
+`play` serves OUTDIR on a loopback port (tests/player is mounted at /_player/ so the player
+page and the hls.js / dash.js builds are same-origin) and runs `node tests/player/play.mjs`,
+which drives /usr/bin/chromium through playwright-core. The player libraries are pinned in
+tests/player/package-lock.json and installed with `npm ci --prefix tests/player`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.static_server import StaticServer
+
+PLAYER_DIR = Path(__file__).resolve().parents[1] / "player"
+PLAY_SCRIPT = PLAYER_DIR / "play.mjs"
+CHROMIUM = Path("/usr/bin/chromium")
+MODES = ("hlsjs", "native", "dashjs")
+INSTALL_COMMAND = "npm ci --prefix tests/player"
+
+# What play.mjs and player.js load from node_modules; a missing one is an install problem.
+_REQUIRED_MODULE_FILES = (
+    "playwright-core/package.json",
+    "hls.js/dist/hls.min.js",
+    "dashjs/dist/modern/umd/dash.all.min.js",
+)
+# Beyond the caller's playback timeout: browser start-up and shutdown on a slow 2-core machine.
+_PROCESS_GRACE_S = 45.0
+_TERMINATE_GRACE_S = 15.0
+
+
+class PlayerHarnessError(RuntimeError):
+    """The harness could not produce a result (as opposed to: the video did not play)."""
+
+
+class PlayerNotInstalledError(PlayerHarnessError):
+    """A piece the harness needs is missing; the message says which and how to install it."""
+
+
+@dataclass(frozen=True)
+class PlaybackResult:
+    """What play.mjs printed, with Python names. `raw` keeps the JSON line as it came."""
+
+    mode: str
+    src: str
+    played: bool
+    current_time: float
+    duration: float | None
+    video_width: int
+    video_height: int
+    decoded_frames: int | None
+    dropped_frames: int | None
+    video_decoded_bytes: int | None  # HTMLVideoElement.webkitVideoDecodedByteCount
+    audio_decoded_bytes: int | None  # HTMLVideoElement.webkitAudioDecodedByteCount
+    errors: list[dict[str, Any]]
+    levels: list[dict[str, Any]]
+    audio_tracks: list[dict[str, Any]]
+    current_level: int | str | None
+    timed_out: bool
+    elapsed_s: float
+    browser_version: str | None
+    requests: list[str] = field(default_factory=list)  # paths the server answered, in order
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], requests: Sequence[str] = ()) -> PlaybackResult:
+        return cls(
+            mode=data["mode"],
+            src=data["src"],
+            played=bool(data["played"]),
+            current_time=float(data["currentTime"]),
+            duration=data.get("duration"),
+            video_width=int(data.get("videoWidth") or 0),
+            video_height=int(data.get("videoHeight") or 0),
+            decoded_frames=data.get("decodedFrames"),
+            dropped_frames=data.get("droppedFrames"),
+            video_decoded_bytes=data.get("webkitVideoDecodedByteCount"),
+            audio_decoded_bytes=data.get("webkitAudioDecodedByteCount"),
+            errors=list(data.get("errors") or []),
+            levels=list(data.get("levels") or []),
+            audio_tracks=list(data.get("audioTracks") or []),
+            current_level=data.get("currentLevel"),
+            timed_out=bool(data.get("timedOut")),
+            elapsed_s=float(data.get("elapsedMs") or 0) / 1000,
+            browser_version=data.get("browserVersion"),
+            requests=list(requests),
+            raw=dict(data),
+        )
+
+    @property
+    def fatal_errors(self) -> list[dict[str, Any]]:
+        return [error for error in self.errors if error.get("fatal") is True]
+
+    def failures(self, min_time: float = 2.0) -> list[str]:
+        """Why this does not count as a clean playback; empty when it does."""
+        found: list[str] = []
+        if not self.played or self.current_time <= min_time:
+            found.append(f"currentTime reached {self.current_time:.2f} s, not > {min_time} s")
+        if not self.decoded_frames:
+            found.append("no video frames decoded")
+        if not self.video_decoded_bytes:
+            found.append("no video bytes decoded")
+        if not self.audio_decoded_bytes:
+            found.append("no audio bytes decoded")
+        if self.errors:
+            found.append(f"{len(self.errors)} error(s): {self.errors[:5]}")
+        return found
+
+    def summary(self) -> str:
+        return json.dumps({**self.raw, "requests": self.requests}, indent=1, default=str)
+
+
+def ensure_player_installed(chromium: Path = CHROMIUM) -> None:
+    """Raise PlayerNotInstalledError naming the first missing piece; return when all are there."""
+    if not (chromium.is_file() and os.access(chromium, os.X_OK)):
+        raise PlayerNotInstalledError(
+            f"no Chromium at {chromium}: install it with `apt-get install -y chromium`"
+        )
+    if shutil.which("node") is None:
+        raise PlayerNotInstalledError("no `node` on PATH: install Node.js 20 or newer")
+    modules = PLAYER_DIR / "node_modules"
+    for relative in _REQUIRED_MODULE_FILES:
+        if not (modules / relative).is_file():
+            raise PlayerNotInstalledError(
+                f"missing {modules / relative}: run `{INSTALL_COMMAND}` from the repository root"
+            )
+
+
+def play(outdir: Path, mode: str, timeout: float = 60, until: float = 2.0) -> PlaybackResult:
+    """Serve `outdir` on loopback and play master.m3u8 (hlsjs, native) or manifest.mpd (dashjs).
+
+    Waits until the video's currentTime passes `until` seconds, a fatal error, or `timeout`
+    seconds. Raises PlayerHarnessError when no result comes back at all.
+    """
+    ensure_player_installed()
+    outdir = Path(outdir)
+    with StaticServer(outdir, {"/_player/": PLAYER_DIR}) as server:
+        data = _run_play_script(server.url(), mode, timeout, until)
+        return PlaybackResult.from_json(data, server.requests)
+
+
+def play_url(
+    base_url: str,
+    mode: str,
+    timeout: float = 60,
+    until: float = 2.0,
+    *,
+    src: str | None = None,
+    player_url: str | None = None,
+) -> PlaybackResult:
+    """Play a folder some other server already serves (an nginx edge, an origin).
+
+    `src` plays that manifest URL (resolved against `base_url`; a signed URL, say) instead of
+    master.m3u8 / manifest.mpd. Without `player_url` the server must serve tests/player at
+    /_player/; otherwise the page comes from `player_url` and the media needs CORS headers.
+    """
+    ensure_player_installed()
+    extra = [*(["--src", src] if src else []), *(["--player", player_url] if player_url else [])]
+    return PlaybackResult.from_json(_run_play_script(base_url, mode, timeout, until, extra))
+
+
+def _run_play_script(
+    base_url: str, mode: str, timeout: float, until: float, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    command = [
+        "node",
+        str(PLAY_SCRIPT),
+        "--base",
+        base_url,
+        "--mode",
+        mode,
+        "--timeout",
+        str(timeout),
+        "--until",
+        str(until),
+        "--chromium",
+        str(CHROMIUM),
+        *extra,
+    ]
+    # A session of its own, so a hung run can be ended with every browser process it started.
+    process = subprocess.Popen(
+        command,
+        cwd=PLAYER_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout + _PROCESS_GRACE_S)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = _stop(process)
+        raise PlayerHarnessError(
+            f"play.mjs ({mode}) did not finish within {timeout + _PROCESS_GRACE_S:.0f} s; "
+            f"stderr:\n{stderr[-4000:]}"
+        ) from None
+    except BaseException:
+        _stop(process)
+        raise
+    if process.returncode != 0:
+        raise PlayerHarnessError(
+            f"play.mjs ({mode}) exited with {process.returncode}; stderr:\n{stderr[-4000:]}"
+        )
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        raise PlayerHarnessError(f"play.mjs ({mode}) printed no result; stderr:\n{stderr[-4000:]}")
+    try:
+        parsed: dict[str, Any] = json.loads(lines[-1])
+    except json.JSONDecodeError as error:
+        raise PlayerHarnessError(f"play.mjs ({mode}) printed no JSON: {lines[-1]!r}") from error
+    return parsed
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM first (play.mjs then closes Chromium and removes its profile), then SIGKILL."""
+    process.terminate()
+    try:
+        return process.communicate(timeout=_TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()
