@@ -15,6 +15,7 @@ from packager.model import DASH_MANIFEST, HLS_MASTER, HLS_MEDIA_PLAYLIST, Track,
 
 
 def write_text_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.partial")
     temp.write_text(text, encoding="utf-8", newline="\n")
     temp.replace(path)
@@ -23,7 +24,8 @@ def write_text_atomically(path: Path, text: str) -> None:
 def write_manifests(outdir: Path, video_tracks: Sequence[Track], audio: Track | None) -> None:
     """Write every track's `index.m3u8`, then `manifest.mpd` and `master.m3u8`, under `outdir`.
 
-    Track folders (`outdir/<track.id>/`) must already hold the segments the tracks describe.
+    The tracks should describe the segments already in `outdir/<track.id>/`; folders are
+    created if missing, so renderings of hand-built tracks can be written too.
     """
     outdir = Path(outdir)
     check_presentation(video_tracks, audio)
