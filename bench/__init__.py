@@ -1,0 +1,1 @@
+"""Benchmark: reelforge against the ffmpeg command a user would run instead (see README.md)."""
