@@ -13,60 +13,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
-from packager.cmaf import FragmentSink, describe_track, muxer_options
+from packager.cmaf import FragmentSink, describe_track
 from packager.manifests import write_manifests
 from packager.model import Track
+from tests.packager.encode import encode_audio, encode_video, sps_profile_level
 
 FPS, GOP, SECONDS, RATE = 30, 60, 3, 48000
 WIDTH, HEIGHT = 320, 240
-
-
-def encode_video(sink: FragmentSink) -> bytes:
-    """3 s of a moving bar, an IDR forced every GOP; returns the encoder's avcC."""
-    with av.open(sink, "w", format="mp4", options=muxer_options("video", 2.0)) as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0",
-                          "forced-idr": "1", "preset": "veryfast"}
-        for i in range(FPS * SECONDS):
-            pixels = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
-            pixels[:, (i * 5) % (WIDTH - 24):][:, :24] = (250, 200, 30)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = i
-            frame.pict_type = (av.video.frame.PictureType.I if i % GOP == 0
-                               else av.video.frame.PictureType.NONE)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-        return bytes(stream.codec_context.extradata or b"")
-
-
-def sps_profile_level(extradata: bytes) -> bytes:
-    """profile_idc, constraint flags, level_idc from the encoder's own SPS (H.264 §7.3.2.1.1).
-
-    PyAV hands libx264's extradata over in Annex B form (start codes), not as avcC.
-    """
-    if extradata[:1] == b"\x01":  # already an AVCDecoderConfigurationRecord
-        return extradata[1:4]
-    start = extradata.index(b"\x00\x00\x01\x67") + 4
-    return extradata[start : start + 3]
-
-
-def encode_audio(sink: FragmentSink) -> None:
-    """3 s of a 440 Hz stereo sine as AAC-LC 48 kHz."""
-    with av.open(sink, "w", format="mp4", options=muxer_options("audio", 2.0)) as container:
-        stream = container.add_stream("aac", rate=RATE, layout="stereo")
-        stream.bit_rate = 96_000
-        t = np.arange(RATE * SECONDS) / RATE
-        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-        for start in range(0, len(wave), 1024):
-            chunk = np.ascontiguousarray(np.stack([wave[start:start + 1024]] * 2))
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = RATE, start
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +29,9 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Track, Track, b
     """Encode once per module: (outdir, video track, audio track, encoder extradata)."""
     outdir = tmp_path_factory.mktemp("job")
     with FragmentSink(outdir / "v240") as sink:
-        avcc = encode_video(sink)
+        avcc = encode_video(sink, WIDTH, HEIGHT, SECONDS, fps=FPS, gop=GOP)
     with FragmentSink(outdir / "audio") as sink:
-        encode_audio(sink)
+        encode_audio(sink, SECONDS, rate=RATE)
     video = describe_track(outdir / "v240", "v240")
     audio = describe_track(outdir / "audio", "audio")
     write_manifests(outdir, [video], audio)
@@ -109,7 +64,7 @@ def test_every_video_segment_starts_with_a_keyframe(job: tuple[Path, Track, Trac
     outdir = job[0] / "v240"
     init = (outdir / "init.mp4").read_bytes()
     for path in sorted(outdir.glob("*.m4s")):
-        with av.open(io.BytesIO(init + path.read_bytes()), format="mp4") as container:
+        with av.open(io.BytesIO(init + path.read_bytes()), "r", format="mp4") as container:
             first = next(container.demux(container.streams.video[0]))
             assert first.is_keyframe, path.name
 
