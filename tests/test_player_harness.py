@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.player import MODES, PlaybackResult, ensure_player_installed, play
+from tests.support import player
+from tests.support.player import (
+    MODES,
+    PlaybackResult,
+    PlayerNotInstalledError,
+    ensure_player_installed,
+    play,
+)
 from tests.support.static_server import StaticServer, content_type_for, parse_range
 
 PLAY_TIMEOUT_S = 60
@@ -129,6 +136,19 @@ def test_corrupt_segment_is_reported(broken_copy: Path, mode: str) -> None:
 
     assert result.failures(), result.summary()
     assert result.errors, result.summary()
+
+
+def test_a_missing_browser_is_named(tmp_path: Path) -> None:
+    with pytest.raises(PlayerNotInstalledError, match="apt-get install -y chromium"):
+        ensure_player_installed(chromium=tmp_path / "chromium")
+
+
+def test_missing_player_libraries_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(player, "PLAYER_DIR", tmp_path)
+    with pytest.raises(PlayerNotInstalledError, match=r"npm ci --prefix tests/player"):
+        ensure_player_installed()
 
 
 def test_play_result_reads_the_script_output() -> None:

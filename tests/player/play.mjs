@@ -42,6 +42,7 @@ const CHROMIUM_ARGS = [
 const POLL_MS = 250;
 const LAUNCH_TIMEOUT_MS = 30_000;
 const CLOSE_TIMEOUT_MS = 10_000;
+const EVALUATE_TIMEOUT_MS = 10_000;
 
 class UsageError extends Error {}
 
@@ -188,10 +189,12 @@ async function play(options) {
       );
     }
 
-    let state = await page.evaluate(readState);
+    // A hung renderer must not hang the harness: each read gets a bound of its own.
+    const read = () => withTimeout(page.evaluate(readState), EVALUATE_TIMEOUT_MS, 'reading the page');
+    let state = await read();
     let timedOut = true;
     while (Date.now() < deadline) {
-      state = await page.evaluate(readState);
+      state = await read();
       if (state.currentTime > options.until) {
         timedOut = false;
         break;
