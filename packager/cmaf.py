@@ -17,6 +17,7 @@ from typing import Any
 from packager.codecs import SampleDescription, describe_sample_entry
 from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
 from packager.isobmff import (
+    find_box,
     iter_boxes,
     parse_hdlr,
     parse_mdhd,
@@ -88,9 +89,10 @@ def read_init(data: bytes) -> InitInfo:
     if not entries:
         raise MalformedSegmentError(f"{INIT_NAME}: stsd has no sample entry")
     sample = describe_sample_entry(entries[0])
-    defaults = [parse_trex(box.payload) for box in iter_boxes(moov.payload) if box.type == "mvex"
-                for box in iter_boxes(box.payload) if box.type == "trex"]
-    trex = next((t.default_sample_duration for t in defaults if t.track_id == tkhd.track_id), 0)
+    mvex = find_box(moov.payload, "mvex")
+    extends = [parse_trex(b.payload) for b in iter_boxes(mvex.payload if mvex else b"")
+               if b.type == "trex"]
+    trex = next((t.default_sample_duration for t in extends if t.track_id == tkhd.track_id), 0)
     return InitInfo(
         track_id=tkhd.track_id,
         kind=_HANDLERS[handler],
@@ -124,9 +126,10 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
     """
     track_dir = Path(track_dir)
     try:
-        info = read_init((track_dir / INIT_NAME).read_bytes())
+        init = (track_dir / INIT_NAME).read_bytes()
     except FileNotFoundError as exc:
         raise PackagerError(f"{track_dir}: no {INIT_NAME}") from exc
+    info = read_init(init)
     paths = list_segment_files(track_dir)
     if not paths:
         raise PackagerError(f"{track_dir}: no segments")
@@ -156,7 +159,7 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         codecs=info.sample.codecs,
         timescale=info.timescale,
         segments=tuple(segments),
-        init_size=(track_dir / INIT_NAME).stat().st_size,
+        init_size=len(init),
         language=info.language,
         **media,
     )

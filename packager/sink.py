@@ -97,13 +97,14 @@ class FragmentSink:
         size = len(view)
         while view:
             if self._box is None:
-                self._pending_header += view
-                header = read_box_header(self._pending_header)
+                if self._pending_header:  # a header split across calls: join the pieces
+                    view = memoryview(bytes(self._pending_header + view))
+                    self._pending_header.clear()
+                header = read_box_header(view)
                 if header is None:
+                    self._pending_header += view
                     break
-                self._start_box(header)
-                view = memoryview(bytes(self._pending_header))
-                self._pending_header.clear()
+                self._start_box(header)  # the header bytes stay in `view` and go to the file
                 continue
             taken = min(self._remaining, len(view))
             if self._target is not None:
