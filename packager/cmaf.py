@@ -33,8 +33,10 @@ from packager.sink import FragmentSink
 __all__ = ["FragmentSink", "describe_track", "muxer_options"]
 
 # empty_moov: ftyp+moov up front with no samples; default_base_moof: data offsets relative to
-# the moof (needed once a fragment is its own file); cmaf: `cmfc` brand, no edit list, signed
-# composition offsets (trun v1); skip_sidx/skip_trailer: no sidx, no mfra at the end.
+# the moof (needed once a fragment is its own file); skip_sidx/skip_trailer: no sidx, no mfra.
+# cmaf: `cmfc` brand and signed composition offsets (trun v1) with the first sample at offset
+# 0. Fragmented output never gets an edit list, so without it x264's B-frame delay shows up as
+# video starting 2 frames after audio (trun v0, first offset +2 frames).
 _COMMON_FLAGS = ("empty_moov", "default_base_moof", "cmaf", "skip_sidx", "skip_trailer")
 _HANDLERS: dict[str, TrackKind] = {"vide": "video", "soun": "audio"}
 _SEGMENT_FILE = re.compile(r"^(\d{5})\.m4s$")
