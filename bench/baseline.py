@@ -161,9 +161,7 @@ def ladder_command(
             f"trim=end_frame=1[poster]"
         )
         (tw, th), (columns, rows) = plan.thumbnail_size, plan.storyboard_grid
-        graph.append(
-            f"[s]fps=1/{THUMB_INTERVAL:g},scale={tw}:{th},tile={columns}x{rows}[sprite]"
-        )
+        graph.append(f"[s]fps=1/{THUMB_INTERVAL:g},scale={tw}:{th},tile={columns}x{rows}[sprite]")
     command = [ffmpeg, *QUIET, "-i", plan.source.path, "-filter_complex", ";".join(graph)]
     for i in range(len(rungs)):
         command += ["-map", f"[v{i}]"]

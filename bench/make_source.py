@@ -100,9 +100,7 @@ def plan_pieces(clips: list[Clip], seconds: float) -> list[Piece]:
         usable = clip.duration - 0.1  # stay clear of a last frame that may not decode
         start = (visits[index] * PIECE_SECONDS) % max(usable - 1.0, 1.0)
         visits[index] += 1
-        frames = min(
-            math.floor(min(PIECE_SECONDS, usable - start) * FPS), total_frames - done
-        )
+        frames = min(math.floor(min(PIECE_SECONDS, usable - start) * FPS), total_frames - done)
         if frames < FPS // 2:
             if all(c.duration < 1.0 for c in clips):
                 raise SourceBuildError("every clip is shorter than a second")
@@ -168,6 +166,13 @@ def source_path(seconds: float, work_dir: Path = WORK_DIR) -> Path:
     return work_dir / f"source-{Fraction(seconds).limit_denominator(1000)}s.mp4".replace("/", "_")
 
 
+def is_cached(output: Path, key: str) -> bool:
+    sidecar = output.with_suffix(".json")
+    return (
+        output.is_file() and sidecar.is_file() and json.loads(sidecar.read_text()).get("key") == key
+    )
+
+
 def build_source(
     seconds: float,
     work_dir: Path = WORK_DIR,
@@ -195,10 +200,8 @@ def build_source(
         "ffmpeg": ffmpeg_version(ffmpeg),
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    sidecar = output.with_suffix(".json")
-    if not force and output.is_file() and sidecar.is_file():
-        if json.loads(sidecar.read_text()).get("key") == key:
-            return output
+    if not force and is_cached(output, key):
+        return output
     work_dir.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.mp4")
     command = build_command(clips, pieces, partial, ffmpeg)
@@ -212,7 +215,9 @@ def build_source(
         partial.unlink(missing_ok=True)
         raise SourceBuildError(f"built {frames} frames, expected {expected}")
     partial.replace(output)
-    sidecar.write_text(json.dumps({"key": key, "frames": frames, **recipe}, indent=2) + "\n")
+    output.with_suffix(".json").write_text(
+        json.dumps({"key": key, "frames": frames, **recipe}, indent=2) + "\n"
+    )
     return output
 
 

@@ -96,7 +96,7 @@ def run_measured(
         sampler.stop()
     finally:
         for handle in (out, err):
-            if handle is not subprocess.DEVNULL:
+            if not isinstance(handle, int):
                 handle.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     max_single = usage.ru_maxrss * 1024  # Linux reports kilobytes

@@ -1,0 +1,281 @@
+"""Benchmark `reelforge transcode` against the one-process ffmpeg command a user would run.
+
+    .venv/bin/python bench/run.py --seconds 30 --rounds 5
+
+Each round runs, in turn (order reversed every other round): reelforge's whole job, the
+ffmpeg whole job (ladder + HLS/DASH + poster + storyboard), the ffmpeg ladder alone, and the
+x264 floor (the same encoders fed pre-scaled raw frames). Medians go to a Markdown table on
+stdout and, with every run, to bench/results.json. A last pass measures peak memory on a
+60 s source (`--memory-seconds`). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` and the engine importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import av
+
+from bench import baseline
+from bench.make_source import MEDIA_DIR, WORK_DIR, build_source, ffmpeg_version
+from bench.measure import Measurement, run_measured
+from bench.table import render_table
+from engine.encoders import DEFAULT_PRESET
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+VARIANTS = ("reelforge", "ffmpeg", "ffmpeg_ladder", "x264_floor")
+
+
+class BenchError(RuntimeError):
+    """A benchmarked command failed: the figures would mean nothing."""
+
+
+def reelforge_binary() -> str:
+    beside = Path(sys.executable).parent / "reelforge"
+    found = str(beside) if beside.exists() else shutil.which("reelforge")
+    if found is None:
+        raise BenchError("no `reelforge` command: `pip install -e .` in the venv first")
+    return found
+
+
+def reelforge_command(source: Path, outdir: Path, preset: str) -> list[str]:
+    """The CLI with the encoder pinned to libx264 (`auto` would pick NVENC on a GPU host)."""
+    return [
+        reelforge_binary(), "transcode", str(source), str(outdir), "--json",
+        "--encoder", "libx264", "--preset", preset,
+        "--segment-seconds", f"{baseline.SEGMENT_SECONDS:g}",
+    ]  # fmt: skip
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def ladder_signature(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    keys = ("width", "height", "crf", "maxrate", "bufsize", "gop_frames", "preset")
+    return [tuple(row[k] for k in keys) for row in rows]
+
+
+def plan_signature(plan: baseline.LadderPlan) -> list[tuple[Any, ...]]:
+    return [
+        (r.width, r.height, s.crf, s.maxrate, s.bufsize, s.gop_frames, s.preset)
+        for r, s in zip(plan.rungs, plan.settings, strict=True)
+    ]
+
+
+def run_once(variant: str, command: list[str], outdir: Path, logs: Path) -> dict[str, Any]:
+    """One measured run; the output folder is made fresh for it."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    if variant != "reelforge":  # reelforge wants to create its output folder itself
+        outdir.mkdir(parents=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    stdout, stderr = logs / f"{variant}.out", logs / f"{variant}.err"
+    load = os.getloadavg()[0]
+    measured: Measurement = run_measured(command, stdout=stdout, stderr=stderr)
+    if measured.returncode != 0:
+        tail = stderr.read_text(errors="replace")[-2000:]
+        raise BenchError(f"{variant} exited {measured.returncode}:\n{tail}")
+    result: dict[str, Any] = {**measured.to_json(), "load_before": round(load, 2)}
+    if variant == "reelforge":
+        report = json.loads((outdir / "report.json").read_text())
+        result["stages"] = report["stages"]
+        result["ladder"] = report["ladder"]["video"]
+        result["output_bytes"] = report["bytes_written"]
+    elif variant != "x264_floor":
+        result["output_bytes"] = folder_bytes(outdir)
+    return result
+
+
+def prepare_raw(plan: baseline.LadderPlan, rawdir: Path, ffmpeg: str) -> None:
+    """Decode + scale once to raw yuv420p per rung (untimed); reused while the marker holds."""
+    command = baseline.raw_prepare_command(plan, rawdir, ffmpeg)
+    marker = rawdir / "done.json"
+    if marker.is_file() and json.loads(marker.read_text()) == command:
+        return
+    shutil.rmtree(rawdir, ignore_errors=True)
+    rawdir.mkdir(parents=True)
+    measured = run_measured(command, stderr=rawdir / "prepare.err")
+    if measured.returncode != 0:
+        raise BenchError(f"raw frame preparation failed: {(rawdir / 'prepare.err').read_text()}")
+    marker.write_text(json.dumps(command))
+
+
+def commands_for(
+    plan: baseline.LadderPlan, source: Path, outroot: Path, rawdir: Path, preset: str, ffmpeg: str
+) -> dict[str, list[str]]:
+    return {
+        "reelforge": reelforge_command(source, outroot / "reelforge", preset),
+        "ffmpeg": baseline.ladder_command(plan, outroot / "ffmpeg", True, ffmpeg),
+        "ffmpeg_ladder": baseline.ladder_command(plan, outroot / "ffmpeg_ladder", False, ffmpeg),
+        "x264_floor": baseline.floor_command(plan, rawdir, ffmpeg),
+    }
+
+
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
+def summarize(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    walls = [run["wall_s"] for run in runs]
+    summary: dict[str, Any] = {
+        "wall_s": median(walls),
+        "wall_min_s": round(min(walls), 3),
+        "wall_max_s": round(max(walls), 3),
+        "cpu_s": median([run["cpu_s"] for run in runs]),
+        "peak_rss_bytes": max(run["peak_rss_bytes"] for run in runs),
+        "realtime_factor": round(seconds / statistics.median(walls), 3),
+    }
+    if "output_bytes" in runs[0]:
+        summary["output_bytes"] = round(statistics.median([r["output_bytes"] for r in runs]))
+    if "stages" in runs[0]:
+        names = list(runs[0]["stages"])
+        summary["stages"] = {n: median([r["stages"].get(n, 0.0) for r in runs]) for n in names}
+        summary["outside_total_s"] = median([r["wall_s"] - r["stages"]["total"] for r in runs])
+        # No CLI switch turns the poster and storyboard off: the ladder alone is estimated
+        # as the wall time less the `thumbnails` stage (the per-frame tap stays counted).
+        ladder = [r["wall_s"] - r["stages"].get("thumbnails", 0.0) for r in runs]
+        summary["ladder_estimate_s"] = median(ladder)
+        summary["ladder_realtime_factor"] = round(seconds / statistics.median(ladder), 3)
+    return summary
+
+
+def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
+    source = build_source(args.seconds, args.work_dir, args.media, args.ffmpeg)
+    plan = baseline.plan_ladder(source, args.preset)
+    rawdir = args.work_dir / f"raw-{source.stem}"
+    outroot = args.work_dir / "out"
+    commands = commands_for(plan, source, outroot, rawdir, args.preset, args.ffmpeg)
+    variants = [v for v in VARIANTS if v != "x264_floor" or not args.no_floor]
+    if "x264_floor" in variants:
+        log(f"preparing raw yuv420p rungs in {rawdir} (untimed)")
+        prepare_raw(plan, rawdir, args.ffmpeg)
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    try:
+        for round_index in range(args.rounds):
+            order = variants if round_index % 2 == 0 else variants[::-1]
+            for variant in order:
+                result = run_once(variant, commands[variant], outroot / variant, outroot / "logs")
+                runs[variant].append(result)
+                log(
+                    f"round {round_index + 1}/{args.rounds} {variant:13} "
+                    f"{result['wall_s']:7.2f} s wall {result['cpu_s']:7.2f} s cpu "
+                    f"{result['peak_rss_bytes'] / 2**20:6.0f} MiB (load {result['load_before']})"
+                )
+    finally:
+        if not args.keep_raw:
+            shutil.rmtree(rawdir, ignore_errors=True)
+    engine_ladder = runs["reelforge"][0]["ladder"]
+    return {
+        "source": {"path": str(source), "seconds": args.seconds, **plan.source.to_json()},
+        "ladder": [
+            {"name": r.name, "width": r.width, "height": r.height, **s.to_json()}
+            for r, s in zip(plan.rungs, plan.settings, strict=True)
+        ],
+        "settings_match": ladder_signature(engine_ladder) == plan_signature(plan),
+        "commands": commands,
+        "summary": {v: summarize(runs[v], args.seconds) for v in variants},
+        "runs": runs,
+    }
+
+
+def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """One run of each whole job on a longer source: the peak RSS of each process tree."""
+    source = build_source(args.memory_seconds, args.work_dir, args.media, args.ffmpeg)
+    plan = baseline.plan_ladder(source, args.preset)
+    outroot = args.work_dir / "out-memory"
+    commands = {
+        "reelforge": reelforge_command(source, outroot / "reelforge", args.preset),
+        "ffmpeg": baseline.ladder_command(plan, outroot / "ffmpeg", True, args.ffmpeg),
+    }
+    results: dict[str, Any] = {"seconds": args.memory_seconds}
+    for variant, command in commands.items():
+        result = run_once(variant, command, outroot / variant, outroot / "logs")
+        result.pop("ladder", None)
+        results[variant] = result
+        log(
+            f"memory {args.memory_seconds:g} s {variant:9} {result['peak_rss_bytes'] / 2**20:6.0f}"
+            f" MiB peak tree RSS, {result['wall_s']:.2f} s wall"
+        )
+    return results
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "pyav": av.__version__,
+        "pyav_ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
+        if isinstance(av.ffmpeg_version_info, tuple)
+        else str(av.ffmpeg_version_info),
+        "ffmpeg": ffmpeg_version(args.ffmpeg),
+        "preset": args.preset,
+        "rounds": args.rounds,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="timed source length")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians)")
+    parser.add_argument(
+        "--memory-seconds", type=float, default=60.0, help="memory pass source length; 0 skips"
+    )
+    parser.add_argument("--preset", default=DEFAULT_PRESET, help="x264 preset for both sides")
+    parser.add_argument("--no-floor", action="store_true", help="skip the x264 floor")
+    parser.add_argument(
+        "--keep-raw", action="store_true", help="keep the floor's raw frames (GBs) for next time"
+    )
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
+    parser.add_argument("--media", type=Path, default=MEDIA_DIR)
+    parser.add_argument("--ffmpeg", default="ffmpeg", help="the baseline's ffmpeg (Debian's)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    results: dict[str, Any] = {"environment": environment(args)}
+    try:
+        results["timing"] = measure_timing(args)
+        if args.memory_seconds > 0:
+            results["memory"] = measure_memory(args)
+    except BenchError as exc:
+        log(f"bench: {exc}")
+        return 1
+    results["table"] = render_table(results)
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    print(results["table"])
+    log(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
