@@ -257,11 +257,11 @@ def audio_only(dest: Path) -> None:
     ffmpeg(*_tone(), *AAC, str(dest))
 
 
-@_clip(Expected(width=1280, height=720, frame_rate=Fraction(30), pix_fmt="yuv420p",
-                decodes=False, reject=("undecodable",)))  # fmt: skip
+@_clip(Expected(width=1280, height=720, frame_rate=Fraction(30), decodes=False,
+                reject=("undecodable",)))  # fmt: skip
 def garbage_video(dest: Path) -> None:
     """A well-formed MP4 whose H.264 samples are random bytes: the index and the SPS/PPS
-    are intact, so it probes as 1280x720 H.264, but no frame decodes."""
+    are intact, so it probes as 1280x720 H.264, but no frame decodes (so no pix_fmt)."""
     ffmpeg(*_testsrc(1280, 720), *X264, "-pix_fmt", "yuv420p", "-movflags", "+faststart",
            str(dest))  # fmt: skip
     data = bytearray(dest.read_bytes())
