@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 0.2
 
 
@@ -28,11 +29,15 @@ class Measurement:
     peak_rss_bytes: int  # max over samples of the summed RSS of the process tree
     max_single_rss_bytes: int  # ru_maxrss: the largest single process of the tree
     returncode: int
+    # CPU seconds the rest of the machine used meanwhile: other people's jobs on a shared
+    # machine. A figure taken while this is high is not worth much.
+    others_cpu_s: float
 
     def to_json(self) -> dict[str, float | int]:
         return {
             "wall_s": round(self.wall_s, 3),
             "cpu_s": round(self.cpu_s, 3),
+            "others_cpu_s": round(self.others_cpu_s, 3),
             "peak_rss_bytes": self.peak_rss_bytes,
             "max_single_rss_bytes": self.max_single_rss_bytes,
             "returncode": self.returncode,
@@ -65,6 +70,15 @@ def descendants(root: int) -> set[int]:
     return tree
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat, all CPUs)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user time
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 def rss_bytes(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/statm").read_text().split()
@@ -84,6 +98,7 @@ def run_measured(
     out = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115
     err = open(stderr, "wb") if stderr else subprocess.DEVNULL  # noqa: SIM115
     try:
+        busy_before = machine_busy_seconds()
         started = time.perf_counter()
         process = subprocess.Popen(
             list(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd
@@ -93,6 +108,7 @@ def run_measured(
         # wait4 in this thread, the sampling in another: the wall time is exact to the exit.
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        busy = machine_busy_seconds() - busy_before
         sampler.stop()
     finally:
         for handle in (out, err):
@@ -100,9 +116,11 @@ def run_measured(
                 handle.close()
     process.returncode = os.waitstatus_to_exitcode(status)
     max_single = usage.ru_maxrss * 1024  # Linux reports kilobytes
+    cpu = usage.ru_utime + usage.ru_stime
     return Measurement(
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
+        cpu_s=cpu,
+        others_cpu_s=max(0.0, busy - cpu),
         peak_rss_bytes=max(sampler.peak, max_single),
         max_single_rss_bytes=max_single,
         returncode=process.returncode,

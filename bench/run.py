@@ -133,6 +133,7 @@ def summarize(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "wall_min_s": round(min(walls), 3),
         "wall_max_s": round(max(walls), 3),
         "cpu_s": median([run["cpu_s"] for run in runs]),
+        "others_cpu_s": median([run["others_cpu_s"] for run in runs]),
         "peak_rss_bytes": max(run["peak_rss_bytes"] for run in runs),
         "realtime_factor": round(seconds / statistics.median(walls), 3),
     }
@@ -170,7 +171,8 @@ def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
                 log(
                     f"round {round_index + 1}/{args.rounds} {variant:13} "
                     f"{result['wall_s']:7.2f} s wall {result['cpu_s']:7.2f} s cpu "
-                    f"{result['peak_rss_bytes'] / 2**20:6.0f} MiB (load {result['load_before']})"
+                    f"{result['peak_rss_bytes'] / 2**20:6.0f} MiB "
+                    f"(others used {result['others_cpu_s']:.1f} s cpu meanwhile)"
                 )
     finally:
         if not args.keep_raw:

@@ -91,6 +91,12 @@ def render_table(results: dict[str, Any]) -> str:
             if key in summary
         ]
         lines += ["", f"Above the x264 floor (medians): {'; '.join(above)}."]
+    busiest = max(s["others_cpu_s"] / s["wall_s"] for s in summary.values())
+    lines += [
+        "",
+        f"Other processes took up to {busiest:.2f} of the machine's {env['cpus']} CPUs during a"
+        " median run (0 on an idle machine; the wall figures are only as good as that is low).",
+    ]
     if not timing.get("settings_match", True):
         lines += ["", "**Warning: report.json's ladder differs from the baseline's plan.**"]
     memory = results.get("memory")
