@@ -161,11 +161,17 @@ def source(work: Path) -> Path:
 
 
 def fake_transcode(
-    source: Path, outdir: Path, ladder: tuple[FakeRung, ...] = GOOD_LADDER, audio_end: float = 0
+    source: Path,
+    outdir: Path,
+    ladder: tuple[FakeRung, ...] = GOOD_LADDER,
+    audio_end: float = 0,
+    audio: tuple[str, ...] = ("-ac", "2", "-ar", "48000"),
+    audio_offset: float = 0,
 ) -> Path:
-    """What `reelforge transcode` should produce, made without the engine."""
+    """What `reelforge transcode` should produce, made without the engine; the keywords
+    break the audio: cut it at `audio_end`, encode it with `audio`, delay it `audio_offset`."""
     outdir.mkdir(parents=True)
-    args = ["-i", str(source)]
+    args = ["-i", str(source), "-itsoffset", str(audio_offset), "-i", str(source)]
     for i, rung in enumerate(ladder):
         (outdir / str(i)).mkdir()
         args += [
@@ -177,7 +183,7 @@ def fake_transcode(
         ]  # fmt: skip
     args += ["-c:v", "libx264", "-preset", "superfast", "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
     (outdir / str(len(ladder))).mkdir()
-    args += ["-map", "0:a", "-c:a", "aac", "-ac", "2", "-ar", "48000"]
+    args += ["-map", "1:a", "-c:a", "aac", *audio]
     if audio_end:
         args += ["-af", f"atrim=end={audio_end}"]
     ffmpeg(*args, "-f", "dash", "-seg_duration", str(GOP_SECONDS),
@@ -355,18 +361,27 @@ def test_misaligned_gop_is_reported(work: Path, source: Path) -> None:
 
 def test_wrong_geometry_is_reported(work: Path, source: Path) -> None:
     ladder = (
-        FakeRung("v720", 1280, 720),  # upscaled
+        FakeRung("v396", 704, 396),  # upscaled
         FakeRung("v240", 320, 240),  # 4:3 from a 16:9 source
         FakeRung("v180", 320, 180, sar="2"),  # anamorphic
         FakeRung("v9x16", 180, 320),  # turned
     )
     out = measure_output(fake_transcode(source, work / "geometry", ladder), source)
     problems = check_geometry(out)
-    assert _has(problems, "v720: 1280x720 is larger than the 640x360 source")
+    assert _has(problems, "v396: 704x396 is larger than the 640x360 source")
     assert _has(problems, "v240: 320x240 distorts", "should be 426.7 px")
     assert _has(problems, "v180: SAR 2:1, not square pixels")
     assert _has(problems, "v9x16: 180x320 is not oriented like the 640x360 source display")
     assert len(problems) == 4, problems
+
+
+def test_rotated_source_needs_upright_renditions(work: Path, source: Path, clip_dir: Path) -> None:
+    """The `rotated` clip is stored 1280x720 and displayed 720x1280; ffmpeg turns it upright."""
+    rotated = GENERATED["rotated"].build(clip_dir)
+    ladder = (FakeRung("v360", 360, 640), FakeRung("v180", 180, 320), FakeRung("bad", 320, 180))
+    outdir = fake_transcode(rotated, work / "rotated", ladder)
+    problems = verify_output(outdir, rotated)
+    assert problems == ["bad: 320x180 is not oriented like the 720x1280 source display"], problems
 
 
 def test_short_audio_is_reported(work: Path, source: Path) -> None:
@@ -375,6 +390,19 @@ def test_short_audio_is_reported(work: Path, source: Path) -> None:
     assert _has(problems, "audio: lasts 4.800 s, the source video 5.000 s")
     assert _has(problems, "audio: lasts 4.800 s, v360 5.000 s")
     assert check_audio(out) == []
+
+
+def test_wrong_audio_format_is_reported(work: Path, source: Path) -> None:
+    outdir = fake_transcode(source, work / "mono", audio=("-ac", "1", "-ar", "44100"))
+    problems = check_audio(measure_output(outdir, source))
+    assert problems == ["audio: 1 channels (mono), not stereo", "audio: 44100 Hz, not 48000 Hz"]
+
+
+def test_late_audio_is_reported(work: Path, source: Path) -> None:
+    outdir = fake_transcode(source, work / "late-audio", audio_offset=0.2)
+    problems = check_durations(measure_output(outdir, source))
+    # 0.178 s: ffmpeg puts the 1024 priming samples in front instead of editing them out
+    assert problems == ["audio: starts at 0.178 s, v360 at 0.000 s"]
 
 
 def test_missing_segment_is_reported(good_copy: Path, source: Path) -> None:

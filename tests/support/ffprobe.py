@@ -280,6 +280,11 @@ class SegmentProbe:
         return self.packets[0].dts if self.packets else None
 
     @property
+    def first_pts(self) -> float | None:
+        """Presentation time of the earliest shown sample."""
+        return min((p.pts for p in self.packets if p.pts is not None), default=None)
+
+    @property
     def duration(self) -> float:
         """Sum of sample durations (the `trun`)."""
         return sum(self.durations)

@@ -19,7 +19,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from itertools import pairwise
+from itertools import accumulate, combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ from tests.support.ffprobe import (
 
 SYNC_TOLERANCE = 0.050  # s: A/V and source durations, A/V start
 REPORT_TOLERANCE = 0.001  # s: report and manifest durations against the media
+# s: audio segment starts against video ones. ffmpeg's muxers cut audio at the video key
+# frame's decode time, which is the B-frame delay (67 ms at 30 fps) before it is shown; no
+# player needs exact alignment, this catches boundaries that drift.
+AUDIO_BOUNDARY_TOLERANCE = 0.100
 AAC_FRAME = 1024  # samples per AAC-LC frame
 VBV_SLACK = 1.02  # x264 keeps its VBV to within a frame; leave 2% for that
 
@@ -57,7 +61,7 @@ class Output:
 
     @property
     def frame_rate(self) -> Fraction:
-        text = self.report.get("output", {}).get("frame_rate")
+        text = (self.report.get("output") or {}).get("frame_rate")
         if text:
             return Fraction(text)
         first = next(iter(self.video.values()), None)
@@ -83,7 +87,9 @@ def measure_output(outdir: Path, source: Path) -> Output:
         problems.append(f"report.json unreadable: {exc}")
         report = {}
     streams = probe_streams(source)
-    source_video = next(s for s in streams if s.codec_type == "video")
+    source_video = next((s for s in streams if s.codec_type == "video"), None)
+    if source_video is None:
+        raise ValueError(f"{source} has no video stream: nothing to verify against")
     names = [r.get("name", "?") for r in (report.get("ladder") or {}).get("video") or []]
     found = sorted(p.parent.name for p in outdir.glob("*/init.mp4") if p.parent.name != "audio")
     if not names:
@@ -176,7 +182,7 @@ def check_segment_durations(out: Output) -> list[str]:
     frames) within one frame, the last one at most that; segments follow each other without
     gaps. Audio segments may not line up to the sample with video (AAC frames are 1024
     samples) but must not outgrow the GOP by more than one AAC frame, nor wander from the
-    video segment boundaries by more than `SYNC_TOLERANCE`."""
+    video segment boundaries by more than `AUDIO_BOUNDARY_TOLERANCE`."""
     problems: list[str] = []
     if not out.frame_rate:
         return ["report.json: no output frame_rate, so the GOP cannot be checked"]
@@ -198,8 +204,8 @@ def check_segment_durations(out: Output) -> list[str]:
                 f"audio: {len(out.audio.segments)} segments but {name} has {len(first.segments)}"
             )
         for a_seg, v_seg in zip(out.audio.segments, first.segments, strict=False):
-            a0, v0 = max(a_seg.start or 0, 0), max(v_seg.start or 0, 0)
-            if abs(a0 - v0) > SYNC_TOLERANCE:
+            a0, v0 = max(a_seg.first_pts or 0, 0), max(v_seg.first_pts or 0, 0)
+            if abs(a0 - v0) > AUDIO_BOUNDARY_TOLERANCE:
                 problems.append(
                     f"audio/{a_seg.path.name}: starts at {_t(a0)}, "
                     f"{name}/{v_seg.path.name} at {_t(v0)}"
@@ -281,21 +287,19 @@ def check_bitrates(out: Output) -> list[str]:
         if not maxrate or not bufsize:
             problems.append(f"{name}: report gives no maxrate/bufsize")
             continue
-        bits = [seg.payload * 8 for seg in rend.segments]
-        secs = [seg.duration for seg in rend.segments]
+        bits = list(accumulate((seg.payload * 8 for seg in rend.segments), initial=0))
+        secs = list(accumulate((seg.duration for seg in rend.segments), initial=0.0))
         worst: tuple[float, int, int] | None = None
-        for i in range(len(bits)):
-            for j in range(i + 1, len(bits) + 1):
-                allowed = (maxrate * sum(secs[i:j]) + bufsize) * VBV_SLACK
-                ratio = sum(bits[i:j]) / allowed
-                if ratio > 1 and (worst is None or ratio > worst[0]):
-                    worst = (ratio, i, j)
+        for i, j in combinations(range(len(bits)), 2):  # segments i..j-1
+            ratio = (bits[j] - bits[i]) / ((maxrate * (secs[j] - secs[i]) + bufsize) * VBV_SLACK)
+            if ratio > 1 and (worst is None or ratio > worst[0]):
+                worst = (ratio, i, j)
         if worst:
             _, i, j = worst
-            rate = sum(bits[i:j]) / sum(secs[i:j])
+            rate = (bits[j] - bits[i]) / (secs[j] - secs[i])
             span = f"{rend.segments[i].path.name}..{rend.segments[j - 1].path.name}"
             problems.append(
-                f"{name}/{span}: {rate / 1000:.0f} kbit/s over {sum(secs[i:j]):.2f} s, above "
+                f"{name}/{span}: {rate / 1000:.0f} kbit/s over {secs[j] - secs[i]:.2f} s, above "
                 f"maxrate {maxrate / 1000:.0f} kbit/s + bufsize {bufsize / 1000:.0f} kbit "
                 "over that time"
             )
