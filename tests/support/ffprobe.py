@@ -77,6 +77,7 @@ class Stream:
     bits_per_raw_sample: int = 0
     start_time: float | None = None
     duration: float | None = None
+    duration_ts: int | None = None  # in time_base units; in fMP4 the sum of `trun` durations
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -114,6 +115,7 @@ class Stream:
             bits_per_raw_sample=int(data.get("bits_per_raw_sample", 0)),
             start_time=_float(data.get("start_time")),
             duration=_float(data.get("duration")),
+            duration_ts=int(data["duration_ts"]) if "duration_ts" in data else None,
         )
 
 
@@ -323,6 +325,14 @@ def probe_rendition(folder: Path) -> RenditionProbe:
             probe_frames(joined, "0", keyframes_only=True) if stream.codec_type == "video" else []
         )
     durations = fill_durations(packets)
+    # In a fragmented MP4 ffprobe gives the very last sample the duration of the one before,
+    # not its `trun` entry (a trimmed last AAC frame reads as 1024 samples); the stream's
+    # duration_ts is the true sum of sample durations, so the last one is what remains.
+    first_dts, last_dts = packets[0].dts if packets else None, packets[-1].dts if packets else None
+    if stream.duration_ts and first_dts is not None and last_dts is not None:
+        remains = first_dts + float(stream.duration_ts * stream.time_base) - last_dts
+        if remains > 0:
+            durations[-1] = remains
     bounds = [init_size]
     for size in sizes:
         bounds.append(bounds[-1] + size)
