@@ -519,7 +519,10 @@ def play_with_ffmpeg(manifest: Path) -> list[str]:
     """Decode every stream the manifest offers with ffmpeg's own HLS or DASH demuxer.
 
     At `-v error` both demuxers skip a missing segment silently and exit 0 ("Failed to open
-    segment" is a warning), so warnings count as problems too."""
+    segment" is a warning), so warnings count as problems too. A known one: with signed
+    `trun` composition offsets and no edit list, the DASH demuxer (a fresh mov demuxer per
+    segment) shifts each segment's pts by that segment's own most negative offset, so
+    segments overlap and the null muxer warns of "non monotonically increasing dts"."""
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "warning", "-i", manifest.name,
            "-map", "0", "-f", "null", "-"]  # fmt: skip
     proc = subprocess.run(
