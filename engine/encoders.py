@@ -83,6 +83,7 @@ class X264Profile:
                 f"min-keyint={gop_frames}",
                 "scenecut=0",
                 "open-gop=0",
+                "b-adapt=0",
                 "force-cfr=1",
             )
         )

@@ -102,7 +102,14 @@ class VideoGraph:
 class AudioGraph:
     """decoded audio in → 48 kHz stereo fltp frames of 1024 samples, `total_samples` long."""
 
-    def __init__(self, template: Any, time_base: Fraction, rung: AudioRung, total_samples: int):
+    def __init__(
+        self,
+        template: Any,
+        time_base: Fraction,
+        rung: AudioRung,
+        total_samples: int,
+        priming: int = 1024,
+    ):
         graph = av.filter.Graph()
         src = graph.add_abuffer(
             format=template.format.name,
@@ -118,7 +125,11 @@ class AudioGraph:
             f"sample_fmts=fltp:sample_rates={rung.sample_rate}:channel_layouts=stereo",
         )
         pad = graph.add("apad", f"whole_len={total_samples}")
-        trim = graph.add("atrim", f"end_sample={total_samples}")
+        # The AAC encoder puts `priming` samples of its own in front (ISO/IEC 14496-3 encoder
+        # delay) and a fragmented CMAF track has no edit list to hide them; dropping as many
+        # samples from the start keeps every later sample at its true time (A/V in sync) and
+        # the track exactly as long as the video.
+        trim = graph.add("atrim", f"start_sample={priming}:end_sample={total_samples}")
         sink = graph.add("abuffersink")
         graph.link_nodes(src, resample, fmt, pad, trim, sink)
         graph.configure()

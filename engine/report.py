@@ -19,7 +19,7 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def rendition_report(track: Track, folder: Path) -> dict[str, Any]:
+def rendition_report(track: Track) -> dict[str, Any]:
     durations = [round(float(s.seconds(track.timescale)), 6) for s in track.segments]
     return {
         "codecs": track.codecs,
@@ -28,7 +28,7 @@ def rendition_report(track: Track, folder: Path) -> dict[str, Any]:
         "segment_count": len(track.segments),
         "segment_durations": durations,
         "duration": round(float(track.duration), 6),
-        "bytes": folder_bytes(folder),
+        "bytes": track.init_size + sum(s.size for s in track.segments),
     }
 
 
@@ -60,9 +60,9 @@ def build_report(
         if audio_rung is not None
         else None
     )
-    renditions = {t.id: rendition_report(t, outdir / t.id) for t in video_tracks}
+    renditions = {t.id: rendition_report(t) for t in video_tracks}
     if audio_track is not None:
-        renditions[audio_track.id] = rendition_report(audio_track, outdir / audio_track.id)
+        renditions[audio_track.id] = rendition_report(audio_track)
     return {
         "version": REPORT_VERSION,
         "source": source.to_json(),
