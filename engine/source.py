@@ -181,6 +181,23 @@ def measure_rate(stream: Any, scan: PacketScan) -> Fraction:
     return Fraction(30)
 
 
+# A video track that holds less than this share of the duration its header declares is a
+# truncated upload (an interrupted transfer), not a short video.
+TRUNCATION_SHARE = 0.9
+
+
+def check_complete(stream: Any, span: float, max_scan_seconds: float) -> None:
+    """Reject a file whose video track stops well short of the duration its header declares."""
+    if stream.duration is None or stream.time_base is None or span >= max_scan_seconds:
+        return
+    declared = float(stream.duration * stream.time_base)
+    if declared > 0 and span < declared * TRUNCATION_SHARE - 0.5:
+        raise UndecodableError(
+            f"undecodable video stream: the file is truncated "
+            f"(its header declares {declared:.1f} s of video, it holds {span:.1f} s)"
+        )
+
+
 def scan_file(path: Path, stream_index: int, max_scan_seconds: float) -> PacketScan:
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
@@ -245,6 +262,7 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
         display_w, display_h = display_size(frame.width, frame.height, sar, rotation)
         span = max(0.0, scan.last_end - scan.first_pts)
         header_duration = (container.duration or 0) / av.time_base
+        check_complete(stream, span, max_scan_seconds)
         duration = span if span > 0 else header_duration
         bit_rate = round(scan.total_bytes * 8 / span) if span > 0 else None
         return SourceInfo(
