@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from engine.sandbox import run_limited
 from engine.source import SourceInfo, probe
 
 PROBE_WALL_SECONDS = 60.0
+KILL_GRACE_SECONDS = 10.0
 
 
 def _probe(path: Path, progress: ProgressFn | None = None) -> SourceInfo:
@@ -38,15 +40,22 @@ def transcode_limited(
     options = options or TranscodeOptions()
     if not input_path.is_file():
         raise FileNotFoundError(2, "no such file", str(input_path))
-    report: dict[str, Any] = run_limited(
-        transcode,
-        input_path,
-        outdir,
-        options,
-        wall_seconds=options.policy.max_wall_seconds,
-        memory_bytes=options.policy.max_memory_bytes,
-        progress=progress,
-    )
+    try:
+        report: dict[str, Any] = run_limited(
+            transcode,
+            input_path,
+            outdir,
+            options,
+            # The job stops itself at its deadline and cleans up; the kill is the backstop.
+            wall_seconds=options.policy.max_wall_seconds + KILL_GRACE_SECONDS,
+            memory_bytes=options.policy.max_memory_bytes,
+            progress=progress,
+        )
+    except BaseException:
+        # A killed child cannot remove its staging folder: do it here.
+        for staging in outdir.parent.glob(f".{outdir.name}.partial-*"):
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     return report
 
 

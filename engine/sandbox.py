@@ -7,6 +7,7 @@ gets an address-space limit (RLIMIT_AS); the parent kills it when the deadline p
 
 from __future__ import annotations
 
+import errno
 import multiprocessing as mp
 import os
 import pickle
@@ -21,6 +22,7 @@ import av.error
 from engine.errors import EngineError, ResourceLimitError
 
 ProgressFn = Callable[[float], None]
+OUT_OF_MEMORY = "processing needed more memory than the policy allows"
 
 
 def _child(
@@ -36,7 +38,9 @@ def _child(
         result = target(*args, progress=progress.put_nowait if progress is not None else None)
         message: tuple[str, Any] = ("ok", result)
     except (MemoryError, av.error.MemoryError):
-        message = ("err", ResourceLimitError("decoding needed more memory than the policy allows"))
+        message = ("err", ResourceLimitError(OUT_OF_MEMORY))
+    except OSError as exc:
+        message = ("err", ResourceLimitError(OUT_OF_MEMORY) if exc.errno == errno.ENOMEM else exc)
     except BaseException as exc:  # everything is reported to the parent, which re-raises it
         message = ("err", exc)
     try:
