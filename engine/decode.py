@@ -60,7 +60,9 @@ class SingleDecode:
     def _decode(self, packet: Any) -> list[Any]:
         try:
             return list(packet.decode())
-        except (av.error.InvalidDataError, av.error.ValueError, av.error.PatchWelcomeError) as exc:
+        except av.error.MemoryError:
+            raise
+        except av.error.FFmpegError as exc:
             self.stats.errors += 1
             self.stats.last_error = str(exc)
             return []

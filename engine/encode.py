@@ -19,6 +19,7 @@ from engine.encoders import EncoderSettings
 from engine.errors import EngineError
 from ladders.model import AudioRung, Rung
 from packager.cmaf import FragmentSink, muxer_options
+from packager.model import TrackKind
 
 _STOP = object()
 
@@ -26,11 +27,13 @@ _STOP = object()
 class TrackEncoder:
     """Owns one output track: encoder + mp4 muxer writing CMAF fragments into `track_dir`."""
 
-    def __init__(self, track_dir: Path, kind: str, fragment_seconds: float, queue_size: int = 8):
+    def __init__(
+        self, track_dir: Path, kind: TrackKind, fragment_seconds: float, queue_size: int = 8
+    ):
         track_dir.mkdir(parents=True, exist_ok=True)
         self.track_dir = track_dir
         self.sink = FragmentSink(track_dir)
-        self.container: Any = av.open(
+        self.container: Any = av.open(  # type: ignore[call-overload]
             self.sink, mode="w", format="mp4", options=muxer_options(kind, fragment_seconds)
         )
         self.stream: Any = None

@@ -82,6 +82,18 @@ def publish_outdir(staging: Path, outdir: Path) -> None:
     staging.rename(outdir)
 
 
+def finish_all(encoders: Sequence[Any]) -> None:
+    """Flush every encoder, even when one fails; raise the first failure."""
+    failure: BaseException | None = None
+    for encoder in encoders:
+        try:
+            encoder.finish()
+        except BaseException as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
 def run_single_pass(
     source: SourceInfo,
     staging: Path,
@@ -215,7 +227,7 @@ def transcode(
                 ),
             )
         finally:
-            clock.run("encoder_flush", lambda: [encoder.finish() for encoder in encoders])
+            clock.run("encoder_flush", lambda: finish_all(encoders))
         output_duration = decode_stats["output_frames"] / frame_rate
         thumbs = clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
 

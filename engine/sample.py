@@ -50,12 +50,12 @@ def make_sample(
         tone = (0.2 * np.sin(2 * np.pi * 440 * t_audio)).astype(np.float32)
         for start in range(0, samples, 1024):
             chunk = tone[start : start + 1024]
-            frame = av.AudioFrame.from_ndarray(
+            sound = av.AudioFrame.from_ndarray(
                 np.stack([chunk, chunk]), format="fltp", layout="stereo"
             )
-            frame.sample_rate = 48000
-            frame.pts = start
-            out.mux(audio.encode(frame))
+            sound.sample_rate = 48000
+            sound.pts = start
+            out.mux(audio.encode(sound))
         out.mux(video.encode(None))
         out.mux(audio.encode(None))
     return path

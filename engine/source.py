@@ -250,7 +250,7 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
                 sample_rate=actx.sample_rate,
                 layout=actx.layout.name if actx.layout else "",
                 start_time=float(audio_stream.start_time * audio_stream.time_base)
-                if audio_stream.start_time is not None
+                if audio_stream.start_time is not None and audio_stream.time_base is not None
                 else 0.0,
             )
         frame = first_frame(container, stream)
