@@ -79,6 +79,21 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
+def wait_for_quiet(max_cpus: float, max_wait_s: float, window_s: float = 2.0) -> float:
+    """Wait until the rest of the machine uses at most `max_cpus` CPUs over a `window_s`
+    window, or `max_wait_s` has passed; return the last share seen (in CPUs).
+
+    Called between runs, when nothing of ours is running: what is busy is someone else.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(window_s)
+        share = (machine_busy_seconds() - before) / window_s
+        if share <= max_cpus or time.monotonic() >= deadline:
+            return share
+
+
 def rss_bytes(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/statm").read_text().split()

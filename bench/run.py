@@ -29,7 +29,7 @@ import av
 
 from bench import baseline
 from bench.make_source import MEDIA_DIR, WORK_DIR, build_source, ffmpeg_version
-from bench.measure import Measurement, run_measured
+from bench.measure import Measurement, run_measured, wait_for_quiet
 from bench.table import render_table
 from engine.encoders import DEFAULT_PRESET
 
@@ -74,19 +74,29 @@ def plan_signature(plan: baseline.LadderPlan) -> list[tuple[Any, ...]]:
     ]
 
 
-def run_once(variant: str, command: list[str], outdir: Path, logs: Path) -> dict[str, Any]:
-    """One measured run; the output folder is made fresh for it."""
+def run_once(
+    variant: str, command: list[str], outdir: Path, logs: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One measured run, once the machine is quiet; the output folder is made fresh for it."""
     shutil.rmtree(outdir, ignore_errors=True)
     if variant != "reelforge":  # reelforge wants to create its output folder itself
         outdir.mkdir(parents=True)
     logs.mkdir(parents=True, exist_ok=True)
     stdout, stderr = logs / f"{variant}.out", logs / f"{variant}.err"
+    waited = time.monotonic()
+    others_before = wait_for_quiet(args.quiet_cpus, args.quiet_wait)
+    waited = time.monotonic() - waited
     load = os.getloadavg()[0]
     measured: Measurement = run_measured(command, stdout=stdout, stderr=stderr)
     if measured.returncode != 0:
         tail = stderr.read_text(errors="replace")[-2000:]
         raise BenchError(f"{variant} exited {measured.returncode}:\n{tail}")
-    result: dict[str, Any] = {**measured.to_json(), "load_before": round(load, 2)}
+    result: dict[str, Any] = {
+        **measured.to_json(),
+        "load_before": round(load, 2),
+        "others_cpus_before": round(others_before, 2),
+        "waited_for_quiet_s": round(waited, 1),
+    }
     if variant == "reelforge":
         report = json.loads((outdir / "report.json").read_text())
         result["stages"] = report["stages"]
@@ -166,7 +176,9 @@ def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
         for round_index in range(args.rounds):
             order = variants if round_index % 2 == 0 else variants[::-1]
             for variant in order:
-                result = run_once(variant, commands[variant], outroot / variant, outroot / "logs")
+                result = run_once(
+                    variant, commands[variant], outroot / variant, outroot / "logs", args
+                )
                 runs[variant].append(result)
                 log(
                     f"round {round_index + 1}/{args.rounds} {variant:13} "
@@ -202,7 +214,7 @@ def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
     }
     results: dict[str, Any] = {"seconds": args.memory_seconds}
     for variant, command in commands.items():
-        result = run_once(variant, command, outroot / variant, outroot / "logs")
+        result = run_once(variant, command, outroot / variant, outroot / "logs", args)
         result.pop("ladder", None)
         results[variant] = result
         log(
@@ -252,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-floor", action="store_true", help="skip the x264 floor")
     parser.add_argument(
         "--keep-raw", action="store_true", help="keep the floor's raw frames (GBs) for next time"
+    )
+    parser.add_argument(
+        "--quiet-cpus",
+        type=float,
+        default=0.25,
+        help="before each run, wait until other processes use at most this many CPUs",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=180.0, help="longest wait for quiet, seconds"
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--media", type=Path, default=MEDIA_DIR)

@@ -9,6 +9,8 @@ MIB = 2**20
 WHOLE_JOB_RATIO = 0.95
 LADDER_RATIO = 1.0
 PEAK_MEMORY_BYTES = 2**30
+# Other processes' CPU use, in CPUs, above which a run's wall time says little.
+NOISY_CPUS = 0.2
 LABELS = {"reelforge": "reelforge", "ffmpeg": "ffmpeg", "ffmpeg_ladder": "ffmpeg ladder"}
 HEADER = [
     "job", "tool", "median wall s", "min–max s", "realtime", "CPU s", "peak RSS MiB",
@@ -85,8 +87,8 @@ def render_table(results: dict[str, Any]) -> str:
         floor = summary["x264_floor"]
         lines.append(row([*run_cells("x264 floor", "ffmpeg, raw yuv in", floor), "", "", ""]))
         above = [
-            f"{name} +{summary[key]['wall_s'] - floor['wall_s']:.2f} s wall, "
-            f"+{summary[key]['cpu_s'] - floor['cpu_s']:.1f} s CPU"
+            f"{name} {summary[key]['wall_s'] - floor['wall_s']:+.2f} s wall, "
+            f"{summary[key]['cpu_s'] - floor['cpu_s']:+.1f} s CPU"
             for key, name in LABELS.items()
             if key in summary
         ]
@@ -97,6 +99,12 @@ def render_table(results: dict[str, Any]) -> str:
         f"Other processes took up to {busiest:.2f} of the machine's {env['cpus']} CPUs during a"
         " median run (0 on an idle machine; the wall figures are only as good as that is low).",
     ]
+    if busiest > NOISY_CPUS:
+        lines += [
+            "",
+            "**Noisy: other work shared the CPUs during these runs, so the wall times and their"
+            " ratios (and pass/fail) are not trustworthy; the CPU ratio still is.**",
+        ]
     if not timing.get("settings_match", True):
         lines += ["", "**Warning: report.json's ladder differs from the baseline's plan.**"]
     memory = results.get("memory")
