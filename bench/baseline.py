@@ -2,9 +2,10 @@
 
 The rungs come from `ladders.choose_ladder`, the x264 options from the engine's encoder
 profile (`X264Profile.ffmpeg_args`), the audio from `AudioRung`: the baseline cannot drift
-from what the engine encodes. What is mirrored by hand (and must follow the engine if it
-changes) is the filter chain of `engine.graphs.VideoGraph` and the thumbnail sizes of
-`engine.thumbnails.ThumbnailTap`.
+from what the engine encodes. The filter graph is the one a user writes: `split`, then each
+rung scaled from the source with the engine's scale options (the engine itself may do less
+work, e.g. scale as a cascade; that is what is being measured). The thumbnail sizes follow
+`engine.thumbnails.ThumbnailTap` by hand.
 
 Three commands:
 
@@ -105,7 +106,8 @@ def rate_text(rate: Fraction) -> str:
 
 
 def rung_filter(rung: Rung) -> str:
-    """engine.graphs.VideoGraph's per-rung chain: scale to BT.709 limited, 4:2:0, square."""
+    """One rung from the source: BT.709 limited range, 4:2:0, square pixels, the engine's
+    scaler (bicubic)."""
     return (
         f"scale=w={rung.width}:h={rung.height}:flags=bicubic:out_color_matrix=bt709:"
         f"out_range=tv,format=pix_fmts=yuv420p,setsar=1"

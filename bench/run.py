@@ -12,11 +12,13 @@ stdout and, with every run, to bench/results.json. A last pass measures peak mem
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -238,6 +240,33 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": args.rounds,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "engine_at_start": engine_state(),
+    }
+
+
+ENGINE_PATHS = ("cli.py", "engine", "ladders", "packager", "pyproject.toml")
+
+
+def engine_state() -> dict[str, Any]:
+    """The last commit of the engine's code and its files that differ from it (hashed)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", *ENGINE_PATHS).splitlines()
+    files = sorted(line[3:] for line in changed)
+    digest = hashlib.sha256()
+    for name in files:
+        path = root / name
+        if path.is_file():
+            digest.update(name.encode() + path.read_bytes())
+    return {
+        "head": git("rev-parse", "HEAD"),
+        "engine_commit": git("log", "-1", "--format=%H", "--", *ENGINE_PATHS),
+        "changed": files,
+        "digest": digest.hexdigest(),
     }
 
 
@@ -285,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         log(f"bench: {exc}")
         return 1
+    results["environment"]["engine_at_end"] = engine_state()
     results["table"] = render_table(results)
     args.results.write_text(json.dumps(results, indent=2) + "\n")
     print(results["table"])

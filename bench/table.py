@@ -34,6 +34,10 @@ def ratio_cells(
     ]
 
 
+def engine_key(state: dict[str, Any] | None) -> tuple[Any, ...]:
+    return (state or {}).get("engine_commit"), (state or {}).get("digest")
+
+
 def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -104,6 +108,11 @@ def render_table(results: dict[str, Any]) -> str:
             "",
             "**Noisy: other work shared the CPUs during these runs, so the wall times and their"
             " ratios (and pass/fail) are not trustworthy; the CPU ratio still is.**",
+        ]
+    if engine_key(env.get("engine_at_start")) != engine_key(env.get("engine_at_end")):
+        lines += [
+            "",
+            "**Warning: the engine's code changed during the run: its runs mix versions.**",
         ]
     if not timing.get("settings_match", True):
         lines += ["", "**Warning: report.json's ladder differs from the baseline's plan.**"]
