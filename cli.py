@@ -56,7 +56,10 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     from engine.pipeline import TranscodeOptions
 
     options = TranscodeOptions(
-        segment_seconds=args.segment_seconds, preset=args.preset, encoder=args.encoder
+        segment_seconds=args.segment_seconds,
+        preset=args.preset,
+        encoder=args.encoder,
+        thumbnails=not args.no_thumbnails,
     )
     bar = ProgressBar("transcode")
     try:
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     transcode.add_argument("--segment-seconds", type=float, default=2.0)
     transcode.add_argument("--preset", default="veryfast")
     transcode.add_argument("--encoder", default="auto", help="auto, libx264 or h264_nvenc")
+    transcode.add_argument(
+        "--no-thumbnails", action="store_true", help="the ladder alone: no poster or storyboard"
+    )
     transcode.set_defaults(run=cmd_transcode)
     sample = sub.add_parser("sample", help="write a sample 1080x1920 clip made by the project")
     sample.add_argument("output")

@@ -40,6 +40,7 @@ class TrackEncoder:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.error: BaseException | None = None
         self.frames_in = 0
+        self.stopping = False
         self.thread = threading.Thread(
             target=self._run, name=f"encode-{track_dir.name}", daemon=True
         )
@@ -52,9 +53,15 @@ class TrackEncoder:
             raise EngineError(f"encoder {self.track_dir.name} failed: {self.error}") from self.error
         self.queue.put(frame)
 
+    def stop(self) -> None:
+        """Ask the thread to flush the encoder and close the muxer (see `finish`)."""
+        if not self.stopping:
+            self.stopping = True
+            self.queue.put(_STOP)
+
     def finish(self) -> None:
-        """Flush the encoder and close the muxer; raise what the thread hit."""
-        self.queue.put(_STOP)
+        """Wait for the flush; raise what the thread hit."""
+        self.stop()
         self.thread.join()
         if self.error is not None:
             raise EngineError(f"encoder {self.track_dir.name} failed: {self.error}") from self.error

@@ -17,8 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from packager.manifests import write_manifests
-
 from engine.decode import SingleDecode
 from engine.encode import AudioEncoder, VideoEncoder
 from engine.encoders import DEFAULT_PRESET, gop_frames_for, select_encoder
@@ -30,6 +28,7 @@ from engine.source import SourceInfo, probe
 from engine.thumbnails import ThumbnailTap
 from ladders import AudioRung, choose_ladder
 from packager.cmaf import describe_track
+from packager.manifests import write_manifests
 
 ProgressFn = Callable[[float], None]
 
@@ -47,6 +46,7 @@ class TranscodeOptions:
     encoder: str = "auto"
     policy: InputPolicy = field(default_factory=InputPolicy)
     filter_threads: int = 0
+    thumbnails: bool = True
 
 
 @dataclass
@@ -83,7 +83,9 @@ def publish_outdir(staging: Path, outdir: Path) -> None:
 
 
 def finish_all(encoders: Sequence[Any]) -> None:
-    """Flush every encoder, even when one fails; raise the first failure."""
+    """Flush every encoder at once, even when one fails; raise the first failure."""
+    for encoder in encoders:
+        encoder.stop()
     failure: BaseException | None = None
     for encoder in encoders:
         try:
@@ -210,6 +212,7 @@ def transcode(
         )
         encoders = [*video, *([audio] if audio is not None else [])]
         thumbnails = ThumbnailTap(staging)
+        frame_taps = [thumbnails, *taps] if options.thumbnails else list(taps)
         for encoder in encoders:
             encoder.start()
         try:
@@ -222,14 +225,18 @@ def transcode(
                     audio,
                     frame_rate,
                     options,
-                    [thumbnails, *taps],
+                    frame_taps,
                     progress,
                 ),
             )
         finally:
             clock.run("encoder_flush", lambda: finish_all(encoders))
         output_duration = decode_stats["output_frames"] / frame_rate
-        thumbs = clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
+        thumbs = (
+            clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
+            if options.thumbnails
+            else {}
+        )
 
         def package() -> tuple[list[Any], Any]:
             tracks = [describe_track(staging / rung.name, rung.name) for rung in rungs]

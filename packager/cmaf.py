@@ -92,8 +92,9 @@ def read_init(data: bytes) -> InitInfo:
         raise MalformedSegmentError(f"{INIT_NAME}: stsd has no sample entry")
     sample = describe_sample_entry(entries[0])
     mvex = find_box(moov.payload, "mvex")
-    extends = [parse_trex(b.payload) for b in iter_boxes(mvex.payload if mvex else b"")
-               if b.type == "trex"]
+    extends = [
+        parse_trex(b.payload) for b in iter_boxes(mvex.payload if mvex else b"") if b.type == "trex"
+    ]
     trex = next((t.default_sample_duration for t in extends if t.track_id == tkhd.track_id), 0)
     return InitInfo(
         track_id=tkhd.track_id,
@@ -144,8 +145,7 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         except MalformedSegmentError as exc:
             raise MalformedSegmentError(f"{path}: {exc}") from exc
         durations.update(timing.sample_durations)
-        segments.append(Segment(number, timing.base_media_decode_time, timing.duration,
-                                len(data)))
+        segments.append(Segment(number, timing.base_media_decode_time, timing.duration, len(data)))
     if info.kind == "video":
         typical = durations.most_common(1)[0][0] if durations else 0
         media: dict[str, Any] = {

@@ -16,8 +16,21 @@ from packager.errors import MalformedSegmentError, UnsupportedMediaError
 from packager.isobmff import Box, Bytes, Reader, read_full_box, require_box
 
 # ISO/IEC 14496-3 Table 1.16, samplingFrequencyIndex 0x0-0xC.
-AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000,
-                    11025, 8000, 7350)
+AAC_SAMPLE_RATES = (
+    96000,
+    88200,
+    64000,
+    48000,
+    44100,
+    32000,
+    24000,
+    22050,
+    16000,
+    12000,
+    11025,
+    8000,
+    7350,
+)
 MPEG4_AUDIO = 0x40  # objectTypeIndication of ISO/IEC 14496-3 audio (14496-1 Table 5)
 
 
@@ -162,12 +175,15 @@ def _describe_mp4a(entry: Box) -> SampleDescription:
     channels, sample_rate, children = parse_audio_sample_entry(entry.payload, entry.type)
     object_type, info = parse_esds(require_box(children, "esds", entry.type).payload)
     if object_type != MPEG4_AUDIO or not info:
-        return SampleDescription(f"mp4a.{object_type:02x}", sample_rate=sample_rate,
-                                 channels=channels)
+        return SampleDescription(
+            f"mp4a.{object_type:02x}", sample_rate=sample_rate, channels=channels
+        )
     asc = parse_audio_specific_config(info)
-    return SampleDescription(f"mp4a.40.{asc.object_type}",
-                             sample_rate=asc.sample_rate or sample_rate,
-                             channels=asc.channels or channels)
+    return SampleDescription(
+        f"mp4a.40.{asc.object_type}",
+        sample_rate=asc.sample_rate or sample_rate,
+        channels=asc.channels or channels,
+    )
 
 
 _SAMPLE_ENTRIES: dict[str, Callable[[Box], SampleDescription]] = {

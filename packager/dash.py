@@ -65,12 +65,16 @@ def compress_timeline(segments: Sequence[Segment]) -> list[TimelineEntry]:
 
 def _segment_template(parent: ET.Element, track: Track) -> None:
     """SegmentTemplate (§5.3.9.4) with a SegmentTimeline (§5.3.9.6)."""
-    template = ET.SubElement(parent, "SegmentTemplate", {
-        "timescale": str(track.timescale),
-        "initialization": INITIALIZATION,
-        "media": MEDIA,
-        "startNumber": str(track.segments[0].number),
-    })
+    template = ET.SubElement(
+        parent,
+        "SegmentTemplate",
+        {
+            "timescale": str(track.timescale),
+            "initialization": INITIALIZATION,
+            "media": MEDIA,
+            "startNumber": str(track.segments[0].number),
+        },
+    )
     timeline = ET.SubElement(template, "SegmentTimeline")
     for entry in compress_timeline(track.segments):
         attributes = {"t": str(entry.t)} if entry.t is not None else {}
@@ -104,33 +108,45 @@ def _video_set(period: ET.Element, video_tracks: Sequence[Track]) -> None:
         attributes["par"] = par
     adaptation = ET.SubElement(period, "AdaptationSet", attributes)
     for track in order_variants(video_tracks):
-        representation = ET.SubElement(adaptation, "Representation", {
-            "id": track.id,
-            "bandwidth": str(track.peak_bandwidth),
-            "codecs": track.codecs,
-            "width": str(track.width),
-            "height": str(track.height),
-            "frameRate": format_frame_rate(track.frame_rate),
-            "sar": "1:1",
-        })
+        representation = ET.SubElement(
+            adaptation,
+            "Representation",
+            {
+                "id": track.id,
+                "bandwidth": str(track.peak_bandwidth),
+                "codecs": track.codecs,
+                "width": str(track.width),
+                "height": str(track.height),
+                "frameRate": format_frame_rate(track.frame_rate),
+                "sar": "1:1",
+            },
+        )
         _segment_template(representation, track)
 
 
 def _audio_set(period: ET.Element, audio: Track) -> None:
     """The audio AdaptationSet, with its channel layout (ISO/IEC 23001-8 ChannelConfiguration)."""
-    adaptation = ET.SubElement(period, "AdaptationSet", {
-        "id": "1",
-        "contentType": "audio",
-        "mimeType": "audio/mp4",
-        "lang": audio.language,
-        "segmentAlignment": "true",
-        "startWithSAP": "1",
-    })
+    adaptation = ET.SubElement(
+        period,
+        "AdaptationSet",
+        {
+            "id": "1",
+            "contentType": "audio",
+            "mimeType": "audio/mp4",
+            "lang": audio.language,
+            "segmentAlignment": "true",
+            "startWithSAP": "1",
+        },
+    )
     if audio.channels:
-        ET.SubElement(adaptation, "AudioChannelConfiguration", {
-            "schemeIdUri": CHANNEL_SCHEME,
-            "value": str(audio.channels),
-        })
+        ET.SubElement(
+            adaptation,
+            "AudioChannelConfiguration",
+            {
+                "schemeIdUri": CHANNEL_SCHEME,
+                "value": str(audio.channels),
+            },
+        )
     attributes = {"id": audio.id, "bandwidth": str(audio.peak_bandwidth), "codecs": audio.codecs}
     if audio.sample_rate:
         attributes["audioSamplingRate"] = str(audio.sample_rate)
@@ -142,16 +158,17 @@ def render_mpd(video_tracks: Sequence[Track], audio: Track | None) -> str:
     """A static MPD (§5.3.1) with one Period (§5.3.2) holding every track."""
     check_presentation(video_tracks, audio)
     tracks = [*video_tracks, *([audio] if audio else [])]
-    longest_segment = max(
-        s.seconds(t.timescale) for t in tracks for s in t.segments
+    longest_segment = max(s.seconds(t.timescale) for t in tracks for s in t.segments)
+    root = ET.Element(
+        "MPD",
+        {
+            "xmlns": MPD_NAMESPACE,
+            "profiles": PROFILES,
+            "type": "static",
+            "mediaPresentationDuration": format_duration(max(t.duration for t in tracks)),
+            "minBufferTime": format_duration(longest_segment),
+        },
     )
-    root = ET.Element("MPD", {
-        "xmlns": MPD_NAMESPACE,
-        "profiles": PROFILES,
-        "type": "static",
-        "mediaPresentationDuration": format_duration(max(t.duration for t in tracks)),
-        "minBufferTime": format_duration(longest_segment),
-    })
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
     _video_set(period, video_tracks)
     if audio is not None:

@@ -38,8 +38,15 @@ def trun(durations: list[int] | None, count: int | None = None) -> bytes:
     return full_box("trun", 0, flags, u32(count), struct.pack(">i", 0), samples)
 
 
-def fragment(track_id: int, start: int, durations: list[int] | None, *,
-             default: int | None = None, count: int | None = None, mdat: bytes = b"x") -> bytes:
+def fragment(
+    track_id: int,
+    start: int,
+    durations: list[int] | None,
+    *,
+    default: int | None = None,
+    count: int | None = None,
+    mdat: bytes = b"x",
+) -> bytes:
     traf = box("traf", tfhd(track_id, default), tfdt(start), trun(durations, count))
     return box("moof", full_box("mfhd", 0, 0, u32(1)), traf) + box("mdat", mdat)
 
@@ -57,14 +64,16 @@ def visual_entry(kind: str, width: int, height: int, *children: bytes) -> bytes:
 def descriptor(tag: int, payload: bytes) -> bytes:
     """An MPEG-4 descriptor with a 4-byte expandable size, as FFmpeg writes it."""
     n = len(payload)
-    size = bytes([0x80 | (n >> 21) & 0x7F, 0x80 | (n >> 14) & 0x7F, 0x80 | (n >> 7) & 0x7F,
-                  n & 0x7F])
+    size = bytes(
+        [0x80 | (n >> 21) & 0x7F, 0x80 | (n >> 14) & 0x7F, 0x80 | (n >> 7) & 0x7F, n & 0x7F]
+    )
     return bytes([tag]) + size + payload
 
 
 def esds(asc: bytes, object_type: int = 0x40) -> bytes:
-    config = descriptor(0x04, bytes([object_type, 0x15]) + bytes(3) + u32(128000, 128000)
-                        + descriptor(0x05, asc))
+    config = descriptor(
+        0x04, bytes([object_type, 0x15]) + bytes(3) + u32(128000, 128000) + descriptor(0x05, asc)
+    )
     es = descriptor(0x03, struct.pack(">HB", 1, 0) + config + descriptor(0x06, b"\x02"))
     return full_box("esds", 0, 0, es)
 
@@ -74,11 +83,26 @@ def audio_entry(channels: int, rate: int, *children: bytes) -> bytes:
     return box("mp4a", head, struct.pack(">HHHH", channels, 16, 0, 0), u32(rate << 16), *children)
 
 
-def init_segment(entry: bytes, *, handler: str = "vide", timescale: int = 15360,
-                 width: int = 0, height: int = 0, trex_duration: int = 0,
-                 language: int = 0x55C4) -> bytes:
-    tkhd = full_box("tkhd", 0, 3, u32(0, 0, 1, 0, 0), bytes(8), bytes(8), bytes(36),
-                    u32(width << 16, height << 16))
+def init_segment(
+    entry: bytes,
+    *,
+    handler: str = "vide",
+    timescale: int = 15360,
+    width: int = 0,
+    height: int = 0,
+    trex_duration: int = 0,
+    language: int = 0x55C4,
+) -> bytes:
+    tkhd = full_box(
+        "tkhd",
+        0,
+        3,
+        u32(0, 0, 1, 0, 0),
+        bytes(8),
+        bytes(8),
+        bytes(36),
+        u32(width << 16, height << 16),
+    )
     mdhd = full_box("mdhd", 0, 0, u32(0, 0, timescale, 0), struct.pack(">HH", language, 0))
     hdlr = full_box("hdlr", 0, 0, u32(0), handler.encode(), bytes(12), b"h\x00")
     stsd = full_box("stsd", 0, 0, u32(1), entry)

@@ -9,8 +9,9 @@ from packager.cmaf import muxer_options
 from packager.sink import FragmentSink
 
 
-def encode_video(sink: FragmentSink, width: int, height: int, seconds: int, *,
-                 fps: int = 30, gop: int = 60) -> bytes:
+def encode_video(
+    sink: FragmentSink, width: int, height: int, seconds: int, *, fps: int = 30, gop: int = 60
+) -> bytes:
     """A moving bar through libx264 with an IDR forced every `gop` frames.
 
     Returns the encoder's extradata (to check the codec string against).
@@ -18,16 +19,20 @@ def encode_video(sink: FragmentSink, width: int, height: int, seconds: int, *,
     with av.open(sink, "w", format="mp4", options=muxer_options("video", gop / fps)) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
-                          "forced-idr": "1", "preset": "veryfast"}
+        stream.options = {
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+            "forced-idr": "1",
+            "preset": "veryfast",
+        }
         for i in range(fps * seconds):
             pixels = np.full((height, width, 3), 40, np.uint8)
             bar = (i * 5) % (width - width // 8)
             pixels[:, bar : bar + width // 8] = (250, 200, 30)
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts = i
-            frame.pict_type = (av.video.frame.PictureType.I if i % gop == 0
-                               else av.video.frame.PictureType.NONE)
+            frame.pict_type = (
+                av.video.frame.PictureType.I if i % gop == 0 else av.video.frame.PictureType.NONE
+            )
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
         return bytes(stream.codec_context.extradata or b"")

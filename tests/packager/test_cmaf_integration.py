@@ -42,9 +42,16 @@ def test_files_on_disk(job: tuple[Path, Track, Track, bytes]) -> None:
     outdir = job[0]
     names = {p.relative_to(outdir).as_posix() for p in outdir.rglob("*") if p.is_file()}
     assert names == {
-        "master.m3u8", "manifest.mpd",
-        "v240/init.mp4", "v240/00001.m4s", "v240/00002.m4s", "v240/index.m3u8",
-        "audio/init.mp4", "audio/00001.m4s", "audio/00002.m4s", "audio/index.m3u8",
+        "master.m3u8",
+        "manifest.mpd",
+        "v240/init.mp4",
+        "v240/00001.m4s",
+        "v240/00002.m4s",
+        "v240/index.m3u8",
+        "audio/init.mp4",
+        "audio/00001.m4s",
+        "audio/00002.m4s",
+        "audio/index.m3u8",
     }
 
 
@@ -57,7 +64,8 @@ def test_video_track_measured(job: tuple[Path, Track, Track, bytes]) -> None:
     assert [s.seconds(video.timescale) for s in video.segments] == [2, 1]
     assert [s.number for s in video.segments] == [1, 2]
     assert [s.size for s in video.segments] == [
-        (outdir / "v240" / f"{s.number:05d}.m4s").stat().st_size for s in video.segments]
+        (outdir / "v240" / f"{s.number:05d}.m4s").stat().st_size for s in video.segments
+    ]
 
 
 def test_every_video_segment_starts_with_a_keyframe(job: tuple[Path, Track, Track, bytes]) -> None:
@@ -90,13 +98,17 @@ def test_segments_are_contiguous(job: tuple[Path, Track, Track, bytes]) -> None:
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
 @pytest.mark.parametrize("manifest", ["master.m3u8", "manifest.mpd"])
-def test_ffmpeg_decodes_manifest_without_errors(job: tuple[Path, Track, Track, bytes],
-                                                manifest: str) -> None:
+def test_ffmpeg_decodes_manifest_without_errors(
+    job: tuple[Path, Track, Track, bytes], manifest: str
+) -> None:
     # An absolute path: FFmpeg 5.1's dash demuxer resolves relative MPD paths twice.
     path = (job[0] / manifest).resolve()
     result = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -107,9 +119,22 @@ def test_ffmpeg_decodes_manifest_without_errors(job: tuple[Path, Track, Track, b
 def test_ffprobe_counts_every_frame(job: tuple[Path, Track, Track, bytes], manifest: str) -> None:
     path = (job[0] / manifest).resolve()
     result = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=nb_read_frames,codec_name,width,height", "-of", "csv=p=0",
-         str(path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,codec_name,width,height",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     assert result.stdout.split()[0] == f"h264,{WIDTH},{HEIGHT},{FPS * SECONDS}"

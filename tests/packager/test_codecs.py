@@ -23,10 +23,12 @@ def entry(data: bytes) -> Box:
         ("avc3", 0x4D, 0x40, 0x28, "avc3.4d4028"),
     ],
 )
-def test_avc_codec_string(kind: str, profile: int, constraints: int, level: int,
-                          codecs: str) -> None:
+def test_avc_codec_string(
+    kind: str, profile: int, constraints: int, level: int, codecs: str
+) -> None:
     description = describe_sample_entry(
-        entry(visual_entry(kind, 1280, 720, avcc(profile, constraints, level))))
+        entry(visual_entry(kind, 1280, 720, avcc(profile, constraints, level)))
+    )
     assert (description.codecs, description.width, description.height) == (codecs, 1280, 720)
 
 
@@ -57,7 +59,10 @@ def asc(object_type: int, frequency_index: int, channels: int, rate: int = 0) ->
 def test_aac_codec_string(config: bytes, codecs: str, rate: int, channels: int) -> None:
     description = describe_sample_entry(entry(audio_entry(6, 8000, esds(config))))
     assert (description.codecs, description.sample_rate, description.channels) == (
-        codecs, rate, channels)
+        codecs,
+        rate,
+        channels,
+    )
 
 
 def test_channels_from_sample_entry_when_asc_defers_to_a_pce() -> None:

@@ -20,13 +20,19 @@ def timeline(*spans: tuple[int, int]) -> list[Segment]:
     ("segments", "expected"),
     [
         (timeline((0, 2)), [TimelineEntry(0, 2)]),
-        (timeline((0, 2), (2, 2), (4, 2), (6, 1)),
-         [TimelineEntry(0, 2, 2), TimelineEntry(None, 1)]),
-        (timeline((0, 2), (2, 3), (5, 2), (7, 2)),
-         [TimelineEntry(0, 2), TimelineEntry(None, 3), TimelineEntry(None, 2, 1)]),
+        (
+            timeline((0, 2), (2, 2), (4, 2), (6, 1)),
+            [TimelineEntry(0, 2, 2), TimelineEntry(None, 1)],
+        ),
+        (
+            timeline((0, 2), (2, 3), (5, 2), (7, 2)),
+            [TimelineEntry(0, 2), TimelineEntry(None, 3), TimelineEntry(None, 2, 1)],
+        ),
         # a gap after the second segment restarts the run with an explicit t
-        (timeline((0, 2), (2, 2), (5, 2), (7, 2)),
-         [TimelineEntry(0, 2, 1), TimelineEntry(5, 2, 1)]),
+        (
+            timeline((0, 2), (2, 2), (5, 2), (7, 2)),
+            [TimelineEntry(0, 2, 1), TimelineEntry(5, 2, 1)],
+        ),
         (timeline((1024, 2), (1026, 2)), [TimelineEntry(1024, 2, 1)]),
         ([], []),
     ],
@@ -58,16 +64,26 @@ def test_mpd_fields() -> None:
     (period,) = mpd.periods
     video_set, audio_set = period.adaptation_sets
     assert (video_set.mime_type, video_set.segment_alignment, video_set.start_with_sap) == (
-        "video/mp4", True, 1)
+        "video/mp4",
+        True,
+        1,
+    )
     assert (video_set.max_width, video_set.max_height, video_set.max_frame_rate, video_set.par) == (
-        1080, 1920, "30000/1001", "9:16")
+        1080,
+        1920,
+        "30000/1001",
+        "9:16",
+    )
     by_id = {t.id: t for t in LADDER}
     assert [r.id for r in video_set.representations] == ["v360", "v720", "v1080"]
     for representation in video_set.representations:
         track = by_id[representation.id]
         assert representation.bandwidth == track.peak_bandwidth
         assert (representation.codecs, representation.width, representation.height) == (
-            track.codecs, track.width, track.height)
+            track.codecs,
+            track.width,
+            track.height,
+        )
         assert (representation.frame_rate, representation.sar) == ("30000/1001", "1:1")
         (template,) = representation.segment_templates
         assert (template.timescale, template.start_number) == (30000, 1)
@@ -78,10 +94,15 @@ def test_mpd_fields() -> None:
     assert (audio_set.mime_type, audio_set.lang) == ("audio/mp4", "eng")
     (channels,) = audio_set.audio_channel_configurations
     assert (channels.scheme_id_uri, channels.value) == (
-        "urn:mpeg:dash:23003:3:audio_channel_configuration:2011", "2")
+        "urn:mpeg:dash:23003:3:audio_channel_configuration:2011",
+        "2",
+    )
     (representation,) = audio_set.representations
     assert (representation.id, representation.codecs, representation.audio_sampling_rate) == (
-        "audio", "mp4a.40.2", "48000")
+        "audio",
+        "mp4a.40.2",
+        "48000",
+    )
     assert representation.bandwidth == LADDER_AUDIO.peak_bandwidth
 
 

@@ -31,13 +31,18 @@ def write_track(folder: Path, init: bytes, fragments: list[bytes]) -> Path:
 
 def test_ntsc_video_from_trex_defaults(tmp_path: Path) -> None:
     init = init_segment(AVC, timescale=30000, width=1080, height=1920, trex_duration=1001)
-    folder = write_track(tmp_path / "v1080", init, [
-        fragment(1, 0, None, count=60), fragment(1, 60060, None, count=30)])
+    folder = write_track(
+        tmp_path / "v1080",
+        init,
+        [fragment(1, 0, None, count=60), fragment(1, 60060, None, count=30)],
+    )
     track = describe_track(folder, "v1080")
     assert (track.kind, track.codecs, track.timescale) == ("video", "avc1.640028", 30000)
     assert (track.width, track.height, track.frame_rate) == (1080, 1920, Fraction(30000, 1001))
     assert [(s.number, s.start, s.duration) for s in track.segments] == [
-        (1, 0, 60060), (2, 60060, 30030)]
+        (1, 0, 60060),
+        (2, 60060, 30030),
+    ]
     assert track.init_size == len(init)
     assert track.segments[0].size == (folder / "00001.m4s").stat().st_size
 
@@ -55,13 +60,22 @@ def test_size_from_sample_entry_when_tkhd_has_none(tmp_path: Path) -> None:
 
 
 def test_audio_track(tmp_path: Path) -> None:
-    init = init_segment(audio_entry(2, 48000, esds(bytes([0x11, 0x90]))), handler="soun",
-                        timescale=48000, language=0x15C7)
-    folder = write_track(tmp_path / "audio", init, [
-        fragment(1, 0, [1024] * 94), fragment(1, 96256, [1024] * 10)])
+    init = init_segment(
+        audio_entry(2, 48000, esds(bytes([0x11, 0x90]))),
+        handler="soun",
+        timescale=48000,
+        language=0x15C7,
+    )
+    folder = write_track(
+        tmp_path / "audio", init, [fragment(1, 0, [1024] * 94), fragment(1, 96256, [1024] * 10)]
+    )
     track = describe_track(folder, "audio")
     assert (track.kind, track.codecs, track.sample_rate, track.channels) == (
-        "audio", "mp4a.40.2", 48000, 2)
+        "audio",
+        "mp4a.40.2",
+        48000,
+        2,
+    )
     assert track.language == "eng" and track.frame_rate == 0
     assert track.duration == Fraction(104 * 1024, 48000)
 
@@ -74,8 +88,9 @@ def test_audio_track(tmp_path: Path) -> None:
         ([], PackagerError, "no segments"),
     ],
 )
-def test_segment_numbering(tmp_path: Path, names: list[str], error: type[Exception],
-                           message: str) -> None:
+def test_segment_numbering(
+    tmp_path: Path, names: list[str], error: type[Exception], message: str
+) -> None:
     folder = write_track(tmp_path / "v", init_segment(AVC), [])
     for name in names:
         (folder / name).write_bytes(fragment(1, 0, [512]))
@@ -113,12 +128,27 @@ def test_unsupported_handler(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "seconds", "expected"),
     [
-        ("video", 2.0, {"movflags": "frag_keyframe+empty_moov+default_base_moof+cmaf+skip_sidx"
-                                    "+skip_trailer"}),
-        ("audio", 2.0, {"movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
-                        "frag_duration": "2000000"}),
-        ("audio", 1.5, {"movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
-                        "frag_duration": "1500000"}),
+        (
+            "video",
+            2.0,
+            {"movflags": "frag_keyframe+empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer"},
+        ),
+        (
+            "audio",
+            2.0,
+            {
+                "movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
+                "frag_duration": "2000000",
+            },
+        ),
+        (
+            "audio",
+            1.5,
+            {
+                "movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
+                "frag_duration": "1500000",
+            },
+        ),
     ],
 )
 def test_muxer_options(kind: str, seconds: float, expected: dict[str, str]) -> None:

@@ -14,8 +14,14 @@ from tests.packager.tracks import LADDER, LADDER_AUDIO, VIDEO_ONLY, audio, segme
 
 
 def with_durations(durations: list[int], timescale: int = 1_000_000) -> Track:
-    return Track(id="v1", kind="video", codecs="avc1.64001f", timescale=timescale,
-                 segments=segments(durations, [1000] * len(durations)), init_size=1)
+    return Track(
+        id="v1",
+        kind="video",
+        codecs="avc1.64001f",
+        timescale=timescale,
+        segments=segments(durations, [1000] * len(durations)),
+        init_size=1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -30,8 +36,9 @@ def with_durations(durations: list[int], timescale: int = 1_000_000) -> Track:
         ([300_000, 200_000], 1_000_000, 1),  # never 0
     ],
 )
-def test_target_duration_is_the_largest_rounded_extinf(durations: list[int], timescale: int,
-                                                       expected: int) -> None:
+def test_target_duration_is_the_largest_rounded_extinf(
+    durations: list[int], timescale: int, expected: int
+) -> None:
     track = with_durations(durations, timescale)
     assert target_duration(track) == expected
     parsed = m3u8.loads(render_media_playlist(track))
@@ -68,9 +75,14 @@ def test_media_playlist_fields() -> None:
 
 def test_media_sequence_follows_first_file_number() -> None:
     track = with_durations([2_000_000, 2_000_000])
-    shifted = Track(id="v1", kind="video", codecs="avc1.64001f", timescale=1_000_000,
-                    segments=tuple(Segment(s.number + 4, s.start, s.duration, s.size)
-                                   for s in track.segments), init_size=1)
+    shifted = Track(
+        id="v1",
+        kind="video",
+        codecs="avc1.64001f",
+        timescale=1_000_000,
+        segments=tuple(Segment(s.number + 4, s.start, s.duration, s.size) for s in track.segments),
+        init_size=1,
+    )
     parsed = m3u8.loads(render_media_playlist(shifted))
     assert parsed.media_sequence == 5
     assert parsed.segments[0].uri == "00005.m4s"
@@ -81,19 +93,25 @@ def test_master_with_audio() -> None:
     assert parsed.version == 7 and parsed.is_independent_segments
     (media,) = parsed.media
     assert (media.type, media.group_id, media.default, media.autoselect) == (
-        "AUDIO", "aud", "YES", "YES")
+        "AUDIO",
+        "aud",
+        "YES",
+        "YES",
+    )
     assert (media.channels, media.uri, media.language) == ("2", "audio/index.m3u8", "eng")
     infos = [p.stream_info for p in parsed.playlists]
     assert [p.uri for p in parsed.playlists] == [
-        "v360/index.m3u8", "v720/index.m3u8", "v1080/index.m3u8"]
+        "v360/index.m3u8",
+        "v720/index.m3u8",
+        "v1080/index.m3u8",
+    ]
     assert [i.bandwidth for i in infos] == sorted(i.bandwidth for i in infos)
     by_id = {t.id: t for t in LADDER}
     for playlist in parsed.playlists:
         track = by_id[playlist.uri.split("/")[0]]
         info = playlist.stream_info
         assert info.bandwidth == track.peak_bandwidth + LADDER_AUDIO.peak_bandwidth
-        assert info.average_bandwidth == (
-            track.average_bandwidth + LADDER_AUDIO.average_bandwidth)
+        assert info.average_bandwidth == (track.average_bandwidth + LADDER_AUDIO.average_bandwidth)
         assert info.codecs == f"{track.codecs},mp4a.40.2"
         assert info.resolution == (track.width, track.height)
         assert info.frame_rate == 29.97
@@ -125,7 +143,8 @@ def test_audio_without_language_or_channel_count() -> None:
         (VIDEO_ONLY, LADDER[0], "audio must be audio"),
     ],
 )
-def test_master_refuses_bad_presentations(video_tracks: list[Track], audio_track: Track | None,
-                                          message: str) -> None:
+def test_master_refuses_bad_presentations(
+    video_tracks: list[Track], audio_track: Track | None, message: str
+) -> None:
     with pytest.raises(PackagerError, match=message):
         render_master(video_tracks, audio_track)

@@ -24,7 +24,9 @@ from tests.packager.boxes import box, fragment, full_box, init_segment, tfdt, tf
 def test_iter_boxes_walks_siblings_and_nesting() -> None:
     data = box("ftyp", b"iso6") + box("moov", box("trak", box("tkhd")), box("mvex"))
     assert [(b.type, b.offset, b.size) for b in iter_boxes(data)] == [
-        ("ftyp", 0, 12), ("moov", 12, 32)]
+        ("ftyp", 0, 12),
+        ("moov", 12, 32),
+    ]
     found = find_box(data, "moov/trak/tkhd")
     assert found is not None and found.size == 8
     assert find_box(data, "moov/udta") is None
@@ -77,7 +79,7 @@ def test_tkhd_and_mdhd() -> None:
 
 def test_mdhd_version_1_and_zero_timescale() -> None:
     v1 = full_box("mdhd", 1, 0, bytes(16), u32(48000), bytes(8), struct.pack(">HH", 0x55C4, 0))
-    assert parse_mdhd(box("x", v1)[8 + 8:]).timescale == 48000
+    assert parse_mdhd(box("x", v1)[8 + 8 :]).timescale == 48000
     zero = full_box("mdhd", 0, 0, u32(0, 0, 0, 0), bytes(4))
     with pytest.raises(MalformedSegmentError, match="timescale is 0"):
         parse_mdhd(zero[8:])

@@ -12,9 +12,11 @@ from packager.sink import FragmentSink
 from tests.packager.boxes import box, fragment, init_segment
 
 INIT = init_segment(b"")
-FRAGMENTS = [fragment(1, 0, [512] * 3, mdat=b"a" * 300),
-             box("styp", b"cmfs") + fragment(1, 1536, [512], mdat=b"b" * 70_000),
-             fragment(1, 2048, [512, 256], mdat=b"c")]
+FRAGMENTS = [
+    fragment(1, 0, [512] * 3, mdat=b"a" * 300),
+    box("styp", b"cmfs") + fragment(1, 1536, [512], mdat=b"b" * 70_000),
+    fragment(1, 2048, [512, 256], mdat=b"c"),
+]
 STREAM = INIT + b"".join(FRAGMENTS) + box("mfra", box("mfro", bytes(8)))
 
 

@@ -15,13 +15,28 @@ def segments(durations: list[int], sizes: list[int], start: int = 0) -> tuple[Se
     return tuple(result)
 
 
-def video(track_id: str, width: int, height: int, sizes: list[int], *,
-          timescale: int = 30000, frame: int = 1001, gop: int = 60, last: int = 30,
-          codecs: str = "avc1.64001f") -> Track:
+def video(
+    track_id: str,
+    width: int,
+    height: int,
+    sizes: list[int],
+    *,
+    timescale: int = 30000,
+    frame: int = 1001,
+    gop: int = 60,
+    last: int = 30,
+    codecs: str = "avc1.64001f",
+) -> Track:
     durations = [gop * frame] * (len(sizes) - 1) + [last * frame]
     return Track(
-        id=track_id, kind="video", codecs=codecs, timescale=timescale,
-        segments=segments(durations, sizes), init_size=800, width=width, height=height,
+        id=track_id,
+        kind="video",
+        codecs=codecs,
+        timescale=timescale,
+        segments=segments(durations, sizes),
+        init_size=800,
+        width=width,
+        height=height,
         frame_rate=Fraction(timescale, frame),
     )
 
@@ -29,17 +44,28 @@ def video(track_id: str, width: int, height: int, sizes: list[int], *,
 def audio(sizes: list[int], *, language: str = "und", channels: int = 2) -> Track:
     durations = [94 * 1024] * (len(sizes) - 1) + [40 * 1024]
     return Track(
-        id="audio", kind="audio", codecs="mp4a.40.2", timescale=48000,
-        segments=segments(durations, sizes), init_size=700, sample_rate=48000,
-        channels=channels, language=language,
+        id="audio",
+        kind="audio",
+        codecs="mp4a.40.2",
+        timescale=48000,
+        segments=segments(durations, sizes),
+        init_size=700,
+        sample_rate=48000,
+        channels=channels,
+        language=language,
     )
 
 
 # A 9.009 s 29.97 fps vertical ladder (listed out of order on purpose) with English audio.
 LADDER = [
     video("v720", 720, 1280, [600_000, 550_000, 620_000, 580_000, 300_000], codecs="avc1.64001f"),
-    video("v1080", 1080, 1920, [1_200_000, 1_100_000, 1_250_000, 1_150_000, 600_000],
-          codecs="avc1.640028"),
+    video(
+        "v1080",
+        1080,
+        1920,
+        [1_200_000, 1_100_000, 1_250_000, 1_150_000, 600_000],
+        codecs="avc1.640028",
+    ),
     video("v360", 360, 640, [150_000, 140_000, 160_000, 145_000, 70_000], codecs="avc1.4d401e"),
 ]
 LADDER_AUDIO = audio([32_100, 32_000, 32_050, 32_000, 13_700], language="eng")
