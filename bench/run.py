@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py --seconds 30 --rounds 5
 
-Each round runs, in turn (order reversed every other round): reelforge's whole job, the
+Each round runs, in turn (order reversed every other round): reelforge's whole job and its
+ladder alone (`--no-thumbnails`), the
 ffmpeg whole job (ladder + HLS/DASH + poster + storyboard), the ffmpeg ladder alone, and the
 x264 floor (the same encoders fed pre-scaled raw frames). Medians go to a Markdown table on
 stdout and, with every run, to bench/results.json. A last pass measures peak memory on a
@@ -36,7 +37,7 @@ from bench.table import render_table
 from engine.encoders import DEFAULT_PRESET
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-VARIANTS = ("reelforge", "ffmpeg", "ffmpeg_ladder", "x264_floor")
+VARIANTS = ("reelforge", "ffmpeg", "reelforge_ladder", "ffmpeg_ladder", "x264_floor")
 
 
 class BenchError(RuntimeError):
@@ -51,12 +52,16 @@ def reelforge_binary() -> str:
     return found
 
 
-def reelforge_command(source: Path, outdir: Path, preset: str) -> list[str]:
-    """The CLI with the encoder pinned to libx264 (`auto` would pick NVENC on a GPU host)."""
+def reelforge_command(
+    source: Path, outdir: Path, preset: str, thumbnails: bool = True
+) -> list[str]:
+    """The CLI with the encoder pinned to libx264 (`auto` would pick NVENC on a GPU host);
+    without thumbnails it is the ladder alone (`--no-thumbnails`)."""
     return [
         reelforge_binary(), "transcode", str(source), str(outdir), "--json",
         "--encoder", "libx264", "--preset", preset,
         "--segment-seconds", f"{baseline.SEGMENT_SECONDS:g}",
+        *([] if thumbnails else ["--no-thumbnails"]),
     ]  # fmt: skip
 
 
@@ -69,7 +74,7 @@ def run_once(
 ) -> dict[str, Any]:
     """One measured run, once the machine is quiet; the output folder is made fresh for it."""
     shutil.rmtree(outdir, ignore_errors=True)
-    if variant != "reelforge":  # reelforge wants to create its output folder itself
+    if not variant.startswith("reelforge"):  # reelforge creates its output folder itself
         outdir.mkdir(parents=True)
     logs.mkdir(parents=True, exist_ok=True)
     stdout, stderr = logs / f"{variant}.out", logs / f"{variant}.err"
@@ -87,7 +92,7 @@ def run_once(
         "others_cpus_before": round(others_before, 2),
         "waited_for_quiet_s": round(waited, 1),
     }
-    if variant == "reelforge":
+    if variant.startswith("reelforge"):
         report = json.loads((outdir / "report.json").read_text())
         result["stages"] = report["stages"]
         result["ladder"] = report["ladder"]["video"]
@@ -116,6 +121,7 @@ def commands_for(
 ) -> dict[str, list[str]]:
     return {
         "reelforge": reelforge_command(source, outroot / "reelforge", preset),
+        "reelforge_ladder": reelforge_command(source, outroot / "reelforge_ladder", preset, False),
         "ffmpeg": baseline.ladder_command(plan, outroot / "ffmpeg", True, ffmpeg),
         "ffmpeg_ladder": baseline.ladder_command(plan, outroot / "ffmpeg_ladder", False, ffmpeg),
         "x264_floor": baseline.floor_command(plan, rawdir, ffmpeg),
@@ -143,11 +149,6 @@ def summarize(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         names = list(runs[0]["stages"])
         summary["stages"] = {n: median([r["stages"].get(n, 0.0) for r in runs]) for n in names}
         summary["outside_total_s"] = median([r["wall_s"] - r["stages"]["total"] for r in runs])
-        # No CLI switch turns the poster and storyboard off: the ladder alone is estimated
-        # as the wall time less the `thumbnails` stage (the per-frame tap stays counted).
-        ladder = [r["wall_s"] - r["stages"].get("thumbnails", 0.0) for r in runs]
-        summary["ladder_estimate_s"] = median(ladder)
-        summary["ladder_realtime_factor"] = round(seconds / statistics.median(ladder), 3)
     return summary
 
 

@@ -11,7 +11,12 @@ LADDER_RATIO = 1.0
 PEAK_MEMORY_BYTES = 2**30
 # Other processes' CPU use, in CPUs, above which a run's wall time says little.
 NOISY_CPUS = 0.2
-LABELS = {"reelforge": "reelforge", "ffmpeg": "ffmpeg", "ffmpeg_ladder": "ffmpeg ladder"}
+LABELS = {
+    "reelforge": "reelforge",
+    "ffmpeg": "ffmpeg",
+    "reelforge_ladder": "reelforge ladder",
+    "ffmpeg_ladder": "ffmpeg ladder",
+}
 HEADER = [
     "job", "tool", "median wall s", "min–max s", "realtime", "CPU s", "peak RSS MiB",
     "output MB", "reelforge/ffmpeg wall", "(CPU)", "target",
@@ -42,16 +47,15 @@ def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def run_cells(label: str, tool: str, s: dict[str, Any], wall_key: str = "wall_s") -> list[str]:
-    spread = f"{s['wall_min_s']:.2f}–{s['wall_max_s']:.2f}" if wall_key == "wall_s" else "—"
-    rtf_key = "realtime_factor" if wall_key == "wall_s" else "ladder_realtime_factor"
+def run_cells(label: str, tool: str, s: dict[str, Any]) -> list[str]:
+    spread = f"{s['wall_min_s']:.2f}–{s['wall_max_s']:.2f}"
     output = f"{s['output_bytes'] / 1e6:.1f}" if "output_bytes" in s else "—"
     return [
         label,
         tool,
-        f"{s[wall_key]:.2f}",
+        f"{s['wall_s']:.2f}",
         spread,
-        f"{s[rtf_key]:.2f}×",
+        f"{s['realtime_factor']:.2f}×",
         f"{s['cpu_s']:.1f}",
         f"{s['peak_rss_bytes'] / MIB:.0f}",
         output,
@@ -76,15 +80,13 @@ def render_table(results: dict[str, Any]) -> str:
     )
     lines.append(row([*run_cells("whole job", "reelforge", ours), *ratios]))
     lines.append(row([*run_cells("", "ffmpeg", theirs), "", "", ""]))
-    if "ffmpeg_ladder" in summary:
-        ladder = summary["ffmpeg_ladder"]
+    if "ffmpeg_ladder" in summary and "reelforge_ladder" in summary:
+        ladder, ours_ladder = summary["ffmpeg_ladder"], summary["reelforge_ladder"]
         ratios = ratio_cells(
-            ours["ladder_estimate_s"], ladder["wall_s"], ours["cpu_s"], ladder["cpu_s"],
+            ours_ladder["wall_s"], ladder["wall_s"], ours_ladder["cpu_s"], ladder["cpu_s"],
             LADDER_RATIO,
         )  # fmt: skip
-        ours_cells = run_cells(
-            "ladder alone", "reelforge (est.: wall − thumbnails stage)", ours, "ladder_estimate_s"
-        )
+        ours_cells = run_cells("ladder alone", "reelforge --no-thumbnails", ours_ladder)
         lines.append(row([*ours_cells, *ratios]))
         lines.append(row([*run_cells("", "ffmpeg", ladder), "", "", ""]))
     if "x264_floor" in summary:
