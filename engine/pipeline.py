@@ -34,7 +34,11 @@ ProgressFn = Callable[[float], None]
 
 
 class FrameConsumer(Protocol):
-    """A tap on the single decode: sees every upright output frame of the largest rung."""
+    """A tap on the single decode: sees every upright output frame of the largest rung.
+
+    A tap that also defines `on_audio(frame, time)` gets every audio frame as the AAC encoder
+    does (48 kHz stereo float planar, aligned with the video), e.g. for fingerprinting.
+    """
 
     def on_video(self, frame: Any, time: float) -> None: ...
 
@@ -130,10 +134,14 @@ def run_single_pass(
         if progress is not None and frames_per_rung[0]:
             progress(min(1.0, out_frames / expected_frames))
 
+    audio_taps = [tap for tap in taps if callable(getattr(tap, "on_audio", None))]
+
     def feed_audio(frames: list[Any]) -> None:
         assert audio is not None
         for frame in frames:
             audio.put(frame)
+            for tap in audio_taps:
+                tap.on_audio(frame, frame.pts / frame.sample_rate)  # type: ignore[attr-defined]
 
     with SingleDecode(source, deadline=deadline) as decode:
         for kind, frame in decode.frames():

@@ -75,10 +75,16 @@ class CountingTap:
     def __init__(self) -> None:
         self.times: list[float] = []
         self.sizes: set[tuple[int, int]] = set()
+        self.samples = 0
+        self.audio_formats: set[tuple[int, str, str]] = set()
 
     def on_video(self, frame: Any, time: float) -> None:
         self.times.append(time)
         self.sizes.add((frame.width, frame.height))
+
+    def on_audio(self, frame: Any, time: float) -> None:
+        self.samples += frame.samples
+        self.audio_formats.add((frame.sample_rate, frame.layout.name, frame.format.name))
 
 
 def test_taps_see_every_output_frame(generated: Callable[[str], Path], tmp_path: Path) -> None:
@@ -87,6 +93,10 @@ def test_taps_see_every_output_frame(generated: Callable[[str], Path], tmp_path:
     assert len(tap.times) == report["decode"]["output_frames"]
     assert tap.times == sorted(tap.times) and tap.times[0] == 0
     assert tap.sizes == {(720, 720)}  # upright frames of the largest rung
+    # the audio as encoded: 48 kHz stereo, as long as the video less the AAC priming
+    assert tap.audio_formats == {(48000, "stereo", "fltp")}
+    video_seconds = len(tap.times) / 30
+    assert abs(tap.samples / 48000 - (video_seconds - 1024 / 48000)) < 0.01
 
 
 def test_encoder_registry_falls_back_to_x264() -> None:
