@@ -29,6 +29,18 @@ def rotation_filters(rotation: int) -> list[tuple[str, str]]:
     return []
 
 
+UNSPECIFIED_COLORSPACE = 2  # AVCOL_SPC_UNSPECIFIED
+
+
+def source_matrix(frame: Any) -> str:
+    """`in_color_matrix` for an untagged source, as players guess it (ITU-R BT.709 for HD,
+    BT.601 for SD); empty when the frame is tagged, so the scaler reads the tag."""
+    if int(frame.colorspace) != UNSPECIFIED_COLORSPACE:
+        return ""
+    hd = max(frame.width, frame.height) >= 1280 or min(frame.width, frame.height) >= 720
+    return f"in_color_matrix={'bt709' if hd else 'bt601'}:"
+
+
 class VideoGraph:
     """decoded frames in → one upright, CFR, scaled frame per rung out (in rung order)."""
 
@@ -61,7 +73,7 @@ class VideoGraph:
         upstream, pad = chain[-1], 0
         for index, rung in enumerate(rungs):
             convert = (
-                "out_color_matrix=bt709:out_range=tv"
+                f"{source_matrix(template)}out_color_matrix=bt709:out_range=tv"
                 if index == 0
                 else "in_color_matrix=bt709:out_color_matrix=bt709:in_range=tv:out_range=tv"
             )
