@@ -14,7 +14,6 @@ import pickle
 import queue
 import resource
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,10 +66,20 @@ def _child(
     conn.close()
 
 
+def os_thread_count() -> int:
+    """Threads of this process as the kernel sees them: native ones (decoders, encoders,
+    BLAS) included, which `threading.active_count()` does not count."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 2  # unknown: assume threads
+
+
 def start_method() -> str:
     """`fork` from a single-threaded parent (the CLI: no re-import, ~0.3 s saved per job);
-    `spawn` wherever threads run (API and worker processes), as forking them is unsafe."""
-    if sys.platform == "linux" and threading.active_count() == 1:
+    `spawn` wherever any thread runs (API and worker processes, a test run that encoded in
+    process), as a fork can inherit a lock another thread holds and hang."""
+    if sys.platform == "linux" and os_thread_count() == 1:
         return "fork"
     return "spawn"
 
