@@ -49,6 +49,26 @@ class EncoderSettings:
         }
 
 
+def rung_settings(
+    encoder: str,
+    preset: str,
+    rung: Rung,
+    gop_frames: int,
+    frame_rate: Fraction,
+    options: dict[str, str],
+) -> EncoderSettings:
+    return EncoderSettings(
+        encoder=encoder,
+        preset=preset,
+        crf=rung.crf,
+        maxrate=rung.maxrate,
+        bufsize=rung.bufsize,
+        gop_frames=gop_frames,
+        frame_rate=frame_rate,
+        options=options,
+    )
+
+
 class EncoderProfile(Protocol):
     name: str
 
@@ -96,16 +116,7 @@ class X264Profile:
             "forced-idr": "1",
             "x264-params": x264_params,
         }
-        return EncoderSettings(
-            encoder=self.name,
-            preset=preset,
-            crf=rung.crf,
-            maxrate=rung.maxrate,
-            bufsize=rung.bufsize,
-            gop_frames=gop_frames,
-            frame_rate=frame_rate,
-            options=options,
-        )
+        return rung_settings(self.name, preset, rung, gop_frames, frame_rate, options)
 
     def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]:
         opts = settings.options
@@ -154,16 +165,7 @@ class NvencProfile:
             "strict_gop": "1",
             "bf": "2",
         }
-        return EncoderSettings(
-            encoder=self.name,
-            preset="p4",
-            crf=rung.crf,
-            maxrate=rung.maxrate,
-            bufsize=rung.bufsize,
-            gop_frames=gop_frames,
-            frame_rate=frame_rate,
-            options=options,
-        )
+        return rung_settings(self.name, options["preset"], rung, gop_frames, frame_rate, options)
 
     def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]:
         args = [f"-c:v:{index}", "h264_nvenc"]

@@ -24,13 +24,12 @@ from engine.errors import EngineError, UndecodableError
 from engine.graphs import AudioGraph, VideoGraph
 from engine.policy import InputPolicy
 from engine.report import build_report
+from engine.sandbox import ProgressFn
 from engine.source import SourceInfo, probe
 from engine.thumbnails import ThumbnailTap
 from ladders import AudioRung, choose_ladder
 from packager.cmaf import describe_track
 from packager.manifests import write_manifests
-
-ProgressFn = Callable[[float], None]
 
 
 class FrameConsumer(Protocol):
@@ -102,7 +101,6 @@ def finish_all(encoders: Sequence[Any]) -> None:
 
 def run_single_pass(
     source: SourceInfo,
-    staging: Path,
     video: Sequence[VideoEncoder],
     audio: AudioEncoder | None,
     frame_rate: Fraction,
@@ -115,7 +113,7 @@ def run_single_pass(
     expected_frames = max(
         1, round(Fraction(source.duration).limit_denominator(100000) * frame_rate)
     )
-    audio_samples = round(expected_frames / frame_rate * 48_000)
+    audio_samples = round(expected_frames / frame_rate * audio.rung.sample_rate) if audio else 0
     video_graph: VideoGraph | None = None
     audio_graph: AudioGraph | None = None
     rungs = [encoder.rung for encoder in video]
@@ -228,7 +226,6 @@ def transcode(
                 "decode_encode",
                 lambda: run_single_pass(
                     source,
-                    staging,
                     video,
                     audio,
                     frame_rate,

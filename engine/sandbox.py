@@ -96,7 +96,7 @@ def run_limited(
     Raises what the child raised; `ResourceLimitError` when it ran past `wall_seconds` or out
     of memory; `EngineError` when it died without an answer.
     """
-    ctx = mp.get_context(start_method())
+    ctx: Any = mp.get_context(start_method())
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     progress_queue = ctx.Queue() if progress is not None else None
     env_arena = os.environ.get("MALLOC_ARENA_MAX")
