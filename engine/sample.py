@@ -21,7 +21,7 @@ def make_sample(
     rng = np.random.default_rng(7)
     y_grid, x_grid = np.mgrid[0:height, 0:width].astype(np.float32)
     base = (x_grid / width * 160 + y_grid / height * 60).astype(np.float32)
-    grain = rng.integers(0, 12, size=(height, width), dtype=np.uint8)
+    grain = rng.integers(0, 4, size=(height, width), dtype=np.uint8)
     with av.open(str(path), "w") as out:
         video: Any = out.add_stream(
             "libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"}

@@ -63,7 +63,7 @@ def test_bitrate_cap(source_rate: int | None, expected_1080: int) -> None:
     assert cap_bitrate(DEFAULT_RUNGS[0], source_rate) == expected_1080
     rung = choose_ladder(Shape(1080, 1920, source_rate))[0]
     assert rung.maxrate == expected_1080
-    assert rung.bufsize == 2 * expected_1080
+    assert rung.bufsize == expected_1080
 
 
 def test_fit_short_side_is_even_and_keeps_aspect() -> None:
