@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,7 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def single_threaded_libraries() -> None:
+    """Keep numpy's BLAS from starting a thread pool: the CLI needs none, and a process with
+    no native threads can fork its job child instead of spawning it (no re-import)."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    single_threaded_libraries()
     from engine.errors import InputRejected
 
     args = build_parser().parse_args(argv)
