@@ -39,7 +39,6 @@ class TrackEncoder:
         self.stream: Any = None
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.error: BaseException | None = None
-        self.frames_in = 0
         self.stopping = False
         self.thread = threading.Thread(
             target=self._run, name=f"encode-{track_dir.name}", daemon=True
@@ -76,7 +75,6 @@ class TrackEncoder:
                 if frame is _STOP:
                     break
                 if self.error is None:
-                    self.frames_in += 1
                     self.container.mux(self.stream.encode(self.prepare(frame)))
             self.container.mux(self.stream.encode(None))
             self.container.close()
