@@ -69,10 +69,12 @@ class TrackEncoder:
         return frame
 
     def _run(self) -> None:
+        stopped = False
         try:
             while True:
                 frame = self.queue.get()
                 if frame is _STOP:
+                    stopped = True
                     break
                 if self.error is None:
                     self.container.mux(self.stream.encode(self.prepare(frame)))
@@ -81,8 +83,8 @@ class TrackEncoder:
             self.sink.close()
         except BaseException as exc:  # reported to the pipeline thread by put()/finish()
             self.error = exc
-            while self.queue.get() is not _STOP:  # drain so the producer never blocks
-                pass
+            while not stopped:  # drain until the stop so the producer never blocks
+                stopped = self.queue.get() is _STOP
 
 
 class VideoEncoder(TrackEncoder):
