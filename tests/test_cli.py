@@ -129,3 +129,13 @@ def test_progress_bar_draws_on_a_terminal() -> None:
     quiet = io.StringIO()
     ProgressBar("transcode", stream=quiet)(0.5)
     assert quiet.getvalue() == ""
+
+
+def test_an_encoder_failure_stops_the_job_cleanly(
+    generated: Callable[[str], Path], tmp_path: Path
+) -> None:
+    outdir = tmp_path / "broken"
+    with pytest.raises(EngineError, match="encoder"):
+        transcode(generated("square"), outdir, TranscodeOptions(preset="no-such-preset"))
+    assert not outdir.exists()
+    assert not list(tmp_path.glob(".broken.partial-*"))
