@@ -35,15 +35,17 @@ from engine.encoders import (
     select_encoder,
 )
 from engine.source import SourceInfo, probe
+from engine.thumbnails import (
+    THUMB_COLUMNS,
+    THUMB_INTERVAL,
+    THUMB_LONG_SIDE,
+    THUMB_MAX,
+    thumb_size,
+)
 from ladders import AudioRung, Rung, choose_ladder
 
 SEGMENT_SECONDS = 2.0  # the CLI's default --segment-seconds
-# engine.thumbnails.ThumbnailTap: one 90x160 frame a second, 10 columns, at most 200;
-# poster: the most detailed frame sampled every 0.5 s over the first 3 s.
-THUMB_INTERVAL = 1.0
-THUMB_LONG_SIDE = 160
-THUMB_COLUMNS = 10
-THUMB_MAX = 200
+# Poster: the most detailed frame sampled every 0.5 s over the first 3 s (engine.thumbnails).
 POSTER_WINDOW = 3.0
 POSTER_QUALITY = 2
 STORYBOARD_QUALITY = 4
@@ -76,9 +78,7 @@ class LadderPlan:
 
     @property
     def thumbnail_size(self) -> tuple[int, int]:
-        width, height = self.rungs[0].width, self.rungs[0].height
-        scale = THUMB_LONG_SIDE / max(width, height)
-        return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
+        return thumb_size(self.rungs[0].width, self.rungs[0].height, THUMB_LONG_SIDE)
 
     @property
     def storyboard_grid(self) -> tuple[int, int]:

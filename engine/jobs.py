@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from engine.pipeline import ProgressFn, TranscodeOptions, probe_and_check, transcode
+from engine.pipeline import TranscodeOptions, transcode
 from engine.policy import InputPolicy
-from engine.sandbox import run_limited
+from engine.sandbox import ProgressFn, run_limited
 from engine.source import SourceInfo, probe
 
 PROBE_WALL_SECONDS = 60.0
@@ -57,6 +57,3 @@ def transcode_limited(
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
-
-
-__all__ = ["probe_and_check", "probe_limited", "transcode_limited"]

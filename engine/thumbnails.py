@@ -20,6 +20,11 @@ POSTER_NAME = "poster.jpg"
 STORYBOARD_NAME = "storyboard.jpg"
 STORYBOARD_VTT = "storyboard.vtt"
 FF_QP2LAMBDA = 118
+# Storyboard layout, shared with the benchmark's ffmpeg baseline.
+THUMB_INTERVAL = 1.0  # seconds between storyboard frames
+THUMB_LONG_SIDE = 160  # pixels on a thumbnail's long side
+THUMB_COLUMNS = 10
+THUMB_MAX = 200
 
 
 def encode_jpeg(frame: Any, quality: int = 3) -> bytes:
@@ -79,11 +84,11 @@ class ThumbnailTap:
     """Receives every upright output frame (any rung) with its time; keeps only what it needs."""
 
     outdir: Path
-    interval: float = 1.0
+    interval: float = THUMB_INTERVAL
     poster_window: float = 3.0
-    long_side: int = 160
-    columns: int = 10
-    max_thumbs: int = 200
+    long_side: int = THUMB_LONG_SIDE
+    columns: int = THUMB_COLUMNS
+    max_thumbs: int = THUMB_MAX
     thumbs: list[np.ndarray] = field(default_factory=list)
     poster: Any = None
     poster_score: float = -1.0
