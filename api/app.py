@@ -1,0 +1,106 @@
+"""The Litestar application: one factory for both modes.
+
+Embedded mode (`reelforge serve`) also runs the Dramatiq worker inside this process and, at
+start, re-enqueues every unfinished video (the database is the source of truth, so a restart
+loses no job). Production runs the API alone; `dramatiq worker:setup` processes do the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.cache import Cache, MemoryCache, RedisCache
+from api.context import AppContext
+from api.db import async_engine, create_schema, sync_engine
+from api.errors import EXCEPTION_HANDLERS
+from api.routes import accounts, feed, health, media, social, uploads, videos
+from api.settings import Settings
+from cdn.storage import Storage, build_storage
+
+log = logging.getLogger("reelforge.api")
+
+
+def make_storage(settings: Settings) -> Storage:
+    return build_storage(
+        settings.storage,
+        root=settings.origin_dir,
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        bucket=settings.s3_bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
+
+
+def make_cache(settings: Settings) -> Cache:
+    return RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
+
+
+def create_app(settings: Settings) -> Litestar:
+    import worker
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = sync_engine(settings)
+        await asyncio.to_thread(create_schema, engine)
+        engine.dispose()
+        storage = make_storage(settings)
+        await asyncio.to_thread(getattr(storage, "ensure_bucket", lambda: None))
+        jobs = worker.build(settings)
+        ctx = AppContext(
+            settings=settings,
+            db=async_engine(settings),
+            storage=storage,
+            cache=make_cache(settings),
+            jobs=jobs,
+        )
+        app.state.ctx = ctx
+        if settings.embedded:
+            jobs.start_embedded_worker()
+            requeued = await asyncio.to_thread(jobs.requeue_unfinished)
+            if requeued:
+                log.info("re-enqueued %d unfinished video(s)", requeued)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(jobs.stop)
+            await ctx.cache.close()
+            await ctx.db.dispose()
+
+    route_handlers: list[Any] = [
+        *health.ROUTES,
+        *accounts.ROUTES,
+        *uploads.ROUTES,
+        *videos.ROUTES,
+        *social.ROUTES,
+        *feed.ROUTES,
+        *media.ROUTES,
+    ]
+    return Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Reelforge API",
+            version="1",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer")
+                }
+            ),
+        ),
+        request_max_body_size=1024 * 1024,
+        debug=False,
+    )

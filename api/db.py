@@ -1,0 +1,65 @@
+"""Database engines for the API (async) and the workers (sync), on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.settings import Settings
+from api.tables import metadata
+
+ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id(prefix: str, length: int = 16) -> str:
+    """A random public id, e.g. `v_k3j9...` (Crockford-ish base32, 80 bits by default)."""
+    return prefix + "_" + "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the API read while a worker thread writes; busy_timeout waits instead of failing.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def async_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def sync_engine(settings: Settings) -> Engine:
+    url = settings.sync_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent; safe when several processes start at once)."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    try:
+        metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):
+        # Another process created the same table between our check and our CREATE.
+        metadata.create_all(engine)

@@ -1,0 +1,1 @@
+"""Litestar route handlers, one module per resource."""

@@ -1,0 +1,165 @@
+"""The metadata store's schema (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Times are integer milliseconds since the Unix epoch: cheap to compare and to put in cursors,
+identical on both engines. Public ids are random strings with a type prefix (`u_`, `v_`, `c_`)
+so they cannot be enumerated.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("handle", String(32), nullable=False, unique=True),
+    Column("display_name", String(64), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False, default="user"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("follower_count", Integer, nullable=False, default=0),
+    Column("following_count", Integer, nullable=False, default=0),
+    Column("video_count", Integer, nullable=False, default=0),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(24), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# Video lifecycle: awaiting_upload → uploaded → processing → published | rejected | failed,
+# plus deleted. `render_id` names the immutable storage prefix of the published outputs.
+videos = Table(
+    "videos",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("owner_id", String(24), ForeignKey("users.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text, nullable=False, default=""),
+    Column("caption", Text, nullable=False, default=""),
+    Column("privacy", String(16), nullable=False, default="public"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("published_at", BigInteger),
+    # Upload: declared size and type, how it arrives, and the tus offset.
+    Column("upload_kind", String(16), nullable=False),
+    Column("upload_size", BigInteger, nullable=False),
+    Column("upload_content_type", String(100), nullable=False),
+    Column("upload_offset", BigInteger, nullable=False, default=0),
+    Column("upload_expires_at", BigInteger, nullable=False),
+    Column("upload_metadata", Text, nullable=False, default=""),
+    # Processing.
+    Column("lane", String(16), nullable=False, default="normal"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("render_id", String(32)),
+    Column("duration_s", Float),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("renditions", Text, nullable=False, default="[]"),
+    # Counters (kept with the row so one read answers GET /v1/videos/{id}).
+    Column("like_count", Integer, nullable=False, default=0),
+    Column("comment_count", Integer, nullable=False, default=0),
+    Column("view_count", Integer, nullable=False, default=0),
+    Column("share_count", Integer, nullable=False, default=0),
+    Column("completion_count", Integer, nullable=False, default=0),
+    Column("skip_count", Integer, nullable=False, default=0),
+    Column("not_interested_count", Integer, nullable=False, default=0),
+    Column("impression_count", Integer, nullable=False, default=0),
+    Column("watch_ms", BigInteger, nullable=False, default=0),
+    Index("ix_videos_owner_created", "owner_id", "created_at"),
+    Index("ix_videos_status_published", "status", "published_at"),
+)
+
+video_history = Table(
+    "video_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), nullable=False, index=True),
+    Column("at", BigInteger, nullable=False),
+    Column("from_status", String(16), nullable=False),
+    Column("to_status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+likes = Table(
+    "likes",
+    metadata,
+    Column("user_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_likes_video", "video_id"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("followee_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_follows_followee", "followee_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", String(24), primary_key=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), nullable=False),
+    Column("user_id", String(24), ForeignKey("users.id"), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_comments_video_created", "video_id", "created_at"),
+)
+
+# Watch events, one row per client event id: a retried batch inserts nothing twice.
+watch_events = Table(
+    "watch_events",
+    metadata,
+    Column("user_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", BigInteger, nullable=False, default=0),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_watch_events_video", "video_id"),
+)
+
+# What a viewer has watched or marked: the for-you feed never shows these again.
+seen = Table(
+    "seen",
+    metadata,
+    Column("user_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("not_interested", Boolean, nullable=False, default=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(24), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,115 @@
+"""Public representations shared by several routes (msgspec structs, built from table rows)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, select
+
+from api.settings import Settings
+from api.tables import users, videos
+
+
+class Rendition(msgspec.Struct):
+    name: str
+    width: int
+    height: int
+    bandwidth: int
+    codecs: str
+
+
+class AuthorOut(msgspec.Struct):
+    id: str
+    handle: str
+    display_name: str
+
+
+class VideoOut(msgspec.Struct):
+    id: str
+    status: str
+    status_reason: str
+    author: AuthorOut
+    caption: str
+    privacy: str
+    created_at: int
+    published_at: int | None
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    like_count: int
+    comment_count: int
+    view_count: int
+    share_count: int
+    hls_url: str | None
+    dash_url: str | None
+    poster_url: str | None
+    renditions: list[Rendition]
+
+
+class UserOut(msgspec.Struct):
+    id: str
+    handle: str
+    display_name: str
+    created_at: int
+    follower_count: int
+    following_count: int
+    video_count: int
+
+
+def media_prefix(settings: Settings, video_id: str, render_id: str) -> str:
+    """Base URL of a published video's files; the render id makes every URL immutable."""
+    return f"{settings.media_url}/{video_id}/{render_id}"
+
+
+def video_query() -> Select[Any]:
+    """The columns `video_out` needs: the video joined with its author."""
+    return select(
+        videos,
+        users.c.handle.label("author_handle"),
+        users.c.display_name.label("author_display_name"),
+    ).select_from(videos.join(users, users.c.id == videos.c.owner_id))
+
+
+def video_out(row: Any, settings: Settings) -> VideoOut:
+    m = row._mapping
+    published = m["status"] == "published" and m["render_id"]
+    base = media_prefix(settings, m["id"], m["render_id"]) if published else None
+    renditions = [Rendition(**r) for r in json.loads(m["renditions"] or "[]")] if published else []
+    return VideoOut(
+        id=m["id"],
+        status=m["status"],
+        status_reason=m["status_reason"],
+        author=AuthorOut(
+            id=m["owner_id"], handle=m["author_handle"], display_name=m["author_display_name"]
+        ),
+        caption=m["caption"],
+        privacy=m["privacy"],
+        created_at=m["created_at"],
+        published_at=m["published_at"],
+        duration_s=m["duration_s"],
+        width=m["width"],
+        height=m["height"],
+        like_count=m["like_count"],
+        comment_count=m["comment_count"],
+        view_count=m["view_count"],
+        share_count=m["share_count"],
+        hls_url=f"{base}/master.m3u8" if base else None,
+        dash_url=f"{base}/manifest.mpd" if base else None,
+        poster_url=f"{base}/poster.jpg" if base else None,
+        renditions=renditions,
+    )
+
+
+def user_out(row: Any) -> UserOut:
+    m = row._mapping
+    return UserOut(
+        id=m["id"],
+        handle=m["handle"],
+        display_name=m["display_name"],
+        created_at=m["created_at"],
+        follower_count=m["follower_count"],
+        following_count=m["following_count"],
+        video_count=m["video_count"],
+    )
