@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system=("ffmpeg:ffmpeg" "ffprobe:ffmpeg" "chromium:chromium" "nginx:nginx" "node:nodejs" "npm:npm")
+want_system=("ffmpeg:ffmpeg" "ffprobe:ffmpeg" "chromium:chromium" "nginx:nginx" "node:nodejs" "npm:npm" "wrk:wrk")
 missing=()
 for entry in "${want_system[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
