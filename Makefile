@@ -4,11 +4,10 @@
 bootstrap:
 	./scripts/bootstrap.sh
 
+# The embedded server (SQLite + a local origin under reelforge-data/, jobs in-process); once
+# ready it publishes the project's sample clip as the `demo` account and prints where to play it.
 demo: bootstrap
-	.venv/bin/reelforge sample demo-out/sample.mp4 --seconds 10
-	rm -rf demo-out/sample
-	.venv/bin/reelforge transcode demo-out/sample.mp4 demo-out/sample
-	@echo "open demo-out/sample/master.m3u8 or demo-out/sample/manifest.mpd"
+	.venv/bin/reelforge serve --demo
 
 test: bootstrap
 	.venv/bin/python -m pytest -q

@@ -1,6 +1,7 @@
-"""`reelforge` command line: probe, transcode, sample.
+"""`reelforge` command line: probe, transcode, sample, serve.
 
-Exit codes: 0 done; 2 the input was rejected (one line on stderr naming why); 1 our failure.
+Exit codes: 0 done; 2 the input was rejected, or `serve` was given bad settings (one line on
+stderr naming why); 1 our failure.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,194 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEMO_HANDLE = "demo"
+
+
+def _call(
+    method: str, url: str, body: Any = None, token: str = "", **extra: Any
+) -> tuple[int, Any]:
+    """One JSON request with the standard library (the demo needs no HTTP client package)."""
+    import urllib.error
+    import urllib.request
+
+    headers = dict(extra.pop("headers", {}))
+    data = extra.pop("data", None)
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def _demo_account(base: str, data_dir: Path) -> str:
+    """Log in as `demo`, registering it first when missing; the password lives in the data dir."""
+    import secrets
+
+    creds_path = data_dir / "demo-account.json"
+    if creds_path.is_file():
+        creds = json.loads(creds_path.read_text())
+        status, body = _call("POST", f"{base}/v1/auth/login", creds)
+    else:
+        creds = {"handle": DEMO_HANDLE, "password": secrets.token_urlsafe(18)}
+        status, body = _call("POST", f"{base}/v1/auth/register", creds)
+        if status == 409:
+            raise RuntimeError(
+                f"account {DEMO_HANDLE!r} exists but {creds_path} (its password) is gone"
+            )
+        if status in (200, 201):
+            creds_path.write_text(json.dumps(creds))
+            creds_path.chmod(0o600)
+    if status not in (200, 201):
+        raise RuntimeError(f"demo account: HTTP {status}: {body}")
+    return str(body["token"])
+
+
+def _demo_upload(base: str, token: str, clip: Path) -> str:
+    """Upload through the signed upload URL (as a phone would), then publish; returns the id."""
+    from urllib.parse import urljoin
+
+    size = clip.stat().st_size
+    request = {"file_size_bytes": size, "content_type": "video/mp4"}
+    status, ticket = _call("POST", f"{base}/v1/videos/upload-url", request, token)
+    if status not in (200, 201):
+        raise RuntimeError(f"upload-url: HTTP {status}: {ticket}")
+    headers = {**ticket.get("headers", {}), "Content-Length": str(size)}
+    with clip.open("rb") as fh:
+        status, body = _call(
+            ticket.get("method", "PUT"),
+            urljoin(base + "/", ticket["upload_url"]),
+            headers=headers,
+            data=fh,
+        )
+    if status >= 300:
+        raise RuntimeError(f"upload: HTTP {status}: {body}")
+    video_id = str(ticket["video_id"])
+    publish = {"caption": "Reelforge demo clip", "privacy": "public"}
+    status, body = _call("POST", f"{base}/v1/videos/{video_id}/publish", publish, token)
+    if status != 202:
+        raise RuntimeError(f"publish: HTTP {status}: {body}")
+    return video_id
+
+
+def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900) -> None:
+    """`serve --demo`: once the server is ready, publish the sample clip through its own API."""
+    from engine.sample import make_sample
+
+    base = settings.public_url
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not server.started or _call("GET", f"{base}/readyz")[0] != 200:
+            if server.should_exit or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        clip = settings.data_dir / "demo" / f"sample-{seconds:g}s.mp4"
+        if not clip.is_file():
+            make_sample(clip, seconds=seconds)
+        token = _demo_account(base, settings.data_dir)
+        video_id = _demo_upload(base, token, clip)
+        print(f"demo: account {DEMO_HANDLE!r}, token {token}", flush=True)
+        print(f"demo: video {video_id} is processing ({base}/v1/videos/{video_id})", flush=True)
+        while time.monotonic() < deadline and not server.should_exit:
+            status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
+            if status == 200 and video["status"] in ("published", "rejected", "failed"):
+                reason = video["status_reason"]
+                detail = f" ({reason})" if reason and reason != video["status"] else ""
+                print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
+                if video["hls_url"]:
+                    print(f"demo: play {video['hls_url']} or {video['dash_url']}", flush=True)
+                return
+            time.sleep(0.5)
+    except Exception as exc:  # the demo is a guest: it reports and leaves the server running
+        print(f"demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def serve_settings(args: argparse.Namespace) -> Any:
+    """`REELFORGE_*` settings with the command-line flags laid over them, resolved once.
+
+    The flags go in as the variables they override, so derived values (the public URL from
+    host and port, the database under the data dir) follow them and no default data
+    directory is ever created for a value the flags replace.
+    """
+    from api.settings import Settings
+
+    environ = dict(os.environ)
+    for flag, name in (("host", "HOST"), ("port", "PORT"), ("data_dir", "DATA_DIR")):
+        value = getattr(args, flag)
+        if value is not None:
+            environ[f"REELFORGE_{name}"] = str(value)
+    return Settings.from_env(environ)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API (and, embedded, the in-process worker) under uvicorn until SIGTERM/SIGINT.
+
+    Uvicorn drains requests and runs the app's shutdown on the first signal; it then re-raises
+    the signal, which the handlers installed here absorb so a requested stop exits 0.
+    """
+    import logging
+    import signal
+
+    import uvicorn
+
+    from api.settings import SettingsError
+
+    try:
+        settings = serve_settings(args)
+    except SettingsError as exc:
+        print(f"reelforge: bad settings: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    if args.demo and not settings.embedded:
+        print("reelforge: bad settings: --demo needs embedded mode", file=sys.stderr)
+        return EXIT_REJECTED
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from api.app import create_app
+
+    log = logging.getLogger("reelforge.serve")
+    role = "API and in-process worker" if settings.embedded else "API only"
+    log.info(
+        "serving %s (%s mode: %s, data dir %s)",
+        settings.public_url,
+        settings.mode,
+        role,
+        settings.data_dir,
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    stop_requested: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: stop_requested.append(number))
+    if args.demo:
+        threading.Thread(
+            target=run_demo, args=(settings, server, args.demo_seconds), name="demo", daemon=True
+        ).start()
+    server.run()
+    if not server.started:
+        return EXIT_FAILURE
+    log.info("stopped%s", " on signal" if stop_requested else "")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("output")
     sample.add_argument("--seconds", type=float, default=10.0)
     sample.set_defaults(run=cmd_sample)
+    serve = sub.add_parser(
+        "serve", help="the API (embedded: with its worker, SQLite and a local origin)"
+    )
+    serve.add_argument("--host", default=None, help="overrides REELFORGE_HOST")
+    serve.add_argument("--port", type=int, default=None, help="overrides REELFORGE_PORT")
+    serve.add_argument("--data-dir", default=None, help="overrides REELFORGE_DATA_DIR")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="once ready, upload and publish a sample clip as the `demo` account",
+    )
+    serve.add_argument("--demo-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

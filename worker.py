@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
 
 from api.settings import Settings
 
@@ -51,6 +59,19 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     )
 
 
+# Room in an actor's time limit beyond the engine's own deadline: joining the upload,
+# storing the outputs and publishing.
+TRANSFER_ALLOWANCE_S = 300
+GAVE_UP_ACTOR = "transcode_gave_up"
+
+
+def _actor(fn: Callable[..., Any], **options: Any) -> dramatiq.Actor[Any, Any]:
+    """`dramatiq.actor` for a function made at run time (bound to one Runtime)."""
+    decorate: Any = dramatiq.actor(**options)
+    actor: dramatiq.Actor[Any, Any] = decorate(fn)
+    return actor
+
+
 class Jobs:
     """The actors bound to one broker, and the API's way to enqueue them."""
 
@@ -60,33 +81,49 @@ class Jobs:
         self.settings = settings
         self.broker = broker
         self._runtime = processing.Runtime(settings)
-        limit_ms = settings.transcode_time_limit_s * 1000
+        runtime = self._runtime
+        # Set on purpose (Dramatiq's defaults are a 10-minute limit and 20 retries over a
+        # week): the engine stops itself at transcode_time_limit_s and rejects the input; the
+        # actor's limit is the backstop, with room for the transfers around the transcode.
         common: dict[str, Any] = {
             "broker": broker,
-            "time_limit": limit_ms,
+            "time_limit": (settings.transcode_time_limit_s + TRANSFER_ALLOWANCE_S) * 1000,
             # Storage and database hiccups are retried with backoff; rejected input is not
-            # (the job records the rejection and returns normally).
-            "max_retries": 5,
+            # (the job records the rejection and returns normally; `throws` is the backstop).
+            # process() counts deliveries too and marks the video failed on the last one.
+            "max_retries": processing.MAX_ATTEMPTS - 1,
             "min_backoff": 2_000,
             "max_backoff": 120_000,
             "throws": (processing.InputRejectedError,),
+            # Retries exhausted by something process() could not catch (a time limit, a
+            # database that never answered): the video still ends failed, not processing.
+            "on_retry_exhausted": GAVE_UP_ACTOR,
         }
-        runtime = self._runtime
-        self.transcode = dramatiq.actor(
+        self.transcode = _actor(
             lambda video_id: runtime.process(video_id),
             actor_name="transcode_video",
             queue_name=TRANSCODE_QUEUE,
             priority=0,
             **common,
         )
-        self.transcode_bulk = dramatiq.actor(
+        self.transcode_bulk = _actor(
             lambda video_id: runtime.process(video_id),
             actor_name="transcode_video_bulk",
             queue_name=BULK_QUEUE,
             priority=10,
             **common,
         )
-        self.cleanup = dramatiq.actor(
+        self.gave_up = _actor(
+            lambda message, retry_info: runtime.give_up(message["args"][0]),
+            actor_name=GAVE_UP_ACTOR,
+            queue_name=CLEANUP_QUEUE,
+            broker=broker,
+            max_retries=10,
+            time_limit=60_000,
+            min_backoff=1_000,
+            max_backoff=60_000,
+        )
+        self.cleanup = _actor(
             lambda video_id: runtime.cleanup(video_id),
             actor_name="cleanup_video",
             queue_name=CLEANUP_QUEUE,
@@ -94,8 +131,10 @@ class Jobs:
             max_retries=10,
             time_limit=300_000,
             min_backoff=1_000,
+            max_backoff=300_000,
         )
         self._worker: dramatiq.Worker | None = None
+        self._booted = False
         self._lock = threading.Lock()
 
     # -- the API's side -------------------------------------------------------------------
@@ -121,7 +160,13 @@ class Jobs:
     # -- embedded mode --------------------------------------------------------------------
     def start_embedded_worker(self) -> None:
         with self._lock:
+            if not self._booted:
+                # What `dramatiq` does in a worker process: starts the time-limit watchdog.
+                self.broker.emit_after("process_boot")
+                self._booted = True
             if self._worker is None:
+                # One process owns the data dir: whatever a killed run left is garbage.
+                self._runtime.sweep_work(older_than_s=0)
                 self._worker = dramatiq.Worker(
                     self.broker, worker_threads=max(1, self.settings.embedded_workers)
                 )

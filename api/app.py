@@ -22,9 +22,11 @@ from api.cache import Cache, MemoryCache, RedisCache
 from api.context import AppContext
 from api.db import async_engine, create_schema, sync_engine
 from api.errors import EXCEPTION_HANDLERS
+from api.idempotency import IdempotencyMiddleware
+from api.ratelimit import RateLimitMiddleware
 from api.routes import accounts, feed, health, media, social, uploads, videos
 from api.settings import Settings
-from cdn.storage import Storage, build_storage
+from cdn.storage import Storage, StorageError, build_storage
 
 log = logging.getLogger("reelforge.api")
 
@@ -55,7 +57,12 @@ def create_app(settings: Settings) -> Litestar:
         await asyncio.to_thread(create_schema, engine)
         engine.dispose()
         storage = make_storage(settings)
-        await asyncio.to_thread(getattr(storage, "ensure_bucket", lambda: None))
+        try:
+            await asyncio.to_thread(getattr(storage, "ensure_bucket", lambda: None))
+        except StorageError as exc:
+            # Start anyway: /readyz answers 503 until storage is back (an orchestrator must
+            # not restart-loop the API because the object store is down).
+            log.warning("object storage is not reachable at start: %s", exc)
         jobs = worker.build(settings)
         ctx = AppContext(
             settings=settings,
@@ -89,6 +96,8 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
+        # The first is outermost: a request is counted before its idempotency record is read.
+        middleware=[RateLimitMiddleware(), IdempotencyMiddleware()],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Reelforge API",
@@ -96,9 +105,7 @@ def create_app(settings: Settings) -> Litestar:
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
             components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer")
-                }
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
         ),
         request_max_body_size=1024 * 1024,

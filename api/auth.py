@@ -58,7 +58,9 @@ async def issue_token(ctx: AppContext, user_id: str) -> tuple[str, int]:
     async with ctx.db.begin() as conn:
         await conn.execute(
             insert(tokens).values(
-                token_hash=token_digest(token), user_id=user_id, created_at=created,
+                token_hash=token_digest(token),
+                user_id=user_id,
+                created_at=created,
                 expires_at=expires,
             )
         )
@@ -73,7 +75,8 @@ def _bearer(request: Request[Any, Any, Any]) -> str | None:
     return value.strip()
 
 
-async def _lookup(ctx: AppContext, token: str) -> User | None:
+async def lookup_token(ctx: AppContext, token: str) -> User | None:
+    """The token's user when it exists and has not expired."""
     query = (
         select(users.c.id, users.c.handle, users.c.role, tokens.c.expires_at)
         .select_from(tokens.join(users, users.c.id == tokens.c.user_id))
@@ -92,8 +95,9 @@ async def optional_user(request: Request[Any, Any, Any]) -> User | None:
     token = _bearer(request)
     if token is None:
         return None
-    ctx: AppContext = request.app.state.ctx
-    user = await _lookup(ctx, token)
+    from api.caller import caller
+
+    user = await caller(request.scope)
     if user is None:
         raise Unauthorized("the bearer token is invalid or expired")
     return user

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.settings import Settings
@@ -63,3 +63,25 @@ def create_schema(engine: Engine) -> None:
     except (IntegrityError, ProgrammingError):
         # Another process created the same table between our check and our CREATE.
         metadata.create_all(engine)
+
+
+def dialect_insert(dialect_name: str) -> Any:
+    """The dialect's own `insert` construct (it has `on_conflict_do_nothing/_update`).
+
+    PostgreSQL and SQLite (≥ 3.24) share the `INSERT ... ON CONFLICT` syntax; SQLAlchemy
+    exposes it per dialect, so callers pass `conn.dialect.name`.
+    """
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def insert_ignore(
+    dialect_name: str, table: Table, rows: dict[str, Any] | list[dict[str, Any]]
+) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING`; rowcount (or RETURNING) tells what was inserted."""
+    return dialect_insert(dialect_name)(table).values(rows).on_conflict_do_nothing()

@@ -69,9 +69,7 @@ def _statements(
     return move, record
 
 
-def move_sync(
-    conn: Connection, video_id: str, target: str, reason: str = "", **values: Any
-) -> str:
+def move_sync(conn: Connection, video_id: str, target: str, reason: str = "", **values: Any) -> str:
     """Move a video to `target` inside the caller's transaction; returns the previous state."""
     current = conn.execute(select(videos.c.status).where(videos.c.id == video_id)).scalar()
     if current is None:
@@ -87,9 +85,7 @@ async def move(
     conn: AsyncConnection, video_id: str, target: str, reason: str = "", **values: Any
 ) -> str:
     """Async twin of `move_sync` for the API."""
-    current = (
-        await conn.execute(select(videos.c.status).where(videos.c.id == video_id))
-    ).scalar()
+    current = (await conn.execute(select(videos.c.status).where(videos.c.id == video_id))).scalar()
     if current is None:
         raise TransitionError(video_id, None, target)
     move_stmt, record = _statements(video_id, current, target, reason, values)

@@ -86,10 +86,7 @@ class Settings:
     @property
     def sync_database_url(self) -> str:
         """The same database through a synchronous driver (workers, CLI)."""
-        return (
-            self.database_url.replace("+aiosqlite", "")
-            .replace("+asyncpg", "+psycopg")
-        )
+        return self.database_url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -68,6 +68,10 @@ videos = Table(
     Column("upload_offset", BigInteger, nullable=False, default=0),
     Column("upload_expires_at", BigInteger, nullable=False),
     Column("upload_metadata", Text, nullable=False, default=""),
+    # A lease on the upload while one request writes a part (api/uploads.py `UploadLease`):
+    # a random token and when it lapses, so a crashed writer never blocks a resume for long.
+    Column("upload_lock", String(32)),
+    Column("upload_lock_until", BigInteger),
     # Processing.
     Column("lane", String(16), nullable=False, default="normal"),
     Column("attempts", Integer, nullable=False, default=0),
@@ -88,6 +92,7 @@ videos = Table(
     Column("watch_ms", BigInteger, nullable=False, default=0),
     Index("ix_videos_owner_created", "owner_id", "created_at"),
     Index("ix_videos_status_published", "status", "published_at"),
+    Index("ix_videos_owner_published", "owner_id", "published_at"),
 )
 
 video_history = Table(

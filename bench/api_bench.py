@@ -83,7 +83,8 @@ def seed(url: str, users: int, videos: int, likes: int) -> list[str]:
                SELECT 'v_bench' || lpad(i::text, 6, '0'),
                       'u_bench' || lpad((i %% %s)::text, 5, '0'), 'published',
                       'published', format('clip %%s', i), 'public',
-                      %s - (i::bigint * 25920), %s, %s - (i::bigint * 25920), 'direct', 1000000, 'video/mp4',
+                      %s - (i::bigint * 25920), %s, %s - (i::bigint * 25920), 'direct',
+                      1000000, 'video/mp4',
                       1000000, %s, '', 'normal', 1, 'r_bench', 15.0, 1080, 1920, '[]',
                       0, (i * 7) %% 13, (i * 131) %% 5000, (i * 17) %% 40, (i * 53) %% 900,
                       (i * 11) %% 300, (i * 3) %% 7, 100 + (i * 197) %% 20000, 0

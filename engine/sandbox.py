@@ -13,6 +13,7 @@ import os
 import pickle
 import queue
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -45,13 +46,40 @@ def out_of_memory(exc: BaseException | None) -> bool:
     return False
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux prctl(2)
+    PR_SET_PDEATHSIG), so a worker killed with -9 leaves no orphan encoder behind.
+
+    The signal is armed for the death of the thread that forked us: `run_limited` waits in
+    that thread for the whole job. A parent that died before the call is caught by comparing
+    `os.getppid()` with `parent_pid` afterwards. Elsewhere than Linux this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def _child(
     target: Callable[..., Any],
     args: tuple[Any, ...],
     memory_bytes: int,
     conn: Any,
     progress: Any,
+    parent_pid: int = 0,
 ) -> None:
+    if parent_pid:
+        die_with_parent(parent_pid)
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
@@ -104,7 +132,7 @@ def run_limited(
     try:
         process = ctx.Process(
             target=_child,
-            args=(target, args, memory_bytes, child_conn, progress_queue),
+            args=(target, args, memory_bytes, child_conn, progress_queue, os.getpid()),
             daemon=True,
         )
         process.start()

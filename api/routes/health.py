@@ -20,7 +20,7 @@ def healthz() -> dict[str, str]:
 async def _check(name: str, fn: Any) -> tuple[str, str]:
     try:
         await asyncio.wait_for(fn(), timeout=3)
-    except Exception as exc:  # noqa: BLE001 - any failure makes the dependency not ready
+    except Exception as exc:
         return name, f"error: {type(exc).__name__}: {exc}"[:300]
     return name, "ok"
 
@@ -41,8 +41,12 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         await asyncio.to_thread(ctx.storage.check)
 
     results = dict(
-        await asyncio.gather(_check("database", db), _check("broker", broker), _check("storage", storage),
-                             _check("cache", ctx.cache.ping))
+        await asyncio.gather(
+            _check("database", db),
+            _check("broker", broker),
+            _check("storage", storage),
+            _check("cache", ctx.cache.ping),
+        )
     )
     ready = all(v == "ok" for v in results.values())
     return Response({"ready": ready, "checks": results}, status_code=200 if ready else 503)

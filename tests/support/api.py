@@ -41,7 +41,9 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def register(client: TestClient[Any], handle: str | None = None, password: str = "correct horse 9") -> tuple[str, str]:
+def register(
+    client: TestClient[Any], handle: str | None = None, password: str = "correct horse 9"
+) -> tuple[str, str]:
     """Register a new account and return (user_id, token)."""
     handle = handle or "user" + secrets.token_hex(4)
     response = client.post("/v1/auth/register", json={"handle": handle, "password": password})
@@ -93,9 +95,7 @@ def seed_video(
             )
         )
         conn.execute(
-            update(users)
-            .where(users.c.id == owner_id)
-            .values(video_count=users.c.video_count + 1)
+            update(users).where(users.c.id == owner_id).values(video_count=users.c.video_count + 1)
         )
     engine.dispose()
     return video_id

@@ -1,0 +1,238 @@
+"""Candidate snapshots for the for-you feed: computed from the database, shared through the cache.
+
+Issue 3 ("Feed"): the candidate list is the top `CANDIDATES` videos by `api.ranking.score`
+among the newest `SCAN_LIMIT` published public videos, plus the cold-start pool. It is cached
+(msgspec) in `ctx.cache` (Redis in production, so every API process serves the same one):
+
+    feed:current        → snapshot id, for `settings.feed_cache_seconds`
+    feed:stale          → snapshot id, for `STALE_SECONDS` (what to serve while recomputing)
+    feed:snap:{sid}     → the encoded snapshot, for `SNAPSHOT_SECONDS` (cursors pin their
+                          snapshot, so a viewer pages through one consistent list)
+    feed:lock           → the one-recompute-at-a-time counter (expires by itself)
+
+On a miss, one request recomputes (a cache counter is the lock across processes; a task is the
+single flight inside one process) while the others keep serving the stale snapshot. With no
+snapshot at all, requests wait for the recompute; the route's timeout turns a slow wait into
+the trending fallback, and the recompute, shielded from that cancellation, still fills the
+cache. Decoded snapshots are kept in process memory by id, so a request reads a short id from
+the cache rather than the whole list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, select
+
+from api import ranking
+from api.context import AppContext
+from api.db import now_ms
+from api.lifecycle import PUBLISHED
+from api.tables import seen, videos
+
+log = logging.getLogger("reelforge.feed")
+
+CANDIDATES = 1000
+COLD_POOL = 200
+SCAN_LIMIT = 20_000
+STALE_SECONDS = 3600
+SNAPSHOT_SECONDS = STALE_SECONDS + 600
+LOCK_SECONDS = 30
+MEMORY_SNAPSHOTS = 16
+WAIT_POLL_SECONDS = 0.02
+
+KEY_CURRENT = "feed:current"
+KEY_STALE = "feed:stale"
+KEY_LOCK = "feed:lock"
+
+
+def snapshot_key(sid: str) -> str:
+    return f"feed:snap:{sid}"
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """One ranked candidate list: `cold` indexes the cold-start pool inside `items`."""
+
+    sid: str
+    built_at: int
+    items: list[ranking.Candidate]
+    cold: list[int]
+
+
+class SnapshotCorrupt(Exception):
+    """A cached snapshot could not be decoded."""
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Snapshot)
+
+_STATS_COLUMNS = (
+    videos.c.id,
+    videos.c.owner_id,
+    videos.c.published_at,
+    videos.c.completion_count,
+    videos.c.share_count,
+    videos.c.comment_count,
+    videos.c.like_count,
+    videos.c.skip_count,
+    videos.c.not_interested_count,
+    videos.c.impression_count,
+    videos.c.view_count,
+)
+
+
+def visible() -> Any:
+    """The one condition for a video to appear in any feed: published and public."""
+    return and_(videos.c.status == PUBLISHED, videos.c.privacy == "public")
+
+
+async def build_snapshot(ctx: AppContext, now: int | None = None) -> Snapshot:
+    """Score the newest published public videos and keep the top ones plus the cold pool."""
+    now = now_ms() if now is None else now
+    query = (
+        select(*_STATS_COLUMNS)
+        .where(visible(), videos.c.published_at.is_not(None))
+        .order_by(videos.c.published_at.desc())
+        .limit(SCAN_LIMIT)
+    )
+    async with ctx.db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    stats = [ranking.VideoStats(**row._mapping) for row in rows]
+    items, cold = await asyncio.to_thread(
+        ranking.rank_candidates, stats, now, limit=CANDIDATES, cold_limit=COLD_POOL
+    )
+    return Snapshot(sid=secrets.token_urlsafe(9), built_at=now, items=items, cold=cold)
+
+
+class FeedStore:
+    """The snapshots one API process serves from (one per app, kept on `app.state`)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._memory: OrderedDict[str, Snapshot] = OrderedDict()
+        self._refreshing: asyncio.Task[Snapshot | None] | None = None
+
+    async def current(self) -> Snapshot:
+        """The snapshot a new feed session starts from (see the module docstring)."""
+        cache = self.ctx.cache
+        sid = await cache.get(KEY_CURRENT)
+        if sid is not None:
+            snapshot = await self._load_or_heal(sid.decode())
+            if snapshot is not None:
+                return snapshot
+        stale = await cache.get(KEY_STALE)
+        if stale is not None:
+            snapshot = await self._load_or_heal(stale.decode())
+            if snapshot is not None:
+                self._start_refresh()
+                return snapshot
+        return await self._refresh_or_wait()
+
+    async def pinned(self, sid: str) -> Snapshot | None:
+        """The snapshot a cursor names, or None when it has expired."""
+        return await self._load_or_heal(sid)
+
+    async def _load_or_heal(self, sid: str) -> Snapshot | None:
+        try:
+            return await self._load(sid)
+        except SnapshotCorrupt:
+            # Serve the fallback now, and replace the bad entry for the next requests.
+            self._start_refresh()
+            raise
+
+    async def _load(self, sid: str) -> Snapshot | None:
+        snapshot = self._memory.get(sid)
+        if snapshot is not None:
+            self._memory.move_to_end(sid)
+            return snapshot
+        data = await self.ctx.cache.get(snapshot_key(sid))
+        if data is None:
+            return None
+        try:
+            snapshot = _DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise SnapshotCorrupt(f"feed snapshot {sid!r} is corrupt: {exc}") from exc
+        if snapshot.sid != sid:
+            raise SnapshotCorrupt(f"feed snapshot {sid!r} holds {snapshot.sid!r}")
+        self._remember(snapshot)
+        return snapshot
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        self._memory[snapshot.sid] = snapshot
+        self._memory.move_to_end(snapshot.sid)
+        while len(self._memory) > MEMORY_SNAPSHOTS:
+            self._memory.popitem(last=False)
+
+    def _start_refresh(self) -> asyncio.Task[Snapshot | None]:
+        """One recompute per process at a time; the task outlives the request that began it."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+            self._refreshing.add_done_callback(_log_failure)
+        return self._refreshing
+
+    async def _refresh_or_wait(self) -> Snapshot:
+        # Shielded: a caller that times out leaves the recompute running for the next ones.
+        snapshot = await asyncio.shield(self._start_refresh())
+        if snapshot is not None:
+            return snapshot
+        # Another process holds the lock: wait for its snapshot (the caller's timeout bounds
+        # the wait).
+        while True:
+            await asyncio.sleep(WAIT_POLL_SECONDS)
+            sid = await self.ctx.cache.get(KEY_CURRENT)
+            if sid is not None:
+                found = await self._load(sid.decode())
+                if found is not None:
+                    return found
+
+    async def _refresh(self) -> Snapshot | None:
+        """Recompute and publish a snapshot, unless another process is doing it (None)."""
+        cache = self.ctx.cache
+        holders, _ = await cache.incr_window(KEY_LOCK, LOCK_SECONDS)
+        if holders != 1:
+            return None
+        try:
+            snapshot = await build_snapshot(self.ctx)
+            await self.publish(snapshot)
+            return snapshot
+        finally:
+            await cache.delete(KEY_LOCK)
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        """Store a snapshot and make it the current and the stale one."""
+        cache = self.ctx.cache
+        sid = snapshot.sid.encode()
+        await cache.set(snapshot_key(snapshot.sid), _ENCODER.encode(snapshot), SNAPSHOT_SECONDS)
+        await cache.set(KEY_STALE, sid, STALE_SECONDS)
+        await cache.set(KEY_CURRENT, sid, self.ctx.settings.feed_cache_seconds)
+        self._remember(snapshot)
+
+    async def close(self) -> None:
+        task = self._refreshing
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("feed snapshot recompute failed: %r", task.exception())
+
+
+async def seen_among(ctx: AppContext, user_id: str, video_ids: Sequence[str]) -> set[str]:
+    """The videos among `video_ids` that the viewer watched or marked (one query)."""
+    if not video_ids:
+        return set()
+    query = select(seen.c.video_id).where(
+        seen.c.user_id == user_id, seen.c.video_id.in_(list(video_ids))
+    )
+    async with ctx.db.connect() as conn:
+        return set((await conn.execute(query)).scalars())

@@ -1,0 +1,54 @@
+"""Probes and the OpenAPI document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.api import api_client
+from tests.support.s3 import free_port
+
+
+def test_openapi_document_lists_every_v1_route(tmp_path: Path) -> None:
+    with api_client(tmp_path) as client:
+        response = client.get("/schema/openapi.json")
+        assert response.status_code == 200
+        doc = response.json()
+        app_paths = {route.path for route in client.app.routes if route.path.startswith("/v1/")}
+    documented = set(doc["paths"])
+    assert doc["info"]["title"] == "Reelforge API"
+    assert doc["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    for path in app_paths:
+        # Litestar documents `{id:str}` parameters as `{id}`.
+        assert path.replace(":str", "").replace(":path", "") in documented, path
+    assert "/v1/feed" in documented and "/v1/videos/upload-url" in documented
+
+
+def test_readyz_checks_database_broker_and_storage(tmp_path: Path) -> None:
+    with api_client(tmp_path) as client:
+        healthy = client.get("/readyz")
+        assert client.get("/healthz").json() == {"status": "ok"}
+    assert healthy.status_code == 200
+    assert healthy.json()["ready"] is True
+    assert set(healthy.json()["checks"]) == {"database", "broker", "storage", "cache"}
+
+
+def test_readyz_is_503_when_storage_does_not_answer(tmp_path: Path) -> None:
+    # An S3 endpoint on a port nobody listens on: the app starts, but is not ready.
+    dead = f"127.0.0.1:{free_port()}"
+    settings = {
+        "storage": "s3",
+        "s3_endpoint": dead,
+        "s3_access_key": "k",
+        "s3_secret_key": "s",
+    }
+    try:
+        with api_client(tmp_path, **settings) as client:
+            response = client.get("/readyz")
+    except Exception as exc:
+        assert "storage" in str(exc).lower() or "connect" in str(exc).lower(), exc
+        return
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["checks"]["storage"].startswith("error")
+    assert body["checks"]["database"] == "ok"
