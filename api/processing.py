@@ -176,7 +176,9 @@ class Runtime:
             counted = conn.execute(
                 update(videos)
                 .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                .values(attempts=videos.c.attempts + 1)
+                # updated_at marks the claim: api/reaper.py re-enqueues only claims older than
+                # any job can live.
+                .values(attempts=videos.c.attempts + 1, updated_at=now_ms())
             )
             if counted.rowcount != 1:
                 status = _status(conn, video_id)
