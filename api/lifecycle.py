@@ -1,6 +1,9 @@
 """Video lifecycle: the states, the allowed moves, and the one way to make a move.
 
-    awaiting_upload → uploaded → processing → published | rejected | failed
+    awaiting_upload → uploaded → processing → published | in_review | rejected | failed
+    in_review → published | rejected          (a moderator decides)
+    rejected → in_review                      (the owner appeals, once)
+    published → in_review                     (pulled by reports)
     any state → deleted
 
 Every move is a compare-and-set on the current status (so two workers, or a worker and a
@@ -22,18 +25,29 @@ AWAITING_UPLOAD = "awaiting_upload"
 UPLOADED = "uploaded"
 PROCESSING = "processing"
 PUBLISHED = "published"
+IN_REVIEW = "in_review"
 REJECTED = "rejected"
 FAILED = "failed"
 DELETED = "deleted"
 
-STATES = (AWAITING_UPLOAD, UPLOADED, PROCESSING, PUBLISHED, REJECTED, FAILED, DELETED)
+STATES = (
+    AWAITING_UPLOAD,
+    UPLOADED,
+    PROCESSING,
+    PUBLISHED,
+    IN_REVIEW,
+    REJECTED,
+    FAILED,
+    DELETED,
+)
 
 ALLOWED: dict[str, frozenset[str]] = {
     AWAITING_UPLOAD: frozenset({UPLOADED, DELETED}),
     UPLOADED: frozenset({PROCESSING, REJECTED, FAILED, DELETED}),
-    PROCESSING: frozenset({PROCESSING, PUBLISHED, REJECTED, FAILED, DELETED}),
-    PUBLISHED: frozenset({DELETED}),
-    REJECTED: frozenset({DELETED}),
+    PROCESSING: frozenset({PROCESSING, PUBLISHED, IN_REVIEW, REJECTED, FAILED, DELETED}),
+    PUBLISHED: frozenset({IN_REVIEW, DELETED}),
+    IN_REVIEW: frozenset({PUBLISHED, REJECTED, DELETED}),
+    REJECTED: frozenset({IN_REVIEW, DELETED}),
     FAILED: frozenset({PROCESSING, DELETED}),
     DELETED: frozenset(),
 }
