@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -30,6 +32,7 @@ from dramatiq.middleware import (
 )
 
 from api.settings import Settings
+from cdn.hooks import UnsafeTarget
 
 log = logging.getLogger("reelforge.worker")
 
@@ -37,6 +40,14 @@ TRANSCODE_QUEUE = "transcode"
 # Creators who upload a lot share this lane, so they never starve everyone else.
 BULK_QUEUE = "transcode_bulk"
 CLEANUP_QUEUE = "cleanup"
+# Pre-warm and purge at the CDN edges: short HTTP and file work, on a queue of its own so it
+# never waits behind a transcode (embedded mode runs a separate worker for it).
+EDGE_QUEUE = "edge"
+# A purge waits until every API process has stopped serving the video (the origin's
+# visibility cache lives 2 s): an edge refilled in between would keep the video for a year.
+PURGE_DELAY_MS = 5_000
+# The feed may ask to warm a video on every ranking: one pre-warm per video per this long.
+WARM_AGAIN_AFTER_S = 60.0
 
 
 def _middleware() -> list[Any]:
@@ -76,7 +87,7 @@ class Jobs:
     """The actors bound to one broker, and the API's way to enqueue them."""
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
-        from api import processing
+        from api import edgejobs, processing
 
         self.settings = settings
         self.broker = broker
@@ -133,7 +144,33 @@ class Jobs:
             min_backoff=1_000,
             max_backoff=300_000,
         )
+        self.edge = edgejobs.EdgeJobs(settings, runtime)
+        edge = self.edge
+        # Edge errors (5xx, refused connections) are retried with backoff; ids or URLs that
+        # are not ours are refused for good.
+        edge_options: dict[str, Any] = {
+            "broker": broker,
+            "queue_name": EDGE_QUEUE,
+            "max_retries": 6,
+            "min_backoff": 1_000,
+            "max_backoff": 60_000,
+            "time_limit": 120_000,
+            "throws": (UnsafeTarget,),
+        }
+        self.prewarm = _actor(
+            lambda video_id, edge_url: edge.prewarm(video_id, edge_url),
+            actor_name="prewarm_video",
+            **edge_options,
+        )
+        self.purge = _actor(
+            lambda video_id: edge.purge(video_id),
+            actor_name="purge_video",
+            **edge_options,
+        )
+        runtime.on_published = self.warm
+        self._warmed: dict[str, float] = {}
         self._worker: dramatiq.Worker | None = None
+        self._edge_worker: dramatiq.Worker | None = None
         self._booted = False
         self._lock = threading.Lock()
 
@@ -144,6 +181,35 @@ class Jobs:
 
     def enqueue_cleanup(self, video_id: str) -> None:
         self.cleanup.send(video_id)
+
+    def warm(self, video_id: str) -> int:
+        """Pre-warm a video at every configured edge (after publication, or when the feed
+        ranks it into many screens): one `prewarm_video` job per edge, at most once per
+        video every `WARM_AGAIN_AFTER_S` in this process. Never raises (a missed warm only
+        costs the first viewers a cache miss); returns the jobs enqueued."""
+        edges = list(self.edge.edges)
+        now = time.monotonic()
+        with self._lock:
+            if not edges or now - self._warmed.get(video_id, -WARM_AGAIN_AFTER_S) < (
+                WARM_AGAIN_AFTER_S
+            ):
+                return 0
+            if len(self._warmed) > 10_000:
+                self._warmed = {k: t for k, t in self._warmed.items() if now - t < 60}
+            self._warmed[video_id] = now
+        sent = 0
+        for edge_url in edges:
+            try:
+                self.prewarm.send(video_id, edge_url)
+                sent += 1
+            except Exception:
+                log.exception("could not enqueue the pre-warm of %s at %s", video_id, edge_url)
+        return sent
+
+    def enqueue_purge(self, video_id: str) -> None:
+        """Purge a deleted or taken-down video from the edges, `PURGE_DELAY_MS` from now."""
+        if self.edge.purging:
+            self.purge.send_with_options(args=(video_id,), delay=PURGE_DELAY_MS)
 
     def check(self) -> None:
         client = getattr(self.broker, "client", None)
@@ -167,20 +233,39 @@ class Jobs:
             if self._worker is None:
                 # One process owns the data dir: whatever a killed run left is garbage.
                 self._runtime.sweep_work(older_than_s=0)
+                declared = self.broker.get_declared_queues()
+                queues = {q_name(queue) for queue in declared} - {EDGE_QUEUE}
                 self._worker = dramatiq.Worker(
-                    self.broker, worker_threads=max(1, self.settings.embedded_workers)
+                    self.broker,
+                    queues=queues,
+                    worker_threads=max(1, self.settings.embedded_workers),
                 )
                 self._worker.start()
+            if self._edge_worker is None:
+                self._edge_worker = dramatiq.Worker(
+                    self.broker,
+                    queues={EDGE_QUEUE},
+                    worker_threads=max(1, self.settings.prewarm_concurrency),
+                )
+                self._edge_worker.start()
 
     def stop(self) -> None:
         with self._lock:
             if self._worker is not None:
                 self._worker.stop(timeout=5_000)
                 self._worker = None
+            if self._edge_worker is not None:
+                self._edge_worker.stop(timeout=5_000)
+                self._edge_worker = None
         self._runtime.close()
 
 
 def build(settings: Settings) -> Jobs:
+    from api.safety import check_startup
+
+    # A worker that cannot run the safety checks must not start (issue 5: a missing or
+    # malformed moderation model fails start-up, naming its path).
+    check_startup(settings)
     return Jobs(settings, build_broker(settings))
 
 

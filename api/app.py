@@ -19,13 +19,15 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.cache import Cache, MemoryCache, RedisCache
-from api.context import AppContext
-from api.db import async_engine, create_schema, sync_engine
+from api.context import AppContext, LocalCaches
+from api.db import async_engine, create_schema, read_engine, sync_engine
 from api.errors import EXCEPTION_HANDLERS
+from api.feedstore import FeedStore
 from api.idempotency import IdempotencyMiddleware
 from api.ratelimit import RateLimitMiddleware
-from api.routes import accounts, feed, health, media, social, uploads, videos
+from api.routes import accounts, feed, health, media, moderation, reports, social, uploads, videos
 from api.settings import Settings
+from api.trending import TrendingPools
 from cdn.storage import Storage, StorageError, build_storage
 
 log = logging.getLogger("reelforge.api")
@@ -64,14 +66,20 @@ def create_app(settings: Settings) -> Litestar:
             # not restart-loop the API because the object store is down).
             log.warning("object storage is not reachable at start: %s", exc)
         jobs = worker.build(settings)
+        db = async_engine(settings)
         ctx = AppContext(
             settings=settings,
-            db=async_engine(settings),
+            db=db,
             storage=storage,
             cache=make_cache(settings),
             jobs=jobs,
+            reads=read_engine(db),
+            local=LocalCaches.from_settings(settings),
         )
         app.state.ctx = ctx
+        feed = app.state.feed_store = FeedStore(ctx)
+        feed.start()
+        app.state.trending = TrendingPools()
         if settings.embedded:
             jobs.start_embedded_worker()
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
@@ -80,6 +88,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await feed.close()
             await asyncio.to_thread(jobs.stop)
             await ctx.cache.close()
             await ctx.db.dispose()
@@ -92,6 +101,8 @@ def create_app(settings: Settings) -> Litestar:
         *social.ROUTES,
         *feed.ROUTES,
         *media.ROUTES,
+        *moderation.ROUTES,
+        *reports.ROUTES,
     ]
     return Litestar(
         route_handlers=route_handlers,

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.cache import Cache
 from api.settings import Settings
+from api.ttlcache import TTLCache
 from cdn.storage import Storage
+
+if TYPE_CHECKING:
+    from api.auth import User
+    from api.following import CreatorVideos
+    from api.views import VideoOut
 
 
 class JobQueue(Protocol):
@@ -17,7 +23,37 @@ class JobQueue(Protocol):
 
     def enqueue_transcode(self, video_id: str, lane: str) -> None: ...
     def enqueue_cleanup(self, video_id: str) -> None: ...
+    def enqueue_purge(self, video_id: str) -> None: ...
+    def warm(self, video_id: str) -> int: ...
     def check(self) -> None: ...
+
+
+@dataclass
+class LocalCaches:
+    """This process's short-lived copies of hot rows (TTLs in `Settings`, see there what
+    another process may still serve meanwhile)."""
+
+    # token digest → (its user, when the token expires in ms)
+    tokens: TTLCache[str, tuple[User, int]]
+    # video id → its public view while published and public, None while it is not
+    videos: TTLCache[str, VideoOut | None]
+    # user id → the ids of the creators they follow
+    followees: TTLCache[str, tuple[str, ...]]
+    # creator id → their newest published public videos
+    creator_videos: TTLCache[str, CreatorVideos]
+    # viewer id → (the version it was read at, the videos they watched or marked)
+    seen: TTLCache[str, tuple[bytes, frozenset[str]]]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalCaches:
+        return cls(
+            tokens=TTLCache(settings.token_cache_seconds, max_items=100_000),
+            videos=TTLCache(settings.video_cache_seconds, max_items=50_000),
+            followees=TTLCache(settings.followees_cache_seconds, max_items=50_000),
+            creator_videos=TTLCache(settings.creator_videos_cache_seconds, max_items=20_000),
+            # Checked against the shared version on every read; the TTL only bounds memory.
+            seen=TTLCache(min(settings.seen_cache_seconds, 60), max_items=5_000),
+        )
 
 
 @dataclass
@@ -27,3 +63,7 @@ class AppContext:
     storage: Storage
     cache: Cache
     jobs: JobQueue
+    # `db` in autocommit: a read is one round trip (no BEGIN/ROLLBACK around it). For reads
+    # only; anything that writes more than one statement takes `db.begin()`.
+    reads: AsyncEngine
+    local: LocalCaches

@@ -10,22 +10,25 @@ among the newest `SCAN_LIMIT` published public videos, plus the cold-start pool.
                           snapshot, so a viewer pages through one consistent list)
     feed:lock           → the one-recompute-at-a-time counter (expires by itself)
 
-On a miss, one request recomputes (a cache counter is the lock across processes; a task is the
-single flight inside one process) while the others keep serving the stale snapshot. With no
-snapshot at all, requests wait for the recompute; the route's timeout turns a slow wait into
-the trending fallback, and the recompute, shielded from that cancellation, still fills the
-cache. Decoded snapshots are kept in process memory by id, so a request reads a short id from
-the cache rather than the whole list.
+A background task (`keep_fresh`, started with the app) rebuilds the current snapshot before it
+expires, so requests only read: one process at a time (a cache counter is the lock across
+processes; a task is the single flight inside one process), the rows streamed from the
+database and scored batch by batch, so the event loop never stalls for a whole rebuild.
+If the current snapshot expired anyway, requests keep serving the stale one while a rebuild
+runs. The first snapshot is built on demand: with none at all, requests wait for it, and the
+route's timeout turns a slow wait into the trending fallback (the rebuild, shielded from that
+cancellation, still fills the cache). Decoded snapshots are kept in process memory by id, so a
+request reads a short id from the cache rather than the whole list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -35,7 +38,7 @@ from api import ranking
 from api.context import AppContext
 from api.db import now_ms
 from api.lifecycle import PUBLISHED
-from api.tables import seen, videos
+from api.tables import videos
 
 log = logging.getLogger("reelforge.feed")
 
@@ -47,6 +50,11 @@ SNAPSHOT_SECONDS = STALE_SECONDS + 600
 LOCK_SECONDS = 30
 MEMORY_SNAPSHOTS = 16
 WAIT_POLL_SECONDS = 0.02
+# Rows per round trip while a rebuild streams and scores its candidates (the event loop
+# serves requests in between).
+SCAN_BATCH = 500
+# `keep_fresh` rebuilds a snapshot once it is this old, in parts of `feed_cache_seconds`.
+REFRESH_AT = 0.6
 
 KEY_CURRENT = "feed:current"
 KEY_STALE = "feed:stale"
@@ -73,19 +81,9 @@ class SnapshotCorrupt(Exception):
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Snapshot)
 
-_STATS_COLUMNS = (
-    videos.c.id,
-    videos.c.owner_id,
-    videos.c.published_at,
-    videos.c.completion_count,
-    videos.c.share_count,
-    videos.c.comment_count,
-    videos.c.like_count,
-    videos.c.skip_count,
-    videos.c.not_interested_count,
-    videos.c.impression_count,
-    videos.c.view_count,
-)
+# The `videos` columns named like `VideoStats`'s fields, in their order (rows become stats
+# positionally).
+_STATS_COLUMNS = tuple(videos.c[f.name] for f in dataclasses.fields(ranking.VideoStats))
 
 
 def visible() -> Any:
@@ -93,21 +91,27 @@ def visible() -> Any:
     return and_(videos.c.status == PUBLISHED, videos.c.privacy == "public")
 
 
+_SCAN = (
+    select(*_STATS_COLUMNS)
+    .where(visible(), videos.c.published_at.is_not(None))
+    .order_by(videos.c.published_at.desc())
+    .limit(SCAN_LIMIT)
+)
+
+
 async def build_snapshot(ctx: AppContext, now: int | None = None) -> Snapshot:
-    """Score the newest published public videos and keep the top ones plus the cold pool."""
+    """Score the newest published public videos and keep the top ones plus the cold pool.
+
+    The rows are streamed in batches and scored as they come: the event loop serves requests
+    between batches (a few ms each), rather than stalling for the whole scan."""
     now = now_ms() if now is None else now
-    query = (
-        select(*_STATS_COLUMNS)
-        .where(visible(), videos.c.published_at.is_not(None))
-        .order_by(videos.c.published_at.desc())
-        .limit(SCAN_LIMIT)
-    )
+    ranker = ranking.CandidateRanker(now, limit=CANDIDATES, cold_limit=COLD_POOL)
     async with ctx.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    stats = [ranking.VideoStats(**row._mapping) for row in rows]
-    items, cold = await asyncio.to_thread(
-        ranking.rank_candidates, stats, now, limit=CANDIDATES, cold_limit=COLD_POOL
-    )
+        result = await conn.stream(_SCAN.execution_options(yield_per=SCAN_BATCH))
+        async for batch in result.partitions():
+            # Columns in `VideoStats` order (see `_STATS_COLUMNS`).
+            ranker.add(ranking.VideoStats(*row) for row in batch)
+    items, cold = ranker.result()
     return Snapshot(sid=secrets.token_urlsafe(9), built_at=now, items=items, cold=cold)
 
 
@@ -118,11 +122,20 @@ class FeedStore:
         self.ctx = ctx
         self._memory: OrderedDict[str, Snapshot] = OrderedDict()
         self._refreshing: asyncio.Task[Snapshot | None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start `keep_fresh` for the app's lifetime (`close` stops it)."""
+        if self._keeper is None:
+            self._keeper = asyncio.get_running_loop().create_task(self.keep_fresh())
 
     async def current(self) -> Snapshot:
         """The snapshot a new feed session starts from (see the module docstring)."""
+        return await self.current_from(await self.ctx.cache.get(KEY_CURRENT))
+
+    async def current_from(self, sid: bytes | None) -> Snapshot:
+        """`current`, with `KEY_CURRENT` already read (with other keys, in one round trip)."""
         cache = self.ctx.cache
-        sid = await cache.get(KEY_CURRENT)
         if sid is not None:
             snapshot = await self._load_or_heal(sid.decode())
             if snapshot is not None:
@@ -134,6 +147,31 @@ class FeedStore:
                 self._start_refresh()
                 return snapshot
         return await self._refresh_or_wait()
+
+    async def keep_fresh(self) -> None:
+        """Rebuild the current snapshot before it expires, for as long as the app runs (a task
+        started in the app's lifespan). Only once there is one: the first is built on demand."""
+        period = max(1.0, self.ctx.settings.feed_cache_seconds * (1 - REFRESH_AT) / 2)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.refresh_if_due()
+            except Exception as exc:  # the next round tries again; requests serve the stale
+                log.warning("feed snapshot refresh check failed: %r", exc)
+
+    async def refresh_if_due(self) -> None:
+        """Rebuild when the current (or, once it expired, the stale) snapshot is old enough."""
+        cache = self.ctx.cache
+        sid = await cache.get(KEY_CURRENT) or await cache.get(KEY_STALE)
+        if sid is None:
+            return
+        try:
+            snapshot = await self._load(sid.decode())
+        except SnapshotCorrupt:
+            snapshot = None
+        age_ms = now_ms() - snapshot.built_at if snapshot is not None else None
+        if age_ms is None or age_ms >= self.ctx.settings.feed_cache_seconds * 1000 * REFRESH_AT:
+            await asyncio.shield(self._start_refresh())
 
     async def pinned(self, sid: str) -> Snapshot | None:
         """The snapshot a cursor names, or None when it has expired."""
@@ -215,24 +253,13 @@ class FeedStore:
         self._remember(snapshot)
 
     async def close(self) -> None:
-        task = self._refreshing
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        for task in (self._keeper, self._refreshing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("feed snapshot recompute failed: %r", task.exception())
-
-
-async def seen_among(ctx: AppContext, user_id: str, video_ids: Sequence[str]) -> set[str]:
-    """The videos among `video_ids` that the viewer watched or marked (one query)."""
-    if not video_ids:
-        return set()
-    query = select(seen.c.video_id).where(
-        seen.c.user_id == user_id, seen.c.video_id.in_(list(video_ids))
-    )
-    async with ctx.db.connect() as conn:
-        return set((await conn.execute(query)).scalars())

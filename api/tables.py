@@ -90,6 +90,9 @@ videos = Table(
     Column("not_interested_count", Integer, nullable=False, default=0),
     Column("impression_count", Integer, nullable=False, default=0),
     Column("watch_ms", BigInteger, nullable=False, default=0),
+    # Distinct viewers' reports since the last moderator approval (api/moderation.py): over 10
+    # the for-you ranking penalizes the video, over 50 it is pulled into review.
+    Column("report_count", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_videos_owner_created", "owner_id", "created_at"),
     Index("ix_videos_status_published", "status", "published_at"),
     Index("ix_videos_owner_published", "owner_id", "published_at"),
@@ -167,4 +170,110 @@ idempotency_keys = Table(
     Column("status_code", Integer, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+
+# Human review (issue 5, "Human review and reports"; api/moderation.py). Every moderator
+# decision, who made it, when and why.
+moderation_decisions = Table(
+    "moderation_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("video_id", String(24), ForeignKey("videos.id"), nullable=False, index=True),
+    Column("moderator_id", String(24), ForeignKey("users.id"), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("added_to_blocklist", Boolean, nullable=False, default=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+# One report per viewer per video (the primary key enforces it).
+reports = Table(
+    "reports",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("user_id", String(24), ForeignKey("users.id"), primary_key=True),
+    Column("reason", String(16), nullable=False),
+    Column("details", Text, nullable=False, default=""),
+    Column("at", BigInteger, nullable=False),
+)
+
+# The owner's one appeal of a rejection; `resolved` once a moderator has decided on it.
+appeals = Table(
+    "appeals",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("user_id", String(24), ForeignKey("users.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("resolved", Boolean, nullable=False, default=False),
+)
+
+# Copyright catalog (classifiers/catalog.py): reference recordings, their landmark hashes
+# (classifiers/fingerprint.py) and the claims matched uploads produced (api/copyright.py).
+# `policy` is what happens to an upload that uses the reference: block | mute | allow.
+audio_refs = Table(
+    "audio_refs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("owner", String(128), nullable=False),
+    Column("policy", String(8), nullable=False, default="block"),
+    Column("duration_s", Float, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row per landmark: `offset` is the anchor's frame (classifiers/fingerprint.FRAME_SECONDS).
+# The index covers the whole row so a lookup by hash never reads the table itself.
+audio_hashes = Table(
+    "audio_hashes",
+    metadata,
+    Column("hash", Integer, nullable=False),
+    Column("ref_id", Integer, ForeignKey("audio_refs.id", ondelete="CASCADE"), nullable=False),
+    Column("offset", Integer, nullable=False),
+    Index("ix_audio_hashes_hash", "hash", "ref_id", "offset"),
+)
+
+copyright_claims = Table(
+    "copyright_claims",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("ref_id", Integer, ForeignKey("audio_refs.id", ondelete="CASCADE"), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("offset_s", Float, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_copyright_claims_ref", "ref_id"),
+)
+
+# What the automated checks found on a video (api/safety.py, issue 5 "Keyframe moderation"):
+# per-category scores (JSON), the worst frames (JSON list of {key, time_s, label, score};
+# JPEGs under `safety/{vid}/` in storage), the PDQ hashes of its sampled frames (JSON list
+# of {time, hash, quality}), the routing decision and the reason given to the owner.
+video_safety = Table(
+    "video_safety",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("scores", Text, nullable=False, default="{}"),
+    Column("worst_frames", Text, nullable=False, default="[]"),
+    Column("pdq_hashes", Text, nullable=False, default="[]"),
+    Column("decision", String(16), nullable=False, default=""),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Known-bad frames (issue 5, "Known-bad content"): PDQ hashes (64 hex digits), from the
+# rejected video a moderator blocklisted; an upload with a frame within the Hamming
+# distance `pdq_max_distance` of one is rejected.
+pdq_blocklist = Table(
+    "pdq_blocklist",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hash", String(64), nullable=False),
+    Column("source_video_id", String(24), ForeignKey("videos.id")),
+    Column("added_by", String(24), ForeignKey("users.id")),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_pdq_blocklist_hash", "hash"),
+    Index("ix_pdq_blocklist_source", "source_video_id"),
 )

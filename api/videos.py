@@ -20,8 +20,10 @@ from api.auth import User
 from api.context import AppContext
 from api.db import now_ms
 from api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from api.following import forget_creator
 from api.tables import users, video_history, videos
 from api.uploads import PRESIGNED, confirm_presigned
+from api.viewcache import forget as forget_views
 from api.views import video_query
 
 log = logging.getLogger("reelforge.api.videos")
@@ -41,7 +43,7 @@ def visible_to(row: Any, user_id: str | None) -> bool:
 
 async def load_video(ctx: AppContext, video_id: str) -> Any | None:
     """The video joined with its author (`api.views.video_query`), or None."""
-    async with ctx.db.connect() as conn:
+    async with ctx.reads.connect() as conn:
         return (await conn.execute(video_query().where(videos.c.id == video_id))).first()
 
 
@@ -144,25 +146,41 @@ async def _unqueue(ctx: AppContext, video_id: str) -> None:
 
 
 async def delete_video(ctx: AppContext, video_id: str, reason: str) -> None:
-    """Move to `deleted` (the video leaves every feed at once), uncount it from its author if
-    it was published, and queue the removal of its objects. 404 when already deleted."""
+    """Move to `deleted`, uncount it from its author if it was published, and queue the
+    removal of its objects. 404 when already deleted. It leaves every feed this process serves
+    at once, and those of other API processes within `settings.video_cache_seconds`."""
     async with ctx.db.begin() as conn:
         try:
             previous = await lifecycle.move(conn, video_id, lifecycle.DELETED, reason)
         except lifecycle.TransitionError as exc:
             raise NotFound("no such video") from exc
+        owner_id = (
+            await conn.execute(select(videos.c.owner_id).where(videos.c.id == video_id))
+        ).scalar_one()
         if previous == lifecycle.PUBLISHED:
-            owner = select(videos.c.owner_id).where(videos.c.id == video_id).scalar_subquery()
             await conn.execute(
                 update(users)
-                .where(users.c.id == owner, users.c.video_count > 0)
+                .where(users.c.id == owner_id, users.c.video_count > 0)
                 .values(video_count=users.c.video_count - 1)
             )
+    forget_views(ctx, [video_id])
+    forget_creator(ctx, owner_id)
     try:
         await asyncio.to_thread(ctx.jobs.enqueue_cleanup, video_id)
     except Exception:
         # The video is already gone for every reader; its objects wait for a later cleanup.
         log.exception("could not enqueue the cleanup of deleted video %s", video_id)
+    if previous == lifecycle.PUBLISHED:
+        await purge_from_edges(ctx, video_id)
+
+
+async def purge_from_edges(ctx: AppContext, video_id: str) -> None:
+    """Queue the removal of a video's files from the CDN edges' caches (deleted or taken
+    down); never fails the caller: the edges then keep it until their own expiry."""
+    try:
+        await asyncio.to_thread(ctx.jobs.enqueue_purge, video_id)
+    except Exception:
+        log.exception("could not enqueue the edge purge of video %s", video_id)
 
 
 async def history(ctx: AppContext, video_id: str) -> list[Any]:

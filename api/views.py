@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -10,6 +12,10 @@ from sqlalchemy import Select, select
 
 from api.settings import Settings
 from api.tables import users, videos
+from cdn.signing import Keyring, expiry, token_segment
+
+SIGNED_PRIVACY = frozenset({"private", "unlisted"})
+"""Privacy levels whose media URLs carry a playback token (issue 4, "Signed playback")."""
 
 
 class Rendition(msgspec.Struct):
@@ -63,6 +69,41 @@ def media_prefix(settings: Settings, video_id: str, render_id: str) -> str:
     return f"{settings.media_url}/{video_id}/{render_id}"
 
 
+def playback_keyring(settings: Settings) -> Keyring:
+    """The keys that sign and verify playback tokens (built once per configuration)."""
+    return _keyring(settings.playback_keys, settings.secret_key)
+
+
+@lru_cache(maxsize=8)
+def _keyring(entries: tuple[str, ...], secret_key: str) -> Keyring:
+    return Keyring.from_config(entries, secret_key)
+
+
+def playback_prefix(
+    settings: Settings,
+    video_id: str,
+    render_id: str,
+    privacy: str,
+    owner_id: str,
+    viewer_id: str | None = None,
+    now: float | None = None,
+) -> str:
+    """Base URL a player resolves a published video's files against.
+
+    Public: `media_prefix`, the same for everyone (edges share one cached copy). Private and
+    unlisted: `media_prefix` + ``/~{token}`` (cdn/signing.py), valid for
+    `playback_token_ttl_seconds`; a private video's token is bound to its owner (the only one
+    who can read it), an unlisted one's to `viewer_id` when there is a viewer.
+    """
+    base = media_prefix(settings, video_id, render_id)
+    if privacy not in SIGNED_PRIVACY:
+        return base
+    bound_to = owner_id if privacy == "private" else viewer_id
+    expires_at = expiry(time.time() if now is None else now, settings.playback_token_ttl_seconds)
+    token = playback_keyring(settings).sign(video_id, expires_at, bound_to)
+    return f"{base}/{token_segment(token)}"
+
+
 def video_query() -> Select[Any]:
     """The columns `video_out` needs: the video joined with its author."""
     return select(
@@ -72,10 +113,15 @@ def video_query() -> Select[Any]:
     ).select_from(videos.join(users, users.c.id == videos.c.owner_id))
 
 
-def video_out(row: Any, settings: Settings) -> VideoOut:
+def video_out(row: Any, settings: Settings, viewer_id: str | None = None) -> VideoOut:
+    """The public view of a video row; media URLs are signed for `viewer_id` where needed."""
     m = row._mapping
     published = m["status"] == "published" and m["render_id"]
-    base = media_prefix(settings, m["id"], m["render_id"]) if published else None
+    base = (
+        playback_prefix(settings, m["id"], m["render_id"], m["privacy"], m["owner_id"], viewer_id)
+        if published
+        else None
+    )
     renditions = [Rendition(**r) for r in json.loads(m["renditions"] or "[]")] if published else []
     return VideoOut(
         id=m["id"],

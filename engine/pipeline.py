@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.analysis import AnalysisSpec, build_analyzers, close_analyzers, collect_results
 from engine.decode import SingleDecode
 from engine.encode import AudioEncoder, VideoEncoder
 from engine.encoders import DEFAULT_PRESET, gop_frames_for, select_encoder
@@ -50,6 +51,8 @@ class TranscodeOptions:
     policy: InputPolicy = field(default_factory=InputPolicy)
     filter_threads: int = 0
     thumbnails: bool = True
+    # Content analysis on the same decode (engine/analysis.py); None: none.
+    analysis: AnalysisSpec | None = None
 
 
 @dataclass
@@ -219,6 +222,14 @@ def transcode(
         encoders = [*video, *([audio] if audio is not None else [])]
         thumbnails = ThumbnailTap(staging)
         frame_taps = [thumbnails, *taps] if options.thumbnails else list(taps)
+        # Built here, in the job's (child) process: they hold sessions and threads.
+        spec = options.analysis
+        analyzers = (
+            clock.run("analysis_setup", lambda: build_analyzers(spec, source.duration))
+            if spec is not None and spec.enabled
+            else []
+        )
+        frame_taps += analyzers
         for encoder in encoders:
             encoder.start()
         try:
@@ -234,8 +245,12 @@ def transcode(
                     progress,
                 ),
             )
+        except BaseException:
+            close_analyzers(analyzers)
+            raise
         finally:
             clock.run("encoder_flush", lambda: finish_all(encoders))
+        analysis = clock.run("analysis", lambda: collect_results(analyzers)) if analyzers else None
         output_duration = decode_stats["output_frames"] / frame_rate
         thumbs = (
             clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
@@ -268,6 +283,8 @@ def transcode(
             clock.seconds,
             staging,
         )
+        if analysis is not None:
+            report["analysis"] = analysis
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report

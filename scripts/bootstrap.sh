@@ -5,10 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_system=("ffmpeg:ffmpeg" "ffprobe:ffmpeg" "chromium:chromium" "nginx:nginx" "node:nodejs" "npm:npm" "wrk:wrk")
+# pdqhash (PDQ perceptual hashes) ships no wheel: pip compiles it.
+want_system+=("g++:g++")
 missing=()
 for entry in "${want_system[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
 done
+# Data packages without a command: real music for the audio-fingerprint tests and evaluation.
+dpkg -s extremetuxracer-data >/dev/null 2>&1 || missing+=("extremetuxracer-data")
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"

@@ -122,9 +122,9 @@ def test_concurrent_likes_count_each_user_once(tmp_path: Path, backend: dict[str
     ],
 )
 def test_like_only_what_the_caller_may_see(
-    tmp_path: Path, status: str, privacy: str, visible_to_others: bool
+    tmp_path: Path, backend: dict[str, Any], status: str, privacy: str, visible_to_others: bool
 ) -> None:
-    with social_app(tmp_path) as (client, settings):
+    with social_app(tmp_path, **backend) as (client, settings):
         owner, owner_token = register(client)
         _, token = register(client)
         video = seed_video(settings, owner, status=status, privacy=privacy)
@@ -142,8 +142,8 @@ def test_like_only_what_the_caller_may_see(
             assert own.status_code == 200 and own.json()["liked"] is True
 
 
-def test_like_needs_a_token_and_a_real_video(tmp_path: Path) -> None:
-    with social_app(tmp_path) as (client, settings):
+def test_like_needs_a_token_and_a_real_video(tmp_path: Path, backend: dict[str, Any]) -> None:
+    with social_app(tmp_path, **backend) as (client, settings):
         owner, token = register(client)
         video = seed_video(settings, owner)
         _error(client.post(f"/v1/videos/{video}/like"), 401, "unauthorized")

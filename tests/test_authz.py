@@ -72,6 +72,11 @@ TOKEN_ROUTES: dict[tuple[str, str], Call] = {
     ("POST", "/v1/events"): Call(
         json={"events": [{"event_id": "e1", "video_id": "v_x", "kind": "play", "value": 0}]}
     ),
+    # Issue 5: reports, appeals and moderator decisions (403 for non-moderators is tested in
+    # tests/test_moderation_api.py).
+    ("POST", "/v1/videos/{video_id}/report"): Call(json={"reason": "spam"}),
+    ("POST", "/v1/videos/{video_id}/appeal"): Call(json={"reason": "please look again"}),
+    ("POST", "/v1/moderation/{video_id}/decision"): Call(json={"decision": "approve"}),
 }
 
 # Mutating routes that take no bearer token, and what protects them instead.

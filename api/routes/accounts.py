@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import (
     HASHER,
     User,
+    forget_token,
     hash_password,
     issue_token,
     optional_user,
@@ -35,8 +36,10 @@ from api.auth import (
 from api.context import AppContext
 from api.db import new_id, now_ms
 from api.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from api.feedstore import visible
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, next_cursor
 from api.tables import tokens, users, videos
+from api.viewcache import published_views
 from api.views import UserOut, VideoOut, user_out, video_out, video_query
 
 HANDLE_RE = re.compile(r"[a-z0-9_.]{3,32}")
@@ -101,7 +104,7 @@ def clean_display_name(raw: str | None, handle: str) -> str:
 
 
 async def _load_user(ctx: AppContext, user_id: str) -> Any:
-    async with ctx.db.connect() as conn:
+    async with ctx.reads.connect() as conn:
         row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     if row is None:
         raise NotFound("no such user")
@@ -188,12 +191,15 @@ async def _rehash(ctx: AppContext, user_id: str, password: str) -> None:
 async def logout(request: Request[Any, Any, Any], user: NamedDependency[User]) -> None:
     """Revoke the token this request presents (other sessions stay signed in)."""
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    async with _ctx(request).db.begin() as conn:
+    ctx = _ctx(request)
+    async with ctx.db.begin() as conn:
         await conn.execute(
             delete(tokens).where(
                 tokens.c.token_hash == token_digest(token), tokens.c.user_id == user.id
             )
         )
+    # Other API processes may honor it until their cached entry expires (api/auth.py).
+    forget_token(ctx, token)
 
 
 @get("/v1/users/{user_id:str}", tags=["accounts"])
@@ -221,11 +227,9 @@ async def user_videos(
     """
     ctx = _ctx(request)
     await _load_user(ctx, user_id)
-    query = video_query().where(videos.c.owner_id == user_id)
-    if viewer is not None and viewer.id == user_id:
-        query = query.where(videos.c.status != "deleted")
-    else:
-        query = query.where(videos.c.status == "published", videos.c.privacy == "public")
+    if viewer is None or viewer.id != user_id:
+        return await _public_grid(ctx, user_id, cursor, limit)
+    query = video_query().where(videos.c.owner_id == user_id, videos.c.status != "deleted")
     after = after_cursor(cursor, videos.c.created_at, videos.c.id)
     if after is not None:
         query = query.where(after)
@@ -234,6 +238,23 @@ async def user_videos(
         rows = list((await conn.execute(query)).all())
     return VideoPage(
         videos=[video_out(row, ctx.settings) for row in rows[:limit]],
+        next_cursor=next_cursor(rows, limit),
+    )
+
+
+async def _public_grid(ctx: AppContext, user_id: str, cursor: str | None, limit: int) -> VideoPage:
+    """What everyone else sees: the published public videos, their views from
+    `api.viewcache` (the grid's query reads ids only)."""
+    query = select(videos.c.id, videos.c.created_at).where(videos.c.owner_id == user_id, visible())
+    after = after_cursor(cursor, videos.c.created_at, videos.c.id)
+    if after is not None:
+        query = query.where(after)
+    query = query.order_by(videos.c.created_at.desc(), videos.c.id.desc()).limit(limit + 1)
+    async with ctx.reads.connect() as conn:
+        rows = list((await conn.execute(query)).all())
+    found = await published_views(ctx, [row.id for row in rows[:limit]])
+    return VideoPage(
+        videos=[found[row.id] for row in rows[:limit] if row.id in found],
         next_cursor=next_cursor(rows, limit),
     )
 

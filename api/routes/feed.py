@@ -1,12 +1,16 @@
 """Routes: the feed, `GET /v1/feed?type=following|for_you&cursor=&limit=` (issue 3, "Feed").
 
 - `following` (token required): the newest published public videos of the creators the caller
-  follows, keyset pages on (published_at, id); `source: "following"`.
+  follows, keyset pages on (published_at, id), merged from per-creator lists
+  (`api.following`); `source: "following"`.
 - `for_you` (token optional): a page of the cached candidate snapshot (`api.feedstore`) merged
-  under the serving constraints (`api.ranking.merge`); `source: "ranked"`. When that path
-  fails or takes longer than `settings.feed_timeout_ms`, the page comes from trending instead
-  (`source: "trending"`): published public videos, those published in the last 7 days first,
+  under the serving constraints (`api.ranking.merge`), minus what the viewer watched or
+  marked (`api.seenset`); `source: "ranked"`. When that path fails or takes longer than
+  `settings.feed_timeout_ms`, the page comes from trending instead (`api.trending`,
+  `source: "trending"`): published public videos, those published in the last 7 days first,
   by likes + views.
+
+All read the videos themselves through `api.viewcache` (in-process, 2 s).
 
 Cursors are opaque: base64url of msgspec JSON, tagged by the source they page through. A
 ranked cursor names its snapshot, the bitmap of what was served from it, the last 4 creators
@@ -30,25 +34,25 @@ import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
-from sqlalchemy import and_, case, exists, or_, select
 
 from api import ranking
 from api.auth import User, optional_user
 from api.context import AppContext
-from api.db import now_ms
 from api.errors import BadRequest, Unauthorized
-from api.feedstore import FeedStore, Snapshot, seen_among, visible
-from api.tables import follows, seen, videos
-from api.views import VideoOut, video_out, video_query
+from api.feedstore import KEY_CURRENT, FeedStore, Snapshot
+from api.following import newest_followed
+from api.seenset import seen_videos, seen_videos_at, version_key
+from api.trending import trending_entries
+from api.viewcache import published_views
+from api.views import VideoOut
 
 log = logging.getLogger("reelforge.feed")
 
 FeedType = Literal["following", "for_you"]
-TRENDING_WINDOW_MS = 7 * 24 * 3_600_000
-# How many unserved candidates the first seen-read covers (widened 4x when a page needs more).
-SEEN_WINDOW_MIN = 100
-# Merge rounds per page: widening the window and dropping videos gone since the snapshot.
+# Rounds per page of dropping videos deleted or hidden since a list was read (and topping up):
+# ranked pages, and following or trending pages.
 MAX_ROUNDS = 8
+TOP_UP_ROUNDS = 4
 
 
 class FeedOut(msgspec.Struct):
@@ -92,118 +96,84 @@ def decode_cursor(text: str) -> Cursor:
 
 
 def feed_store(request: Request[Any, Any, Any]) -> FeedStore:
-    """The process's `FeedStore`, made on first use and kept with the app."""
-    store = getattr(request.app.state, "feed_store", None)
-    if store is None:
-        store = FeedStore(request.app.state.ctx)
-        request.app.state.feed_store = store
+    """The process's `FeedStore` (made in the app's lifespan)."""
+    store: FeedStore = request.app.state.feed_store
     return store
-
-
-async def fetch_videos(ctx: AppContext, ids: list[str]) -> dict[str, VideoOut]:
-    """The visible videos among `ids` (one query), by id."""
-    if not ids:
-        return {}
-    query = video_query().where(videos.c.id.in_(ids), visible())
-    async with ctx.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return {row.id: video_out(row, ctx.settings) for row in rows}
 
 
 async def following_page(
     ctx: AppContext, user: User, cursor: FollowingCursor | None, limit: int
 ) -> FeedOut:
     """Newest first, keyset on (published_at, id): no gaps or repeats while paging."""
-    followed = select(follows.c.followee_id).where(follows.c.follower_id == user.id)
-    query = video_query().where(visible(), videos.c.owner_id.in_(followed))
-    if cursor is not None:
-        query = query.where(
-            or_(
-                videos.c.published_at < cursor.published_at,
-                and_(videos.c.published_at == cursor.published_at, videos.c.id < cursor.id),
-            )
-        )
-    query = query.order_by(videos.c.published_at.desc(), videos.c.id.desc()).limit(limit + 1)
-    async with ctx.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        encode_cursor(FollowingCursor(rows[-1].published_at, rows[-1].id)) if more else None
-    )
-    return FeedOut([video_out(r, ctx.settings) for r in rows], next_cursor, "following")
+    before = (cursor.published_at, cursor.id) if cursor is not None else None
+    gone: set[str] = set()
+    for _ in range(TOP_UP_ROUNDS):
+        keys = await newest_followed(ctx, user.id, before, limit + 1, gone)
+        found = await published_views(ctx, [video_id for _, video_id in keys])
+        missing = {video_id for _, video_id in keys} - found.keys()
+        if not missing:
+            break
+        # Deleted or hidden since the creator's list was read: skip them and top up.
+        gone |= missing
+    more = len(keys) > limit
+    keys = keys[:limit]
+    next_cursor = encode_cursor(FollowingCursor(*keys[-1])) if more else None
+    page = [found[video_id] for _, video_id in keys if video_id in found]
+    return FeedOut(page, next_cursor, "following")
 
 
 async def trending_page(
-    ctx: AppContext, user: User | None, cursor: TrendingCursor | None, limit: int
+    request: Request[Any, Any, Any], user: User | None, cursor: TrendingCursor | None, limit: int
 ) -> FeedOut:
-    """The fallback: published public videos, the last 7 days' first, by likes + views."""
-    cutoff = cursor.cutoff if cursor is not None else now_ms() - TRENDING_WINDOW_MS
-    recent = case((videos.c.published_at >= cutoff, 1), else_=0)
-    engagement = videos.c.like_count + videos.c.view_count
-    query = video_query().add_columns(
-        recent.label("trend_recent"), engagement.label("trend_engagement")
-    )
-    query = query.where(visible())
+    """The fallback (`api.trending`): published public videos, the last 7 days' first, by
+    likes + views; never the viewer's own nor what they watched or marked."""
+    ctx: AppContext = request.app.state.ctx
+    seen_ids: frozenset[str] | None = frozenset()
     if user is not None:
-        watched = select(seen.c.video_id).where(
-            seen.c.user_id == user.id, seen.c.video_id == videos.c.id
+        try:
+            seen_ids = await seen_videos(ctx, user.id)
+        except Exception as exc:  # the shared cache is down: the query reads `seen` itself
+            log.warning("seen set unavailable, trending reads the table: %r", exc)
+            seen_ids = None
+    viewer = user.id if user is not None else None
+    after = (cursor.recent, cursor.engagement, cursor.id) if cursor is not None else None
+    asked = cursor.cutoff if cursor is not None else None
+    gone: set[str] = set()
+    for _ in range(TOP_UP_ROUNDS):
+        cutoff, entries = await trending_entries(
+            ctx, request.app.state.trending, viewer, seen_ids, asked, after, limit + 1, gone
         )
-        query = query.where(videos.c.owner_id != user.id, ~exists(watched))
-    if cursor is not None:
-        query = query.where(
-            or_(
-                recent < cursor.recent,
-                and_(recent == cursor.recent, engagement < cursor.engagement),
-                and_(
-                    recent == cursor.recent,
-                    engagement == cursor.engagement,
-                    videos.c.id < cursor.id,
-                ),
-            )
-        )
-    query = query.order_by(recent.desc(), engagement.desc(), videos.c.id.desc()).limit(limit + 1)
-    async with ctx.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+        found = await published_views(ctx, [e.id for e in entries])
+        missing = {e.id for e in entries} - found.keys()
+        if not missing:
+            break
+        gone |= missing  # deleted or hidden since the pool was read: top the page up
+    more = len(entries) > limit
+    entries = entries[:limit]
     next_cursor = None
     if more:
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            TrendingCursor(cutoff, int(last.trend_recent), int(last.trend_engagement), last.id)
-        )
-    return FeedOut([video_out(r, ctx.settings) for r in rows], next_cursor, "trending")
+        recent, engagement, video_id = entries[-1].key
+        next_cursor = encode_cursor(TrendingCursor(cutoff, recent, engagement, video_id))
+    page = [found[e.id] for e in entries if e.id in found]
+    return FeedOut(page, next_cursor, "trending")
 
 
 async def ranked_page(
     ctx: AppContext, store: FeedStore, user: User | None, cursor: RankedCursor | None, limit: int
 ) -> FeedOut:
     """A page of the snapshot under the serving constraints, with only visible videos."""
-    snapshot, state = await _resume(store, cursor)
+    snapshot, state, seen_ids = await _resume(ctx, store, user, cursor)
     items, cold = snapshot.items, snapshot.cold
     owner = user.id if user is not None else None
-    seen_ids: set[str] = set()
-    checked: set[str] = set()
     gone: set[str] = set()
-    window = max(4 * limit, SEEN_WINDOW_MIN)
     found: dict[str, VideoOut] = {}
     picks: list[int] = []
-    for round_number in range(1, MAX_ROUNDS + 1):
-        last_round = round_number == MAX_ROUNDS
-        horizon = ranking.horizon_for(items, state, window)
-        if user is not None:
-            ids = [i for i in ranking.window_ids(items, cold, state, horizon) if i not in checked]
-            seen_ids |= await seen_among(ctx, user.id, ids)
-            checked.update(ids)
-        exclusions = ranking.Exclusions(seen_ids | gone, owner)
+    for _ in range(MAX_ROUNDS):
+        excluded = seen_ids | gone if gone else seen_ids
         picks, new_state, exhausted = ranking.merge(
-            items, cold, state, exclusions, limit, horizon=horizon
+            items, cold, state, ranking.Exclusions(excluded, owner), limit
         )
-        if len(picks) < limit and not exhausted and not last_round:
-            window *= 4
-            continue
-        found = await fetch_videos(ctx, [items[i].id for i in picks])
+        found = await published_views(ctx, [items[i].id for i in picks])
         missing = {items[i].id for i in picks} - found.keys()
         if not missing:
             break
@@ -225,16 +195,24 @@ async def ranked_page(
 
 
 async def _resume(
-    store: FeedStore, cursor: RankedCursor | None
-) -> tuple[Snapshot, ranking.MergeState]:
+    ctx: AppContext, store: FeedStore, user: User | None, cursor: RankedCursor | None
+) -> tuple[Snapshot, ranking.MergeState, frozenset[str]]:
+    """The snapshot, where the viewer is in it, and what they watched or marked: the keys
+    this needs from the shared cache are read in one round trip."""
+    keys = [KEY_CURRENT] if cursor is None else []
+    if user is not None:
+        keys.append(version_key(user.id))
+    values = await ctx.cache.get_many(keys) if keys else []
+    seen_ids = await seen_videos_at(ctx, user.id, values[-1]) if user else frozenset()
     if cursor is None:
-        return await store.current(), ranking.MergeState()
+        return await store.current_from(values[0]), ranking.MergeState(), seen_ids
     snapshot = await store.pinned(cursor.sid)
     if snapshot is not None:
         served = ranking.decode_served(cursor.served)
-        return snapshot, ranking.MergeState(served, list(cursor.recent), cursor.count)
+        return snapshot, ranking.MergeState(served, list(cursor.recent), cursor.count), seen_ids
     # Its snapshot expired: start over in the current one, keeping the creators window.
-    return await store.current(), ranking.MergeState(set(), list(cursor.recent), cursor.count)
+    state = ranking.MergeState(set(), list(cursor.recent), cursor.count)
+    return await store.current(), state, seen_ids
 
 
 async def for_you_page(
@@ -245,15 +223,17 @@ async def for_you_page(
     if isinstance(cursor, FollowingCursor):
         raise BadRequest("this cursor belongs to the following feed")
     if isinstance(cursor, TrendingCursor):
-        return await trending_page(ctx, user, cursor, limit)
+        return await trending_page(request, user, cursor, limit)
     timeout = max(ctx.settings.feed_timeout_ms, 0) / 1000
     try:
-        return await asyncio.wait_for(
-            ranked_page(ctx, feed_store(request), user, cursor, limit), timeout
-        )
+        if timeout <= 0:
+            raise TimeoutError
+        # A deadline on this task (no task per request, as `asyncio.wait_for` would start).
+        async with asyncio.timeout(timeout):
+            return await ranked_page(ctx, feed_store(request), user, cursor, limit)
     except Exception as exc:  # any failure of the ranked path means the fallback
         log.warning("ranked feed unavailable, serving trending: %r", exc)
-    return await trending_page(ctx, user, None, limit)
+    return await trending_page(request, user, None, limit)
 
 
 @get("/v1/feed", dependencies={"user": Provide(optional_user)})

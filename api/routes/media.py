@@ -1,23 +1,42 @@
-"""The origin: published media served from storage (issue 3, "Origin serving").
+"""The origin: published media served from storage (issue 3, "Origin serving"; issue 4,
+"Signed playback" and "Origin hardening").
 
 `GET|HEAD|OPTIONS /media/{video_id}/{render_id}/{path}` answers with the object stored at
-`media/{video_id}/{render_id}/{path}` only while the video is published under that render id
-and is public or unlisted. Everything else (unknown, unpublished, deleted, private, another
-render, a report, a malformed or traversing path) gets the same 404 so that nothing tells
-which. HTTP semantics (ETag/304, Range/206/416, Cache-Control, CORS) come from
+`media/{video_id}/{render_id}/{path}` only while the video is published under that render id.
+Unknown, unpublished and deleted videos, another render, a report, a malformed or traversing
+path, and a symlink leading out of a local media root all get the same 404, so that nothing
+tells which. HTTP semantics (ETag/304, Range/206/416, Cache-Control, CORS) come from
 `cdn.origin.plan_response` (RFC 9110); the bytes are streamed from `Storage.open_range`.
+
+Signed playback (cdn/signing.py): private and unlisted videos are served only under
+`/media/{video_id}/{render_id}/~{token}/{path}`, for manifests, init and media segments
+alike. A missing, malformed, tampered, expired, other-video or unknown-kid token gets one and
+the same 403 (and a private video's token must be bound to its owner). 403 rather than 404:
+it is only ever answered to a request naming the video's current render id, which only a URL
+handed out by the API contains, so it reveals nothing to someone guessing ids while it tells
+the holder of an old or unsigned link what is wrong. Responses to token-carrying URLs are
+`Cache-Control: private, ...` (shared caches must not keep them; browsers keep `immutable`);
+public media keep `public, max-age=31536000, immutable` under plain URLs, so an edge's shared
+cache key is the plain path. A token on a public video's URL is checked all the same.
+
+With S3 storage the objects are private in the bucket and read with the API's credentials;
+with `s3_redirect_private`, token-checked GETs that would send a body are answered instead
+with a 307 to a presigned GET valid for `PRESIGNED_GET_TTL` (60 s); HEAD, 304, 412 and 416
+are still answered here.
 
 Visibility is cached in-process for `VISIBILITY_TTL_S` (2 s) so that a player's segment
 requests do not each query the database: a deletion or a privacy change takes effect on the
-origin within 2 s (a CDN in front adds its own caching on top).
+origin within 2 s (a CDN in front adds its own caching on top, for public media only).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from litestar import Request, Response, route
@@ -26,15 +45,21 @@ from litestar.response import Stream
 from sqlalchemy import select
 
 from api.context import AppContext
-from api.errors import NotFound
+from api.errors import Forbidden, NotFound
 from api.lifecycle import PUBLISHED
 from api.tables import videos
+from api.views import playback_keyring
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
+from cdn.signing import InvalidToken, Keyring, split_token
 from cdn.storage import ObjectInfo, ObjectNotFound, validate_key
+
+log = logging.getLogger("reelforge.api.media")
 
 VISIBILITY_TTL_S = 2.0
 CACHE_MAX_ENTRIES = 10_000
-SERVED_PRIVACY = frozenset({"public", "unlisted"})
+SERVED_PRIVACY = frozenset({"public", "unlisted", "private"})
+PRESIGNED_GET_TTL = timedelta(seconds=60)
+FORBIDDEN_MESSAGE = "this media needs a valid playback token"
 # What a player needs; report.json (encoder settings, timings) stays internal.
 SERVED_SUFFIXES = (".m3u8", ".mpd", ".m4s", ".mp4", ".jpg", ".vtt")
 
@@ -47,9 +72,11 @@ _PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,7}}")
 
 @dataclass(frozen=True)
 class Visibility:
-    """The render id the origin may serve for a video; None: nothing (404)."""
+    """The render id the origin may serve for a video (None: nothing, 404), and to whom."""
 
     render_id: str | None
+    privacy: str = "public"
+    owner_id: str = ""
 
 
 class VisibilityCache:
@@ -76,7 +103,8 @@ class VisibilityCache:
 
 
 def object_key(video_id: str, render_id: str, path: str) -> str | None:
-    """The storage key a media URL names, or None when the URL is not one we serve."""
+    """The storage key a media URL names (after its token segment, if any), or None when
+    the URL is not one we serve."""
     path = path.removeprefix("/")  # Litestar's path parameters keep their leading '/'
     if not (_ID.fullmatch(video_id) and _ID.fullmatch(render_id) and _PATH.fullmatch(path)):
         return None
@@ -96,13 +124,15 @@ async def _visibility(
     known = cache.get(video_id)
     if known is not None:
         return known
-    query = select(videos.c.status, videos.c.render_id, videos.c.privacy).where(
+    query = select(videos.c.status, videos.c.render_id, videos.c.privacy, videos.c.owner_id).where(
         videos.c.id == video_id
     )
     async with ctx.db.connect() as conn:
         row = (await conn.execute(query)).first()
-    served = row is not None and row.status == PUBLISHED and row.privacy in SERVED_PRIVACY
-    known = Visibility(row.render_id if served and row is not None else None)
+    if row is not None and row.status == PUBLISHED and row.privacy in SERVED_PRIVACY:
+        known = Visibility(row.render_id, row.privacy, row.owner_id)
+    else:
+        known = Visibility(None)
     cache.put(video_id, known)
     return known
 
@@ -120,10 +150,44 @@ def _not_found() -> NotFound:
     return NotFound("not found", headers=cors_headers())
 
 
+def _forbidden() -> Forbidden:
+    return Forbidden(FORBIDDEN_MESSAGE, headers={**cors_headers(), "Cache-Control": "no-store"})
+
+
+def check_access(visible: Visibility, video_id: str, token: str | None, keys: Keyring) -> bool:
+    """Whether the request is token-checked (True) or plainly public (False); raises 403.
+
+    No token: public videos only. A token: it must verify for this video (cdn/signing.py),
+    and a private video's token must be bound to its owner.
+    """
+    if token is None:
+        if visible.privacy == "public":
+            return False
+        raise _forbidden()
+    try:
+        claims = keys.verify(token, video_id)
+    except InvalidToken as exc:
+        log.debug("media %s: %s", video_id, exc.reason)
+        raise _forbidden() from None
+    if visible.privacy == "private" and claims.viewer_id != visible.owner_id:
+        log.debug("media %s: private video, token bound to %s", video_id, claims.viewer_id)
+        raise _forbidden()
+    return True
+
+
+def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with a `public` Cache-Control made `private` (RFC 9111 §5.2.2.7), the rest
+    of the directives (max-age, immutable) kept for the browser's own cache."""
+    value = headers.get("Cache-Control")
+    if value is None or not value.startswith("public"):
+        return headers
+    return {**headers, "Cache-Control": "private" + value.removeprefix("public")}
+
+
 async def _stat(ctx: AppContext, key: str) -> ObjectInfo:
     try:
         return await asyncio.to_thread(ctx.storage.stat, key)
-    except ObjectNotFound:
+    except (ObjectNotFound, ValueError):  # ValueError: a local symlink leading out of the root
         raise _not_found() from None
 
 
@@ -142,30 +206,43 @@ async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
     ctx: AppContext = request.app.state.ctx
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
-    key = object_key(video_id, render_id, params["path"])
+    # Litestar's path parameters keep their leading '/'.
+    token, path = split_token(params["path"].removeprefix("/"))
+    key = object_key(video_id, render_id, path)
     if key is None:
         raise _not_found()
     visible = await _visibility(request, ctx, video_id)
     if visible.render_id is None or visible.render_id != render_id:
         raise _not_found()
+    signed = check_access(visible, video_id, token, playback_keyring(ctx.settings))
     info = await _stat(ctx, key)
     plan = plan_response(request.method, dict(request.headers), info)
-    media_type = plan.headers.get("Content-Type", MediaType.TEXT)
+    headers = private_cache_control(plan.headers) if signed else plan.headers
+    media_type = headers.get("Content-Type", MediaType.TEXT)
     if plan.body is None:
         return Response(
-            content=b"", status_code=plan.status, headers=plan.headers, media_type=media_type
+            content=b"", status_code=plan.status, headers=headers, media_type=media_type
         )
+    if signed and ctx.settings.s3_redirect_private:
+        location = await asyncio.to_thread(ctx.storage.presigned_get, key, PRESIGNED_GET_TTL)
+        if location is not None:  # None: local storage, streamed below
+            return _redirect(location)
     # Opened here, so that an object gone since the stat is still a clean 404; the chunks
     # are then read in Litestar's thread pool as they are sent.
     try:
         chunks = await asyncio.to_thread(
             ctx.storage.open_range, key, plan.body.start, plan.body.end
         )
-    except ObjectNotFound:
+    except (ObjectNotFound, ValueError):
         raise _not_found() from None
-    return Stream(
-        content=chunks, status_code=plan.status, headers=plan.headers, media_type=media_type
-    )
+    return Stream(content=chunks, status_code=plan.status, headers=headers, media_type=media_type)
+
+
+def _redirect(location: str) -> Response[Any]:
+    """307 (RFC 9110 §15.4.8: same method, same Range) to a presigned GET; never cached,
+    as the URL it names expires within a minute."""
+    headers = {**cors_headers(), "Location": location, "Cache-Control": "no-store"}
+    return Response(content=b"", status_code=307, headers=headers)
 
 
 ROUTES: list[Any] = [serve_media]

@@ -17,16 +17,31 @@ import msgspec
 from litestar import Request, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.auth import User, optional_user, require_user
 from api.context import AppContext
 from api.db import dialect_insert, insert_ignore, new_id, now_ms
 from api.errors import NotFound, Unprocessable
+from api.following import forget_followees
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, next_cursor
+from api.seenset import remember_seen
 from api.tables import comments, follows, likes, seen, users, videos, watch_events
+from api.viewcache import forget as forget_views
 from api.views import AuthorOut
 
 MAX_COMMENT = 2000
@@ -140,17 +155,91 @@ async def _scalar(conn: AsyncConnection, query: Any) -> int:
 # --- likes ---------------------------------------------------------------------------------
 
 
+def _like_statements() -> tuple[Any, Any]:
+    """PostgreSQL: a like and an unlike, each in one statement (one round trip, atomic on its
+    own): the visibility check (`can_see`), the `INSERT ... ON CONFLICT DO NOTHING` (or the
+    DELETE) and the counter moved by what really changed. Without a change the current count
+    is read and nothing is updated (no dead row version per repeated like). No row back: the
+    video is not visible (404).
+    """
+    # Parameter names that are no column's: values keyed like a column of `likes` or `videos`
+    # would also be taken as values of the INSERT or the UPDATE.
+    user_id, video_id = bindparam("liker", type_=String), bindparam("liked", type_=String)
+    target = (
+        select(videos.c.id, videos.c.like_count)
+        .where(
+            videos.c.id == video_id,
+            videos.c.status != "deleted",
+            or_(
+                videos.c.owner_id == user_id,
+                and_(
+                    videos.c.status == "published",
+                    # Plain comparisons: an IN list is re-expanded on every execution.
+                    or_(*(videos.c.privacy == privacy for privacy in VISIBLE_PRIVACY)),
+                ),
+            ),
+        )
+        .cte("target")
+    )
+    inserted = (
+        pg_insert(likes)
+        .from_select(
+            ["user_id", "video_id", "created_at"],
+            select(user_id, target.c.id, bindparam("liked_at", type_=BigInteger)),
+        )
+        .on_conflict_do_nothing()
+        .returning(likes.c.video_id)
+        .cte("changed")
+    )
+    removed = (
+        sql_delete(likes)
+        .where(likes.c.user_id == user_id, likes.c.video_id.in_(select(target.c.id)))
+        .returning(likes.c.video_id)
+        .cte("changed")
+    )
+
+    def counted(changed: Any, delta: int) -> Any:
+        moved = (
+            update(videos)
+            .where(videos.c.id == changed.c.video_id)
+            .values(like_count=videos.c.like_count + delta)
+            .returning(videos.c.like_count)
+            .cte("moved")
+        )
+        unchanged = select(target.c.like_count).where(~exists(select(changed.c.video_id)))
+        return union_all(select(moved.c.like_count), unchanged)
+
+    return counted(inserted, 1), counted(removed, -1)
+
+
+_LIKE_PG, _UNLIKE_PG = _like_statements()
+
+
+async def _like_pg(ctx: AppContext, statement: Any, params: dict[str, Any]) -> int:
+    async with ctx.reads.connect() as conn:  # autocommit: the statement is the transaction
+        count = (await conn.execute(statement, params)).scalar()
+    if count is None:
+        raise NotFound("no such video")
+    return int(count)
+
+
 @post("/v1/videos/{video_id:str}/like", status_code=200, dependencies=USER, tags=["social"])
 async def like(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
     """Like a video (idempotent): 200 `{liked: true, like_count}`."""
-    async with _ctx(request).db.begin() as conn:
-        await visible_video(conn, video_id, user.id)
-        row = {"user_id": user.id, "video_id": video_id, "created_at": now_ms()}
-        if (await conn.execute(insert_ignore(conn.dialect.name, likes, row))).rowcount == 1:
-            await _bump(conn, videos, video_id, "like_count", 1)
-        count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
+    ctx = _ctx(request)
+    if ctx.db.dialect.name == "postgresql":
+        params = {"liker": user.id, "liked": video_id, "liked_at": now_ms()}
+        count = await _like_pg(ctx, _LIKE_PG, params)
+    else:
+        async with ctx.db.begin() as conn:
+            await visible_video(conn, video_id, user.id)
+            row = {"user_id": user.id, "video_id": video_id, "created_at": now_ms()}
+            if (await conn.execute(insert_ignore(conn.dialect.name, likes, row))).rowcount == 1:
+                await _bump(conn, videos, video_id, "like_count", 1)
+            count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
+    forget_views(ctx, [video_id])
     return LikeOut(liked=True, like_count=count)
 
 
@@ -159,14 +248,19 @@ async def unlike(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
     """Take a like back (idempotent): 200 `{liked: false, like_count}`."""
-    async with _ctx(request).db.begin() as conn:
-        await visible_video(conn, video_id, user.id)
-        gone = await conn.execute(
-            sql_delete(likes).where(likes.c.user_id == user.id, likes.c.video_id == video_id)
-        )
-        if gone.rowcount == 1:
-            await _bump(conn, videos, video_id, "like_count", -1)
-        count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
+    ctx = _ctx(request)
+    if ctx.db.dialect.name == "postgresql":
+        count = await _like_pg(ctx, _UNLIKE_PG, {"liker": user.id, "liked": video_id})
+    else:
+        async with ctx.db.begin() as conn:
+            await visible_video(conn, video_id, user.id)
+            gone = await conn.execute(
+                sql_delete(likes).where(likes.c.user_id == user.id, likes.c.video_id == video_id)
+            )
+            if gone.rowcount == 1:
+                await _bump(conn, videos, video_id, "like_count", -1)
+            count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
+    forget_views(ctx, [video_id])
     return LikeOut(liked=False, like_count=count)
 
 
@@ -200,6 +294,7 @@ async def follow(
         if (await conn.execute(insert_ignore(conn.dialect.name, follows, row))).rowcount == 1:
             await _move_follow_counters(conn, user.id, user_id, 1)
         count = await _scalar(conn, select(users.c.follower_count).where(users.c.id == user_id))
+    forget_followees(_ctx(request), user.id)
     return FollowOut(following=True, follower_count=count)
 
 
@@ -218,6 +313,7 @@ async def unfollow(
         if gone.rowcount == 1:
             await _move_follow_counters(conn, user.id, user_id, -1)
         count = await _scalar(conn, select(users.c.follower_count).where(users.c.id == user_id))
+    forget_followees(_ctx(request), user.id)
     return FollowOut(following=False, follower_count=count)
 
 
@@ -375,14 +471,16 @@ async def _apply_counters(conn: AsyncConnection, events: list[EventIn]) -> None:
             await conn.execute(update(videos).where(videos.c.id == video_id).values(values))
 
 
-async def _mark_seen(conn: AsyncConnection, user_id: str, events: list[EventIn], at: int) -> None:
-    """Upsert `seen` rows; "not interested" sticks once set."""
+async def _mark_seen(
+    conn: AsyncConnection, user_id: str, events: list[EventIn], at: int
+) -> set[str]:
+    """Upsert `seen` rows; "not interested" sticks once set. Returns the videos marked."""
     marks: dict[str, bool] = {}
     for e in events:
         if e.type in MARKS_SEEN:
             marks[e.video_id] = marks.get(e.video_id, False) or e.type == "not_interested"
     if not marks:
-        return
+        return set()
     rows = [
         {"user_id": user_id, "video_id": vid, "not_interested": flag, "at": at}
         for vid, flag in sorted(marks.items())
@@ -396,6 +494,7 @@ async def _mark_seen(conn: AsyncConnection, user_id: str, events: list[EventIn],
         },
     )
     await conn.execute(stmt)
+    return set(marks)
 
 
 @post("/v1/events", status_code=200, dependencies=USER, tags=["social"])
@@ -408,12 +507,15 @@ async def post_events(
     `rejected` while the rest of the batch is recorded.
     """
     at = now_ms()
-    async with _ctx(request).db.begin() as conn:
+    ctx = _ctx(request)
+    async with ctx.db.begin() as conn:
         visible = await _visible_ids(conn, {e.video_id for e in data.events}, user.id)
         candidates, repeats, rejected = _screen(data.events, visible)
         new = await _insert_new(conn, user.id, candidates, at)
         await _apply_counters(conn, new)
-        await _mark_seen(conn, user.id, new, at)
+        marked = await _mark_seen(conn, user.id, new, at)
+    # After the commit: the feed's cached seen set (api/seenset.py) only ever grows.
+    await remember_seen(ctx, user.id, marked)
     duplicates = repeats + len(candidates) - len(new)
     return EventsOut(accepted=len(new), duplicates=duplicates, rejected=rejected)
 

@@ -79,7 +79,7 @@ async def get_video(
     """A video: anyone's when published public or unlisted, the owner's in any state."""
     ctx = _ctx(request)
     row = await service.readable_video(ctx, video_id, user)
-    out = video_out(row, ctx.settings)
+    out = video_out(row, ctx.settings, viewer_id=user.id if user else None)
     if user is None or user.id != row.owner_id:
         out = msgspec.structs.replace(out, status_reason="")
     return out

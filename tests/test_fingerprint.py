@@ -1,0 +1,181 @@
+"""Landmark fingerprints (classifiers/fingerprint.py) and catalog matching (classifiers/catalog.py)
+on real music: a small version of bench/fingerprint_eval.py (issue 5, "Evidence": fingerprints).
+
+Needs Debian's `extremetuxracer-data` (scripts/bootstrap.sh installs it); without it these
+tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from api.db import create_schema, sync_engine
+from api.settings import Settings
+from bench import fingerprint_eval as ev
+from classifiers import catalog
+from classifiers.fingerprint import (
+    FRAME_SECONDS,
+    QUERY_PARAMS,
+    SAMPLE_RATE,
+    Fingerprint,
+    StreamingDownsampler,
+    fingerprint,
+    load_audio,
+)
+from tests.support.pg import fresh_database
+
+# Four tracks of different composers and lengths, none built of exact loops (the evaluation
+# reports looped passages apart: a clip of one matches its repeat as well).
+TRACKS = ("credits1-cp.ogg", "freezingpoint.ogg", "options1-jt.ogg", "wonrace1-jt.ogg")
+
+
+def test_the_real_music_is_installed() -> None:
+    names = {path.name for path in ev.music_tracks()}
+    assert len(names) == 10, "apt-get install -y extremetuxracer-data"
+    assert set(TRACKS) <= names
+
+
+@pytest.fixture(scope="module")
+def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[Any]]]:
+    engine = ev.open_catalog(tmp_path_factory.mktemp("catalog"))
+    with engine.begin() as conn:
+        references, speed = ev.build_catalog(conn, [ev.MUSIC_DIR / name for name in TRACKS])
+    assert speed["x_realtime"] > 1
+    try:
+        yield engine, references
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("seconds", "count", "needed"), [(5.0, 8, 8), (2.0, 8, 7)])
+def test_degraded_clips_are_found_at_their_offset(
+    small_catalog: tuple[Any, list[Any]], seconds: float, count: int, needed: int
+) -> None:
+    """Clips from random offsets, pink noise at 10 dB SNR, AAC 64 kb/s: right track, ±0.1 s."""
+    engine, references = small_catalog
+    with engine.connect() as conn:
+        outcome = ev.query_clips(conn, references, seconds, count, np.random.default_rng(11))
+    assert outcome["found"] >= needed, outcome["misses"]
+    assert outcome["found_at_a_repeat"] == 0
+
+
+def test_audio_outside_the_catalog_matches_nothing(small_catalog: tuple[Any, list[Any]]) -> None:
+    """Synthesized music, speech-like sound, tones, noise and the shared clips' soundtracks."""
+    engine, _ = small_catalog
+    with engine.connect() as conn:
+        outcome = ev.false_matches(conn, 12, 5.0, np.random.default_rng(12))
+    assert outcome["false_matches"] == 0, outcome["matches"]
+    assert set(outcome["highest_score_by_kind"]) == {*ev.GENERATORS, "shared_media"}
+    assert max(outcome["highest_score_by_kind"].values()) < catalog.DEFAULT_MIN_SCORE
+
+
+def test_an_undegraded_clip_scores_far_above_the_threshold(
+    small_catalog: tuple[Any, list[Any]],
+) -> None:
+    engine, _ = small_catalog
+    samples = load_audio(ev.MUSIC_DIR / "freezingpoint.ogg")
+    clip = samples[40 * SAMPLE_RATE + 1234 : 45 * SAMPLE_RATE]
+    with engine.connect() as conn:
+        found = catalog.match(conn, fingerprint(clip, QUERY_PARAMS))
+    assert found is not None and found.name == "freezingpoint.ogg"
+    assert abs(found.offset_s - (40 + 1234 / SAMPLE_RATE)) <= FRAME_SECONDS
+    assert found.score > 10 * catalog.DEFAULT_MIN_SCORE
+
+
+def test_silence_has_no_landmarks() -> None:
+    assert len(fingerprint(np.zeros(5 * SAMPLE_RATE, np.float32))) == 0
+    assert len(fingerprint(np.zeros(10, np.float32))) == 0
+
+
+def test_fingerprint_json_round_trip() -> None:
+    samples = load_audio(ev.MUSIC_DIR / "options1-jt.ogg", max_seconds=6)
+    assert len(samples) == 6 * SAMPLE_RATE
+    original = fingerprint(samples)
+    data = original.to_json()
+    assert data["count"] == len(original) > 100
+    assert data["duration_s"] == 6.0
+    back = Fingerprint.from_json(data)
+    assert np.array_equal(back.hashes, original.hashes)
+    assert np.array_equal(back.offsets, original.offsets)
+    assert len(data["hashes"]) < 8 * len(original)  # compressed below raw (hash, offset) pairs
+    with pytest.raises(ValueError, match="format"):
+        Fingerprint.from_json({**data, "version": 99})
+
+
+def test_vote_finds_the_offset_consistent_reference() -> None:
+    """Table test of the scoring: aligned votes beat more numerous scattered ones."""
+    query = Fingerprint(
+        np.array([1, 2, 3, 4, 5], np.uint32), np.array([0, 3, 5, 9, 12], np.uint32), 1.0
+    )
+    # ref 7: every hash 100 frames later (one split to the neighbouring bin); ref 8: all five
+    # hashes twice, at scattered offsets.
+    rows = [(1, 7, 100), (2, 7, 103), (3, 7, 105), (4, 7, 110), (5, 7, 112)]
+    rows += [(h, 8, o) for h in range(1, 6) for o in (h * 37, 500 + h * 11)]
+    hashes, refs, offsets = (np.array(column) for column in zip(*rows, strict=True))
+    best = catalog.vote(query, hashes, refs, offsets)
+    assert best is not None
+    assert (best.ref_id, best.score) == (7, 5)
+    assert best.offset_frames == pytest.approx(100.2)
+    assert catalog.vote(query, hashes[:0], refs[:0], offsets[:0]) is None
+
+
+@pytest.mark.parametrize("chunk", [1024, 960, 4801])
+def test_streaming_downsampler_equals_resample_poly(chunk: int) -> None:
+    """The analyzer's block-wise 48 kHz → 8 kHz equals resampling the whole signal at once."""
+    rng = np.random.default_rng(chunk)
+    signal_48k = rng.standard_normal(48_000 * 3 + 777).astype(np.float32)
+    downsampler = StreamingDownsampler(48_000, block=48_000)
+    for start in range(0, len(signal_48k), chunk):
+        downsampler.push(signal_48k[start : start + chunk])
+    streamed = downsampler.finish()
+    whole = signal.resample_poly(signal_48k, 1, 6, padtype="constant")
+    assert len(streamed) == len(whole)
+    assert np.max(np.abs(streamed - whole)) < 1e-4
+
+
+def test_load_audio_rejects_files_without_audio(shared_media: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no audio stream"):
+        load_audio(shared_media / "sar_2x1.mp4")
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio\n")
+    with pytest.raises(ValueError):
+        load_audio(text)
+
+
+def test_the_catalog_answers_the_same_on_postgresql(
+    small_catalog: tuple[Any, list[Any]], tmp_path: Path
+) -> None:
+    """The production database: same rows back for the same hashes, same match."""
+    sqlite_engine, _ = small_catalog
+    samples = load_audio(ev.MUSIC_DIR / "options1-jt.ogg")
+    query = fingerprint(samples[3 * SAMPLE_RATE : 8 * SAMPLE_RATE], QUERY_PARAMS)
+    with fresh_database() as url:
+        settings = Settings(data_dir=tmp_path, database_url=url).resolved()
+        engine = sync_engine(settings)
+        try:
+            create_schema(engine)
+            with engine.begin() as conn:
+                for name in TRACKS:
+                    reference = fingerprint(load_audio(ev.MUSIC_DIR / name))
+                    catalog.add_reference(conn, name, "etr", reference, "mute")
+            with engine.connect() as conn:
+                assert conn.dialect.name == "postgresql"
+                pg_rows = catalog.lookup(conn, query.hashes.tolist())
+                found = catalog.match(conn, query)
+        finally:
+            engine.dispose()
+    with sqlite_engine.connect() as conn:
+        sqlite_rows = catalog.lookup(conn, query.hashes.tolist())
+    assert len(pg_rows[0]) > 1000
+    assert sorted(zip(*(a.tolist() for a in pg_rows), strict=True)) == sorted(
+        zip(*(a.tolist() for a in sqlite_rows), strict=True)
+    )
+    assert found is not None
+    assert (found.name, found.policy) == ("options1-jt.ogg", "mute")
+    assert abs(found.offset_s - 3.0) <= FRAME_SECONDS
