@@ -91,7 +91,7 @@ def analysis_spec(settings: Settings, artifacts_dir: Path | None = None) -> Anal
             scene_threshold=settings.scene_threshold,
         ),
         moderation=model_config(settings) if settings.moderation_enabled else None,
-        inference="thread" if settings.moderation_inference == "thread" else "end",
+        inference="end" if settings.moderation_inference == "end" else "thread",
         confirm_window=settings.moderation_confirm_seconds,
         pdq=PdqSpec(min_quality=settings.pdq_min_quality) if settings.pdq_enabled else None,
         fingerprint=fingerprint,

@@ -8,9 +8,10 @@ transcodes it, one job at a time, in alternating order, as the worker does
 (`engine.jobs.transcode_limited`: the sandboxed child, libx264, the engine's preset):
 
 - `plain`: no analysis;
-- `thread`: moderation (open_nsfw with the default settings: 1 frame/s + scene cuts, batches
-  of 2) scored on a background thread while the decode goes on, + PDQ + audio fingerprint;
-- `end` (the default): the same, the moderation batches scored after the decode instead.
+- `thread` (the default): moderation (open_nsfw with the default settings: 1 frame/s + scene
+  cuts, batches of 2) scored on a background thread while the decode goes on, + PDQ + the
+  audio fingerprint;
+- `end`: the same, the moderation batches scored after the decode instead.
 
 First each analyzer runs alone on the source's decoded frames (`analyzers_alone`: the CPU
 seconds it adds to a decode-only pass, no encoder competing). Medians of wall and CPU time go

@@ -34,7 +34,7 @@ class AnalysisSpec:
 
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     moderation: ModelConfig | None = None
-    inference: Inference = "end"
+    inference: Inference = "thread"
     worst_frames: int = 3
     # Seconds around a sample whose scores confirm it (classifiers.moderation.sustained_scores).
     confirm_window: float = 1.0
