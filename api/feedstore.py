@@ -43,6 +43,8 @@ from api.tables import videos
 log = logging.getLogger("reelforge.feed")
 
 CANDIDATES = 1000
+# Top of each new snapshot pre-warmed at the edges (the next screens of most viewers).
+WARM_TOP = 20
 COLD_POOL = 200
 SCAN_LIMIT = 20_000
 STALE_SECONDS = 3600
@@ -84,6 +86,16 @@ _DECODER = msgspec.msgpack.Decoder(Snapshot)
 # The `videos` columns named like `VideoStats`'s fields, in their order (rows become stats
 # positionally).
 _STATS_COLUMNS = tuple(videos.c[f.name] for f in dataclasses.fields(ranking.VideoStats))
+
+
+def warm_top(ctx: AppContext, snapshot: Snapshot, count: int | None = None) -> int:
+    """Pre-warm the CDN edges with the videos a new snapshot ranks into the most viewers'
+    next screens (issue 4, "CDN pre-warm hooks"): the top `WARM_TOP` items. `Jobs.warm`
+    never raises and enqueues at most once a minute per video; returns the jobs sent."""
+    sent = 0
+    for item in snapshot.items[: WARM_TOP if count is None else count]:
+        sent += ctx.jobs.warm(item.id)
+    return sent
 
 
 def visible() -> Any:
@@ -239,6 +251,7 @@ class FeedStore:
         try:
             snapshot = await build_snapshot(self.ctx)
             await self.publish(snapshot)
+            await asyncio.to_thread(warm_top, self.ctx, snapshot)
             return snapshot
         finally:
             await cache.delete(KEY_LOCK)

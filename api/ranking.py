@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from api.moderation import DEPRIORITIZE_OVER, report_penalty
+
 HOUR_MS = 3_600_000
 
 
@@ -79,6 +81,8 @@ class VideoStats:
     not_interested_count: int = 0
     impression_count: int = 0
     view_count: int = 0
+    # Distinct viewers' reports since the last approval (issue 5: > 10 deprioritizes).
+    report_count: int = 0
 
 
 class Candidate(msgspec.Struct, array_like=True, frozen=True):
@@ -120,14 +124,20 @@ def decay(age_ms: int, p: RankParams = DEFAULT_PARAMS) -> float:
 
 
 def score(stats: VideoStats, now_ms: int, p: RankParams = DEFAULT_PARAMS) -> float:
-    """The v1 for-you score: quality × decay (see the module docstring)."""
-    return quality(stats, p) * decay(now_ms - stats.published_at, p)
+    """The v1 for-you score: quality × decay × the reports penalty (see the module
+    docstring; `api.moderation.report_penalty` is 1.0 up to 10 distinct reporters)."""
+    return (
+        quality(stats, p)
+        * decay(now_ms - stats.published_at, p)
+        * report_penalty(stats.report_count)
+    )
 
 
 def is_cold(stats: VideoStats, now_ms: int, p: RankParams = DEFAULT_PARAMS) -> bool:
     """A fresh video with few impressions: eligible for the cold-start slot."""
     fresh = now_ms - stats.published_at <= p.cold_max_age_hours * HOUR_MS
-    return fresh and exposure(stats) < p.cold_max_impressions
+    reported = stats.report_count > DEPRIORITIZE_OVER
+    return fresh and not reported and exposure(stats) < p.cold_max_impressions
 
 
 def rank_candidates(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from dataclasses import replace
@@ -190,3 +191,21 @@ def test_served_bitmap_round_trips() -> None:
     assert len(data) == 125
     assert ranking.decode_served(data) == served
     assert ranking.decode_served(ranking.encode_served(set())) == set()
+
+
+def test_reports_over_ten_deprioritize_and_bar_the_cold_slot() -> None:
+    """Issue 5: over 10 distinct reporters the video sinks in for-you and loses its
+    cold-start eligibility; at 10 nothing changes."""
+    now = 1_000 * ranking.HOUR_MS
+    base = ranking.VideoStats(
+        id="v_a",
+        owner_id="u_a",
+        published_at=now - ranking.HOUR_MS,
+        like_count=50,
+        impression_count=100,
+    )
+    ten = dataclasses.replace(base, report_count=10)
+    eleven = dataclasses.replace(base, report_count=11)
+    assert ranking.score(ten, now) == ranking.score(base, now)
+    assert ranking.score(eleven, now) < ranking.score(base, now) / 5
+    assert ranking.is_cold(base, now) and not ranking.is_cold(eleven, now)
