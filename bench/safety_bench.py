@@ -86,6 +86,7 @@ def profile_analyzers(source: Path, repeats: int = 3) -> dict[str, Any]:
         with av.open(str(source)) as container:
             video, audio = container.streams.video[0], container.streams.audio[0]
             video.thread_type = "AUTO"
+            frame: Any
             for frame in container.decode(video, audio):
                 t = float(frame.pts * frame.time_base)
                 for analyzer in analyzers:

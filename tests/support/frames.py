@@ -15,7 +15,7 @@ AUDIO_ONLY = frozenset({"multiple-aac-tracks.mp4", "toothsome-dts.mp4"})
 def decoded_frames(path: Path) -> Iterator[tuple[Any, float]]:
     """(frame, seconds from the first frame) of every decoded video frame."""
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream: Any = container.streams.video[0]
         stream.thread_type = "AUTO"
         start = None
         for frame in container.decode(stream):
