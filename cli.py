@@ -63,6 +63,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         preset=args.preset,
         encoder=args.encoder,
         thumbnails=not args.no_thumbnails,
+        encoder_threads=args.encoder_threads,
     )
     bar = ProgressBar("transcode")
     try:
@@ -95,6 +96,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 DEMO_HANDLE = "demo"
+# Where the demo video stays once its job is done (api/lifecycle.py).
+SETTLED = ("published", "in_review", "rejected", "failed")
 
 
 def _call(
@@ -193,7 +196,8 @@ def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900
         print(f"demo: video {video_id} is processing ({base}/v1/videos/{video_id})", flush=True)
         while time.monotonic() < deadline and not server.should_exit:
             status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
-            if status == 200 and video["status"] in ("published", "rejected", "failed"):
+            # in_review: held by the safety checks, it waits for a moderator, not for the job.
+            if status == 200 and video["status"] in SETTLED:
                 reason = video["status_reason"]
                 detail = f" ({reason})" if reason and reason != video["status"] else ""
                 print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
@@ -459,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcode.add_argument("--encoder", default="auto", help="auto, libx264 or h264_nvenc")
     transcode.add_argument(
         "--no-thumbnails", action="store_true", help="the ladder alone: no poster or storyboard"
+    )
+    transcode.add_argument(
+        "--encoder-threads",
+        type=int,
+        default=None,
+        help="x264 frame threads per rung (default: the CPUs shared out by pixels; 0: x264 auto)",
     )
     transcode.set_defaults(run=cmd_transcode)
     sample = sub.add_parser("sample", help="write a sample 1080x1920 clip made by the project")

@@ -7,6 +7,8 @@ with, and the same settings as ffmpeg command-line arguments (the benchmark's ba
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
@@ -75,10 +77,34 @@ class EncoderProfile(Protocol):
     def available(self) -> bool: ...
 
     def settings(
-        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str, threads: int = 0
     ) -> EncoderSettings: ...
 
     def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]: ...
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, as a container's cpuset sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_plan(rungs: Sequence[Rung], cpus: int) -> list[int]:
+    """Frame threads for each rung's encoder when all of them encode at once.
+
+    Left to itself every x264 encoder sizes its pool for the whole machine (1.5 threads per
+    CPU, x264's `threads=auto`), so a 4-rung ladder on 2 CPUs runs 12 frame threads that
+    contend for 2 cores; the encoders of the ladder already run side by side, one thread each
+    here (engine/encode.py). So the machine's CPUs (+1, to cover the waits of frame threads
+    on their reference rows) are shared out by each rung's part of the pixels, at least one
+    frame thread per rung: on 2 CPUs 1080/720/540/360 get 2/1/1/1, on 16 CPUs 9/4/2/1.
+    """
+    pixels = [rung.width * rung.height for rung in rungs]
+    total = sum(pixels) or 1
+    budget = max(1, cpus) + 1
+    return [max(1, round(budget * p / total)) for p in pixels]
 
 
 def gop_frames_for(frame_rate: Fraction, segment_seconds: float) -> int:
@@ -95,8 +121,9 @@ class X264Profile:
         return "libx264" in av.codecs_available
 
     def settings(
-        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str, threads: int = 0
     ) -> EncoderSettings:
+        """`threads`: x264 frame threads (`thread_plan`); 0 leaves it to x264 (auto)."""
         x264_params = ":".join(
             (
                 f"keyint={gop_frames}",
@@ -116,6 +143,8 @@ class X264Profile:
             "forced-idr": "1",
             "x264-params": x264_params,
         }
+        if threads > 0:
+            options["threads"] = str(threads)
         return rung_settings(self.name, preset, rung, gop_frames, frame_rate, options)
 
     def ffmpeg_args(self, settings: EncoderSettings, index: int) -> list[str]:
@@ -137,6 +166,7 @@ class X264Profile:
             str(settings.gop_frames),
             f"-x264-params:v:{index}",
             opts["x264-params"],
+            *([f"-threads:v:{index}", opts["threads"]] if "threads" in opts else []),
         ]
 
 
@@ -149,8 +179,9 @@ class NvencProfile:
         return nvenc_opens()
 
     def settings(
-        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str
+        self, rung: Rung, frame_rate: Fraction, gop_frames: int, preset: str, threads: int = 0
     ) -> EncoderSettings:
+        """`threads` is x264's concern: NVENC's work is on the GPU."""
         options = {
             "preset": "p4",
             "tune": "hq",

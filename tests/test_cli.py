@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from cli import ProgressBar
-from engine.encoders import ENCODERS, select_encoder
+from engine.encoders import ENCODERS, select_encoder, thread_plan, usable_cpus
 from engine.errors import EncoderUnavailableError, EngineError, ResourceLimitError
 from engine.jobs import transcode_limited
 from engine.pipeline import TranscodeOptions, transcode
 from engine.policy import InputPolicy
+from ladders.model import Rung
 from tests.conftest import run_reelforge
 
 
@@ -139,3 +140,36 @@ def test_an_encoder_failure_stops_the_job_cleanly(
         transcode(generated("square"), outdir, TranscodeOptions(preset="no-such-preset"))
     assert not outdir.exists()
     assert not list(tmp_path.glob(".broken.partial-*"))
+
+
+def _rungs(*sizes: tuple[int, int]) -> list[Rung]:
+    return [Rung(f"v{h}", w, h, 23, 1_000_000, 2_000_000) for w, h in sizes]
+
+
+def test_thread_plan_shares_the_cpus_by_pixels() -> None:
+    ladder = _rungs((1080, 1920), (720, 1280), (540, 960), (360, 640))
+    assert thread_plan(ladder, 2) == [2, 1, 1, 1]
+    assert thread_plan(ladder, 16) == [9, 4, 2, 1]
+    assert thread_plan(ladder[3:], 2) == [3]  # one rung: the whole machine
+    assert thread_plan(_rungs((144, 256)), 1) == [2]
+    assert all(n >= 1 for n in thread_plan(ladder, 1))
+
+
+def x264_threads(track: Path) -> int:
+    """The frame threads x264 ran with, from the options it writes into its SEI."""
+    data = b"".join(p.read_bytes() for p in sorted(track.glob("*.m4s"))[:1])
+    marker = data.index(b" threads=") + len(b" threads=")
+    return int(data[marker : data.index(b" ", marker)])
+
+
+def test_each_rung_encodes_with_its_planned_threads(
+    generated: Callable[[str], Path], tmp_path: Path
+) -> None:
+    report = transcode(generated("portrait"), tmp_path / "out", TranscodeOptions(encoder="libx264"))
+    ladder = report["ladder"]["video"]
+    rungs = _rungs(*((r["width"], r["height"]) for r in ladder))
+    planned = thread_plan(rungs, usable_cpus())
+    assert len(ladder) == 4
+    for entry, threads in zip(ladder, planned, strict=True):
+        assert entry["options"]["threads"] == str(threads)
+        assert x264_threads(tmp_path / "out" / entry["name"]) == threads
