@@ -215,6 +215,7 @@ def _queue_query(cursor: str | None, limit: int) -> Any:
             videos.c.created_at,
             videos.c.updated_at,
             videos.c.report_count,
+            videos.c.render_id,
             users.c.handle.label("author_handle"),
             users.c.display_name.label("author_display_name"),
         )

@@ -57,6 +57,8 @@ def model_config(settings: Settings) -> ModelConfig:
     """The moderation model as the settings describe it."""
     return ModelConfig(
         path=settings.moderation_model,
+        kind=settings.moderation_kind.lower(),  # type: ignore[arg-type]
+        fit=settings.moderation_fit.lower(),  # type: ignore[arg-type]
         input_size=settings.moderation_input_size,
         resize=settings.moderation_resize,
         mean=_three(settings.moderation_mean, "REELFORGE_MODERATION_MEAN"),

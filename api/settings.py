@@ -89,6 +89,9 @@ class Settings:
     # empty: one key derived from `secret_key`. Signed URLs are valid this long (+ ≤ 5 min).
     playback_keys: tuple[str, ...] = field(default=(), repr=False)
     playback_token_ttl_seconds: int = 6 * 3600
+    # Review playback (issue 5): the media URLs of the moderation queue carry a token bound to
+    # the moderator who asked, valid this long (+ ≤ 5 min), for videos in review only.
+    review_token_ttl_seconds: int = 900
     # S3: answer token-checked media GETs with a 307 to a presigned GET (valid ≤ 60 s) instead
     # of streaming the object through the API (the bucket must then be reachable by players).
     s3_redirect_private: bool = False
@@ -110,6 +113,11 @@ class Settings:
     # output needs a softmax/sigmoid ("none": it is probabilities already).
     moderation_enabled: bool = True
     moderation_model: str = ""
+    # "classifier" (a row of label scores per frame) or "detector" (YOLOv8-style boxes with
+    # class scores, e.g. NudeNet's 320n.onnx, the `nudenet` extra: a label's frame score is its
+    # best box); "pad" fits a frame into the square input by padding instead of cropping.
+    moderation_kind: str = "classifier"
+    moderation_fit: str = "crop"
     moderation_input_size: int = 224
     moderation_resize: int = 256
     moderation_mean: tuple[float, ...] = (104.0, 117.0, 123.0)
@@ -246,6 +254,8 @@ def _check_playback(settings: Settings) -> None:
         raise SettingsError(f"REELFORGE_PLAYBACK_KEYS: {exc}") from None
     if settings.playback_token_ttl_seconds <= 0:
         raise SettingsError("REELFORGE_PLAYBACK_TOKEN_TTL_SECONDS must be positive")
+    if settings.review_token_ttl_seconds <= 0:
+        raise SettingsError("REELFORGE_REVIEW_TOKEN_TTL_SECONDS must be positive")
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:

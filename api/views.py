@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 
 from api.settings import Settings
 from api.tables import users, videos
-from cdn.signing import Keyring, expiry, token_segment
+from cdn.signing import REVIEW, Keyring, expiry, token_segment
 
 SIGNED_PRIVACY = frozenset({"private", "unlisted"})
 """Privacy levels whose media URLs carry a playback token (issue 4, "Signed playback")."""
@@ -102,6 +102,22 @@ def playback_prefix(
     expires_at = expiry(time.time() if now is None else now, settings.playback_token_ttl_seconds)
     token = playback_keyring(settings).sign(video_id, expires_at, bound_to)
     return f"{base}/{token_segment(token)}"
+
+
+def review_prefix(
+    settings: Settings,
+    video_id: str,
+    render_id: str,
+    moderator_id: str,
+    now: float | None = None,
+) -> str:
+    """Base URL a moderator's player resolves a video in review against: `media_prefix` +
+    ``/~{token}`` with a review token (cdn/signing.py `REVIEW`) bound to `moderator_id`,
+    valid for `review_token_ttl_seconds`. The origin serves it only while the video is in
+    review and only while that user is a moderator (api/routes/media.py)."""
+    expires_at = expiry(time.time() if now is None else now, settings.review_token_ttl_seconds)
+    token = playback_keyring(settings).sign(video_id, expires_at, moderator_id, scope=REVIEW)
+    return f"{media_prefix(settings, video_id, render_id)}/{token_segment(token)}"
 
 
 def video_query() -> Select[Any]:

@@ -18,6 +18,12 @@ A token is one URL path segment, url-safe as it is (no percent-encoding):
   so no other spelling of the same claims verifies, and it covers the video id, which the
   token does not carry (the URL does): a token is valid for its own video only.
 
+Review tokens (issue 5, "Human review"): the same text, always bound to a viewer (the
+moderator it was issued to), with the MAC taken under the context ``reelforge-review-v1``
+instead (`REVIEW`). The scope is not written in the token: it is what the MAC was computed
+over, so a playback token never verifies as a review token nor the reverse, and a token a
+creator or viewer was handed for a video can never open that video while it is in review.
+
 Verification (`Keyring.verify`) compares MACs in constant time (`hmac.compare_digest`) and
 checks the expiry after the MAC, so forged and expired tokens take the same path. Every
 failure is one `InvalidToken`; its `reason` is for logs, never for the client.
@@ -44,6 +50,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 TOKEN_MARK = "~"
 """First character of the URL path segment that holds a token."""
@@ -58,7 +65,14 @@ so browsers and API response caches can reuse it."""
 MIN_SECRET_BYTES = 16
 MAX_TOKEN_CHARS = 128
 
+Scope = Literal["playback", "review"]
+PLAYBACK: Scope = "playback"
+"""Tokens for players: published private and unlisted videos (api/views.py)."""
+REVIEW: Scope = "review"
+"""Tokens for moderators: a video in review, bound to the moderator (api/routes/moderation.py)."""
+
 _CONTEXT = b"reelforge-playback-v1"
+_CONTEXTS: dict[str, bytes] = {PLAYBACK: _CONTEXT, REVIEW: b"reelforge-review-v1"}
 _MAC_BYTES = 16
 _KID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 _TOKEN = re.compile(
@@ -140,18 +154,31 @@ class Keyring:
         keys = parse_keys(entries)
         return cls(keys or [derived_key(secret_key)])
 
-    def sign(self, video_id: str, expires_at: int, viewer_id: str | None = None) -> str:
-        """A token for `video_id` valid until `expires_at` (unix seconds), for `viewer_id`."""
+    def sign(
+        self,
+        video_id: str,
+        expires_at: int,
+        viewer_id: str | None = None,
+        *,
+        scope: Scope = PLAYBACK,
+    ) -> str:
+        """A token for `video_id` valid until `expires_at` (unix seconds), for `viewer_id`,
+        in `scope` (a review token must name its viewer)."""
+        if scope == REVIEW and viewer_id is None:
+            raise ValueError("a review token must be bound to the moderator it is issued to")
         body = f"{self.signing.kid}.{_base36(expires_at)}"
         if viewer_id is not None:
             body += f".{viewer_id}"
-        token = f"{body}.{_mac(self.signing.secret, video_id, body)}"
+        token = f"{body}.{_mac(self.signing.secret, video_id, body, scope)}"
         if _TOKEN.fullmatch(token) is None:
             raise ValueError(f"cannot sign for viewer {viewer_id!r}: not a user id")
         return token
 
-    def verify(self, token: str, video_id: str, now: float | None = None) -> TokenClaims:
-        """The claims of a token that grants `video_id` now; raises `InvalidToken` otherwise."""
+    def verify(
+        self, token: str, video_id: str, now: float | None = None, *, scope: Scope = PLAYBACK
+    ) -> TokenClaims:
+        """The claims of a token that grants `video_id` now in `scope`; raises
+        `InvalidToken` otherwise (a token of the other scope is a bad signature)."""
         match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_CHARS else None
         if match is None:
             raise InvalidToken("malformed")
@@ -159,8 +186,10 @@ class Keyring:
         if key is None:
             raise InvalidToken("unknown key id")
         body = token[: match.start("mac") - 1]
-        if not hmac.compare_digest(_mac(key.secret, video_id, body), match["mac"]):
+        if not hmac.compare_digest(_mac(key.secret, video_id, body, scope), match["mac"]):
             raise InvalidToken("bad signature")
+        if scope == REVIEW and match["viewer"] is None:
+            raise InvalidToken("review token without a viewer")
         expires_at = int(match["exp"], 36)
         if (time.time() if now is None else now) >= expires_at:
             raise InvalidToken("expired")
@@ -180,8 +209,11 @@ def split_token(path: str) -> tuple[str | None, str]:
     return token, rest
 
 
-def _mac(secret: bytes, video_id: str, body: str) -> str:
-    message = b"\n".join((_CONTEXT, video_id.encode(), body.encode()))
+def _mac(secret: bytes, video_id: str, body: str, scope: Scope = PLAYBACK) -> str:
+    context = _CONTEXTS.get(scope)
+    if context is None:
+        raise ValueError(f"token scope must be one of {sorted(_CONTEXTS)}, not {scope!r}")
+    message = b"\n".join((context, video_id.encode(), body.encode()))
     digest = hmac.new(secret, message, hashlib.sha256).digest()[:_MAC_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 

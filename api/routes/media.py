@@ -1,5 +1,5 @@
 """The origin: published media served from storage (issue 3, "Origin serving"; issue 4,
-"Signed playback" and "Origin hardening").
+"Signed playback" and "Origin hardening"), and videos in review to moderators (issue 5).
 
 `GET|HEAD|OPTIONS /media/{video_id}/{render_id}/{path}` answers with the object stored at
 `media/{video_id}/{render_id}/{path}` only while the video is published under that render id.
@@ -18,6 +18,16 @@ the holder of an old or unsigned link what is wrong. Responses to token-carrying
 `Cache-Control: private, ...` (shared caches must not keep them; browsers keep `immutable`);
 public media keep `public, max-age=31536000, immutable` under plain URLs, so an edge's shared
 cache key is the plain path. A token on a public video's URL is checked all the same.
+
+Review playback (issue 5, "Human review"): a video in review (held by the automated checks,
+pulled by reports, or rejected and appealed) keeps its stored outputs under its render id,
+and the origin serves them only under a review token (cdn/signing.py `REVIEW`, handed out
+in the moderation queue) bound to a user who is a moderator when the request comes (the
+role is re-read at most every `VISIBILITY_TTL_S`). Anything else, a plain URL, a playback
+token (the creator's own, an unlisted link) or a review token whose holder is no longer a
+moderator, gets the same 404 as any unpublished video: nothing tells that the video is in
+review. Once it is published again the normal rules above apply, and review tokens open
+nothing (they never verify as playback tokens).
 
 With S3 storage the objects are private in the bucket and read with the API's credentials;
 with `s3_redirect_private`, token-checked GETs that would send a body are answered instead
@@ -46,11 +56,13 @@ from sqlalchemy import select
 
 from api.context import AppContext
 from api.errors import Forbidden, NotFound
-from api.lifecycle import PUBLISHED
-from api.tables import videos
+from api.lifecycle import IN_REVIEW, PUBLISHED
+from api.moderation import MODERATOR
+from api.tables import users, videos
+from api.ttlcache import TTLCache
 from api.views import playback_keyring
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
-from cdn.signing import InvalidToken, Keyring, split_token
+from cdn.signing import REVIEW, InvalidToken, Keyring, split_token
 from cdn.storage import ObjectInfo, ObjectNotFound, validate_key
 
 log = logging.getLogger("reelforge.api.media")
@@ -72,11 +84,13 @@ _PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,7}}")
 
 @dataclass(frozen=True)
 class Visibility:
-    """The render id the origin may serve for a video (None: nothing, 404), and to whom."""
+    """The render id the origin may serve for a video (None: nothing, 404), and to whom
+    (`review`: moderators only, under a review token)."""
 
     render_id: str | None
     privacy: str = "public"
     owner_id: str = ""
+    review: bool = False
 
 
 class VisibilityCache:
@@ -100,6 +114,9 @@ class VisibilityCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
         self._entries[video_id] = (now + self.ttl, visibility)
+
+    def forget(self, video_id: str) -> None:
+        self._entries.pop(video_id, None)
 
 
 def object_key(video_id: str, render_id: str, path: str) -> str | None:
@@ -131,6 +148,8 @@ async def _visibility(
         row = (await conn.execute(query)).first()
     if row is not None and row.status == PUBLISHED and row.privacy in SERVED_PRIVACY:
         known = Visibility(row.render_id, row.privacy, row.owner_id)
+    elif row is not None and row.status == IN_REVIEW and row.render_id:
+        known = Visibility(row.render_id, row.privacy, row.owner_id, review=True)
     else:
         known = Visibility(None)
     cache.put(video_id, known)
@@ -144,6 +163,32 @@ def _cache(request: Request[Any, Any, Any]) -> VisibilityCache:
         cache = VisibilityCache()
         state.media_visibility = cache
     return cache
+
+
+def forget_visibility(state: Any, video_id: str) -> None:
+    """Drop this process's cached visibility of a video whose status it just changed (a
+    moderator's decision), so that its origin applies the new status at once."""
+    cache = getattr(state, "media_visibility", None)
+    if cache is not None:
+        cache.forget(video_id)
+
+
+async def _is_moderator(request: Request[Any, Any, Any], ctx: AppContext, user_id: str) -> bool:
+    """Whether `user_id` is a moderator now (cached for `VISIBILITY_TTL_S`)."""
+    state = request.app.state
+    cache: TTLCache[str, bool] | None = getattr(state, "media_reviewers", None)
+    if cache is None:
+        cache = TTLCache(VISIBILITY_TTL_S, max_items=CACHE_MAX_ENTRIES)
+        state.media_reviewers = cache
+    known = cache.get(user_id)
+    if known is not None:
+        return known
+    query = select(users.c.role).where(users.c.id == user_id)
+    async with ctx.db.connect() as conn:
+        role = (await conn.execute(query)).scalar()
+    found = role == MODERATOR
+    cache.put(user_id, found)
+    return found
 
 
 def _not_found() -> NotFound:
@@ -173,6 +218,23 @@ def check_access(visible: Visibility, video_id: str, token: str | None, keys: Ke
         log.debug("media %s: private video, token bound to %s", video_id, claims.viewer_id)
         raise _forbidden()
     return True
+
+
+async def check_review(
+    request: Request[Any, Any, Any], ctx: AppContext, video_id: str, token: str | None
+) -> None:
+    """A video in review: only a review token for it, bound to a user who is a moderator
+    now; anything else is the 404 of an unpublished video (see the module doc)."""
+    if token is None:
+        raise _not_found()
+    try:
+        claims = playback_keyring(ctx.settings).verify(token, video_id, scope=REVIEW)
+    except InvalidToken as exc:
+        log.debug("media %s in review: %s", video_id, exc.reason)
+        raise _not_found() from None
+    if claims.viewer_id is None or not await _is_moderator(request, ctx, claims.viewer_id):
+        log.debug("media %s in review: %s is not a moderator", video_id, claims.viewer_id)
+        raise _not_found()
 
 
 def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
@@ -214,7 +276,11 @@ async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
     visible = await _visibility(request, ctx, video_id)
     if visible.render_id is None or visible.render_id != render_id:
         raise _not_found()
-    signed = check_access(visible, video_id, token, playback_keyring(ctx.settings))
+    if visible.review:
+        await check_review(request, ctx, video_id, token)
+        signed = True
+    else:
+        signed = check_access(visible, video_id, token, playback_keyring(ctx.settings))
     info = await _stat(ctx, key)
     plan = plan_response(request.method, dict(request.headers), info)
     headers = private_cache_control(plan.headers) if signed else plan.headers

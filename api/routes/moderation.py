@@ -1,7 +1,10 @@
 """Routes: human review (issue 5, "Human review and reports"), moderators only.
 
 - `GET /v1/moderation/queue?cursor=&limit=` → `{videos: [QueueItemOut], next_cursor}`: the
-  in_review videos, oldest in review first.
+  in_review videos, oldest in review first, each with `hls_url`, `dash_url` and `poster_url`
+  signed for the calling moderator (a review token, api/views.py `review_prefix`: the origin
+  serves a video in review under it only, to that moderator, for
+  `review_token_ttl_seconds`); null when the video has no stored outputs.
 - `POST /v1/moderation/{video_id}/decision {decision: approve|reject, reason, add_to_blocklist}`
   → `{video_id, status, decision_id, at, blocklisted_hashes}`.
 - `GET /v1/moderation/{video_id}/decisions` → `{video_id, decisions: [DecisionOut]}`.
@@ -27,7 +30,9 @@ from api.auth import User, require_user
 from api.context import AppContext
 from api.errors import Forbidden, NotFound
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT
-from api.views import AuthorOut
+from api.routes.media import forget_visibility
+from api.settings import Settings
+from api.views import AuthorOut, review_prefix
 
 MAX_REASON = 1000
 FRAME_NAME = re.compile(r"^(\d{1,4})\.jpg$")
@@ -99,6 +104,10 @@ class QueueItemOut(msgspec.Struct):
     reports: dict[str, int]
     appeal: AppealOut | None
     safety: SafetyOut | None
+    # The video's media for this moderator's player (cdn/signing.py review token).
+    hls_url: str | None
+    dash_url: str | None
+    poster_url: str | None
 
 
 class QueueOut(msgspec.Struct):
@@ -154,9 +163,10 @@ def _safety_out(entry: service.QueueEntry, frame_url: str) -> SafetyOut | None:
     )
 
 
-def _item_out(entry: service.QueueEntry, public_url: str) -> QueueItemOut:
+def _item_out(entry: service.QueueEntry, settings: Settings, moderator_id: str) -> QueueItemOut:
     v = entry.video
     appeal = entry.appeal
+    base = review_prefix(settings, v.id, v.render_id, moderator_id) if v.render_id else None
     return QueueItemOut(
         video_id=v.id,
         caption=v.caption,
@@ -168,7 +178,10 @@ def _item_out(entry: service.QueueEntry, public_url: str) -> QueueItemOut:
         report_count=v.report_count,
         reports=entry.reports,
         appeal=AppealOut(reason=appeal.reason, at=appeal.at) if appeal is not None else None,
-        safety=_safety_out(entry, f"{public_url}/v1/moderation/{v.id}/frames"),
+        safety=_safety_out(entry, f"{settings.public_url}/v1/moderation/{v.id}/frames"),
+        hls_url=f"{base}/master.m3u8" if base else None,
+        dash_url=f"{base}/manifest.mpd" if base else None,
+        poster_url=f"{base}/poster.jpg" if base else None,
     )
 
 
@@ -179,11 +192,13 @@ async def review_queue(
     cursor: FromQuery[str | None] = None,
     limit: FromQuery[PageLimit] = DEFAULT_LIMIT,
 ) -> QueueOut:
-    """The videos waiting for review, oldest in review first, with what flagged them."""
+    """The videos waiting for review, oldest in review first, with what flagged them and
+    media URLs the calling moderator's player can open."""
     ctx = _ctx(request)
     entries, next_cursor = await service.queue_page(ctx, cursor, limit)
     return QueueOut(
-        videos=[_item_out(e, ctx.settings.public_url) for e in entries], next_cursor=next_cursor
+        videos=[_item_out(e, ctx.settings, moderator.id) for e in entries],
+        next_cursor=next_cursor,
     )
 
 
@@ -205,6 +220,8 @@ async def decide(
     result = await service.decide(
         _ctx(request), video_id, moderator.id, data.decision, data.reason, data.add_to_blocklist
     )
+    # This process's origin applies the new status at once (others within their cache TTL).
+    forget_visibility(request.app.state, video_id)
     return DecisionResultOut(
         video_id=result.video_id,
         status=result.status,

@@ -18,7 +18,9 @@ from urllib.parse import urljoin
 import httpx
 import m3u8
 
-SETTLED = frozenset({"published", "rejected", "failed"})
+# Where a video stays once its job is done: in_review waits for a moderator, not for the job
+# (a video a classifier held must not make a poll run into its deadline).
+SETTLED = frozenset({"published", "in_review", "rejected", "failed"})
 
 
 class FlowError(AssertionError):
@@ -225,6 +227,21 @@ class Flow:
             segment=segment.content,
             segment_content_type=segment.headers.get("content-type", ""),
         )
+
+    # -- review (moderators) -------------------------------------------------------------
+    def review_queue(self, moderator: Account, limit: int = 50) -> Any:
+        """`GET /v1/moderation/queue`: the videos in review, with review-signed media URLs."""
+        response = self.http.get(
+            "/v1/moderation/queue", params={"limit": limit}, headers=moderator.headers
+        )
+        return _check(response, 200)
+
+    def decide(self, moderator: Account, video_id: str, decision: str, reason: str = "") -> Any:
+        body = {"decision": decision, "reason": reason}
+        response = self.http.post(
+            f"/v1/moderation/{video_id}/decision", json=body, headers=moderator.headers
+        )
+        return _check(response, 200)
 
     # -- social --------------------------------------------------------------------------
     def like(self, who: Account, video_id: str, key: str | None = None) -> httpx.Response:
