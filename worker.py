@@ -48,6 +48,9 @@ EDGE_QUEUE = "edge"
 PURGE_DELAY_MS = 5_000
 # The feed may ask to warm a video on every ranking: one pre-warm per video per this long.
 WARM_AGAIN_AFTER_S = 60.0
+# How often an idle in-process worker thread wakes to look for a stop (dramatiq's default is
+# 1 s): the in-memory queue answers at once, and a server (or a test) then stops in ~0.1 s.
+EMBEDDED_POLL_MS = 100
 
 
 def _middleware() -> list[Any]:
@@ -239,6 +242,7 @@ class Jobs:
                     self.broker,
                     queues=queues,
                     worker_threads=max(1, self.settings.embedded_workers),
+                    worker_timeout=EMBEDDED_POLL_MS,
                 )
                 self._worker.start()
             if self._edge_worker is None:
@@ -246,6 +250,7 @@ class Jobs:
                     self.broker,
                     queues={EDGE_QUEUE},
                     worker_threads=max(1, self.settings.prewarm_concurrency),
+                    worker_timeout=EMBEDDED_POLL_MS,
                 )
                 self._edge_worker.start()
 
