@@ -8,6 +8,7 @@ loses no job). Production runs the API alone; `dramatiq worker:setup` processes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.feedstore import FeedStore
 from api.idempotency import IdempotencyMiddleware
 from api.ratelimit import RateLimitMiddleware
+from api.reaper import reaper_loop
 from api.routes import accounts, feed, health, media, moderation, reports, social, uploads, videos
 from api.settings import Settings
 from api.trending import TrendingPools
@@ -80,14 +82,21 @@ def create_app(settings: Settings) -> Litestar:
         feed = app.state.feed_store = FeedStore(ctx)
         feed.start()
         app.state.trending = TrendingPools()
+        reaper: asyncio.Task[None] | None = None
         if settings.embedded:
             jobs.start_embedded_worker()
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
             if requeued:
                 log.info("re-enqueued %d unfinished video(s)", requeued)
+        elif settings.reaper_interval_seconds > 0:
+            reaper = asyncio.create_task(reaper_loop(ctx, settings.reaper_interval_seconds))
         try:
             yield
         finally:
+            if reaper is not None:
+                reaper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reaper
             await feed.close()
             await asyncio.to_thread(jobs.stop)
             await ctx.cache.close()

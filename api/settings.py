@@ -70,6 +70,9 @@ class Settings:
     preset: str = "veryfast"
     encoder: str = "auto"
     transcode_time_limit_s: int = 900
+    # Production: how often one API process looks for processing videos whose broker message
+    # was lost (api/reaper.py); 0 turns the reaper off.
+    reaper_interval_seconds: float = 300.0
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
     # In-process caches of hot rows (api/ttlcache.py), in seconds; 0 disables one. A change
