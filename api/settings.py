@@ -160,7 +160,7 @@ class Settings:
     fingerprint_enabled: bool = True
     # Offset-consistent votes a clip needs to match a catalog reference (classifiers/catalog.py
     # DEFAULT_MIN_SCORE; bench/fingerprint_eval.py measures both sides of it).
-    fingerprint_min_score: int = 14
+    fingerprint_min_score: int = 20
     secret_key: str = field(default="", repr=False)
 
     @property

@@ -505,6 +505,7 @@ def method() -> dict[str, Any]:
         "min_score": catalog.DEFAULT_MIN_SCORE,
         **dataclasses.asdict(DEFAULT_PARAMS),
         "query_fan_out": QUERY_PARAMS.fan_out,
+        "query_shifts": QUERY_PARAMS.shifts,
     }
 
 

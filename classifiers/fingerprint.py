@@ -10,6 +10,11 @@ Each peak (the anchor) is paired with the next few peaks in a target zone ahead 
 anchor's frame. A clip matches a reference when many of its hashes occur there with the same
 time difference (§2.3, done in classifiers/catalog.py).
 
+A clip starts anywhere between two of the reference's frames, so its peaks can land a frame
+early or late and a pair's `t2 - t1` round the other way. Queries are therefore fingerprinted at
+several sub-hop time shifts and the landmarks pooled, as audfprint's `--shifts` does for its
+queries (D. Ellis, audfprint, "shifts: number of time shifts to try").
+
 `FingerprintAnalyzer` computes the same fingerprint from the engine's audio taps (48 kHz
 stereo float planar frames) while the upload is transcoded; `load_audio` decodes any file with
 PyAV for the catalog and the CLI.
@@ -59,12 +64,20 @@ class LandmarkParams:
     min_df: int = 1
     # Bins below this are mostly rumble and hum.
     min_bin: int = 3
+    # Below `low_bins` (1 kHz) a chord's notes lie a bin or two apart: there a peak need only
+    # top ±`low_freq_radius` bins, so each note's onset is a landmark of its own (a held pad
+    # chord under noise keeps those, while the quiet parts above it drown).
+    low_bins: int = 64
+    low_freq_radius: int = 4
+    # Landmarks pooled over this many time shifts of `HOP / shifts` samples (queries only).
+    shifts: int = 1
 
 
 DEFAULT_PARAMS = LandmarkParams()
 # Queries pair each anchor with more targets than references do (as audfprint's denser
-# queries): a noise peak that slips in between no longer pushes a reference pair out.
-QUERY_PARAMS = replace(DEFAULT_PARAMS, fan_out=12)
+# queries: a noise peak that slips in between no longer pushes a reference pair out), at four
+# time shifts.
+QUERY_PARAMS = replace(DEFAULT_PARAMS, fan_out=8, shifts=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,15 @@ def find_peaks(
     """The constellation: (frame, bin) of local maxima that rise above the band's background."""
     size = (2 * params.peak_time_radius + 1, 2 * params.peak_freq_radius + 1)
     local_max = ndimage.maximum_filter(spec_db, size=size, mode="constant", cval=-1e9)
+    if params.low_bins:
+        low = params.low_bins
+        narrow = ndimage.maximum_filter(
+            spec_db[:, : low + params.low_freq_radius],
+            size=(size[0], 2 * params.low_freq_radius + 1),
+            mode="constant",
+            cval=-1e9,
+        )
+        local_max[:, :low] = narrow[:, :low]
     background = ndimage.uniform_filter1d(
         spec_db, size=2 * params.background_frames + 1, axis=0, mode="nearest"
     )
@@ -158,10 +180,37 @@ def pair_peaks(
 def fingerprint(
     samples: NDArray[np.float32], params: LandmarkParams = DEFAULT_PARAMS
 ) -> Fingerprint:
-    """The landmark hashes of 8 kHz mono samples."""
-    frames, bins = find_peaks(spectrogram(samples), params)
-    hashes, offsets = pair_peaks(frames, bins, params)
-    return Fingerprint(hashes, offsets, len(samples) / SAMPLE_RATE)
+    """The landmark hashes of 8 kHz mono samples (pooled over `params.shifts` time shifts)."""
+    if params.shifts < 1 or HOP % params.shifts:
+        raise ValueError(f"shifts must divide the hop of {HOP} samples, not {params.shifts}")
+    duration = len(samples) / SAMPLE_RATE
+    if params.shifts == 1:
+        frames, bins = find_peaks(spectrogram(samples), params)
+        hashes, offsets = pair_peaks(frames, bins, params)
+        return Fingerprint(hashes, offsets, duration)
+    all_hashes, all_offsets = [], []
+    for shift in range(0, HOP, HOP // params.shifts):
+        frames, bins = find_peaks(spectrogram(samples[shift:]), params)
+        hashes, offsets = pair_peaks(frames, bins, params)
+        all_hashes.append(hashes.astype(np.int64))
+        # Frame i of the shifted audio starts at i + shift/HOP of the unshifted frames.
+        all_offsets.append(offsets.astype(np.int64) + (2 * shift >= HOP))
+    return _pool(np.concatenate(all_hashes), np.concatenate(all_offsets), duration)
+
+
+def _pool(hashes: NDArray[np.int64], offsets: NDArray[np.int64], duration: float) -> Fingerprint:
+    """One landmark per hash and ±1 frame: the shifts mostly find the same landmarks a frame
+    apart, and catalog.vote already pools ±1 frame (counted once, a reference row gets one vote
+    from each landmark, not one from each shift that found it)."""
+    order = np.lexsort((offsets, hashes))
+    hashes, offsets = hashes[order], offsets[order]
+    first = np.ones(len(hashes), dtype=bool)
+    first[1:] = (hashes[1:] != hashes[:-1]) | (offsets[1:] - offsets[:-1] > 1)
+    starts = np.flatnonzero(first)
+    last = np.maximum.reduceat(offsets, starts) if len(starts) else offsets
+    hashes, offsets = hashes[starts], (offsets[starts] + last) // 2
+    order = np.lexsort((hashes, offsets))
+    return Fingerprint(hashes[order].astype(np.uint32), offsets[order].astype(np.uint32), duration)
 
 
 def load_audio(

@@ -17,6 +17,7 @@ from api.db import create_schema, sync_engine
 from api.settings import Settings
 from api.tables import audio_hashes, audio_refs
 from bench.fingerprint_eval import MUSIC_DIR
+from classifiers.catalog import DEFAULT_MIN_SCORE
 from tests.conftest import ROOT
 
 OWNER = "Joseph Toscano"
@@ -93,7 +94,7 @@ def test_match_json_names_the_reference_and_offset(data_dir: Path, tmp_path: Pat
     assert answer["file"] == "start1-jt.ogg"
     assert answer["owner"] == OWNER
     assert abs(answer["offset_s"] - 21.5) <= 0.1
-    assert isinstance(answer["score"], int) and answer["score"] >= 14
+    assert isinstance(answer["score"], int) and answer["score"] >= DEFAULT_MIN_SCORE
 
 
 def test_match_reads_video_files_and_prints_a_line(data_dir: Path, tmp_path: Path) -> None:

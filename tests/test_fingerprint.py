@@ -8,6 +8,7 @@ tests fail, they never skip.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from bench import fingerprint_eval as ev
 from classifiers import catalog
 from classifiers.fingerprint import (
     FRAME_SECONDS,
+    HOP,
     QUERY_PARAMS,
     SAMPLE_RATE,
     Fingerprint,
@@ -108,7 +110,8 @@ def test_fingerprint_json_round_trip() -> None:
         Fingerprint.from_json({**data, "version": 99})
 
 
-def test_vote_finds_the_offset_consistent_reference() -> None:
+@pytest.mark.parametrize("prefilter_above", [catalog.PREFILTER_PAIRS, 0])
+def test_vote_finds_the_offset_consistent_reference(prefilter_above: int) -> None:
     """Table test of the scoring: aligned votes beat more numerous scattered ones."""
     query = Fingerprint(
         np.array([1, 2, 3, 4, 5], np.uint32), np.array([0, 3, 5, 9, 12], np.uint32), 1.0
@@ -118,11 +121,57 @@ def test_vote_finds_the_offset_consistent_reference() -> None:
     rows = [(1, 7, 100), (2, 7, 103), (3, 7, 105), (4, 7, 110), (5, 7, 112)]
     rows += [(h, 8, o) for h in range(1, 6) for o in (h * 37, 500 + h * 11)]
     hashes, refs, offsets = (np.array(column) for column in zip(*rows, strict=True))
-    best = catalog.vote(query, hashes, refs, offsets)
+    best = catalog.vote(query, hashes, refs, offsets, prefilter_above)
     assert best is not None
     assert (best.ref_id, best.score) == (7, 5)
     assert best.offset_frames == pytest.approx(100.2)
-    assert catalog.vote(query, hashes[:0], refs[:0], offsets[:0]) is None
+    assert catalog.vote(query, hashes[:0], refs[:0], offsets[:0], prefilter_above) is None
+
+
+def test_the_vote_prefilter_changes_no_answer(small_catalog: tuple[Any, list[Any]]) -> None:
+    """Dropping the hopeless votes first (`catalog._contenders`) gives the same reference,
+    score and offset as voting over all of them: clips of catalog tracks and foreign audio."""
+    engine, references = small_catalog
+    rng = np.random.default_rng(13)
+    clips = [ev.draw_clip(references, seconds, rng)[2] for seconds in (5.0, 2.0, 5.0, 2.0)]
+    clips += [clip for _, clip in ev.non_catalog_clips(8, 5.0, rng)]
+    answers = []
+    with engine.connect() as conn:
+        for clip in clips:
+            query = fingerprint(ev.degrade(clip, rng), QUERY_PARAMS)
+            rows = catalog.lookup(conn, query.hashes.tolist())
+            everything = catalog.vote(query, *rows, prefilter_above=10**12)
+            assert catalog.vote(query, *rows, prefilter_above=0) == everything
+            answers.append(everything)
+    assert sum(answer is not None for answer in answers) >= 8
+
+
+def test_query_shifts_pool_the_landmarks_of_a_clip_between_frames() -> None:
+    """A clip that starts half a hop off the reference's frames: the landmarks pooled over
+    four time shifts agree with the reference more often than those of one, and each hash
+    appears once within ±1 frame."""
+    samples = load_audio(ev.MUSIC_DIR / "freezingpoint.ogg", max_seconds=50)
+    reference = fingerprint(samples)
+    rows = (reference.hashes, np.zeros(len(reference), np.int64), reference.offsets)
+    start = 40 * SAMPLE_RATE + HOP // 2
+    clip = samples[start : start + 5 * SAMPLE_RATE]
+    single = catalog.vote(fingerprint(clip, replace(QUERY_PARAMS, shifts=1)), *rows)
+    pooled_print = fingerprint(clip, QUERY_PARAMS)
+    pooled = catalog.vote(pooled_print, *rows)
+    assert single is not None and pooled is not None
+    assert abs(pooled.offset_frames - start / HOP) <= 1
+    assert pooled.score > 2 * single.score
+    order = np.lexsort((pooled_print.offsets, pooled_print.hashes))
+    hashes, offsets = pooled_print.hashes[order], pooled_print.offsets[order].astype(np.int64)
+    assert not np.any((hashes[1:] == hashes[:-1]) & (np.diff(offsets) <= 1))
+    back = Fingerprint.from_json(pooled_print.to_json())
+    assert np.array_equal(back.offsets, pooled_print.offsets)
+
+
+@pytest.mark.parametrize("shifts", [0, 3])
+def test_shifts_that_do_not_divide_the_hop_are_refused(shifts: int) -> None:
+    with pytest.raises(ValueError, match="shifts must divide the hop"):
+        fingerprint(np.zeros(SAMPLE_RATE, np.float32), replace(QUERY_PARAMS, shifts=shifts))
 
 
 @pytest.mark.parametrize("chunk", [1024, 960, 4801])
