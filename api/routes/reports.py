@@ -22,6 +22,7 @@ from api import reports as service
 from api.auth import User, require_user
 from api.context import AppContext
 from api.errors import Unprocessable
+from api.routes.media import forget_visibility
 from api.videos import owned_video
 
 MAX_DETAILS = 500
@@ -72,6 +73,9 @@ async def report_video(
 ) -> ReportOut:
     """Report a video you can see (not your own), once."""
     await service.report(_ctx(request), video_id, user, data.reason, data.details.strip())
+    # Over the review threshold the report pulls the video: this process's origin stops
+    # serving it at once (others within their visibility TTL).
+    forget_visibility(request.app.state, video_id)
     return ReportOut(video_id=video_id, reason=data.reason)
 
 
@@ -95,6 +99,8 @@ async def appeal_video(
     ctx = _ctx(request)
     row = await owned_video(ctx, video_id, user, reveal=False)
     await service.appeal(ctx, row, user, reason)
+    # In review now: this process's origin serves it to moderators' review URLs at once.
+    forget_visibility(request.app.state, video_id)
     return AppealOut(video_id=video_id, status=lifecycle.IN_REVIEW)
 
 
