@@ -223,15 +223,32 @@ audio_refs = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
-# One row per landmark: `offset` is the anchor's frame (classifiers/fingerprint.FRAME_SECONDS).
-# The index covers the whole row so a lookup by hash never reads the table itself.
-audio_hashes = Table(
-    "audio_hashes",
+# The catalog's inverted index (classifiers/catalog.py): one row per landmark hash, whose
+# `entries` are the postings of every reference holding it, packed little-endian u32
+# (ref_id, offset) pairs (`offset`: the anchor's frame, classifiers/fingerprint.FRAME_SECONDS).
+# A lookup reads one row per hash of a clip instead of one per posting.
+audio_postings = Table(
+    "audio_postings",
     metadata,
-    Column("hash", Integer, nullable=False),
-    Column("ref_id", Integer, ForeignKey("audio_refs.id", ondelete="CASCADE"), nullable=False),
-    Column("offset", Integer, nullable=False),
-    Index("ix_audio_hashes_hash", "hash", "ref_id", "offset"),
+    Column("hash", Integer, primary_key=True, autoincrement=False),
+    Column("entries", LargeBinary, nullable=False),
+)
+
+# What a reference put into `audio_postings`: its landmark count and its distinct hashes
+# (zlib-compressed little-endian u32 deltas), so that removing it touches only its own rows.
+audio_ref_prints = Table(
+    "audio_ref_prints",
+    metadata,
+    Column(
+        "ref_id",
+        Integer,
+        ForeignKey("audio_refs.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("landmarks", Integer, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
 )
 
 copyright_claims = Table(

@@ -48,6 +48,7 @@ from classifiers import catalog  # noqa: E402
 from classifiers.fingerprint import (  # noqa: E402
     DEFAULT_PARAMS,
     FFT_SIZE,
+    FORMAT_VERSION,
     HASH_BITS,
     HOP,
     QUERY_PARAMS,
@@ -498,6 +499,7 @@ def tap_speed(tracks: list[Path]) -> dict[str, float]:
 def method() -> dict[str, Any]:
     """The fingerprint's parameters, recorded with the results (and with a kept catalog)."""
     return {
+        "format_version": FORMAT_VERSION,
         "sample_rate": SAMPLE_RATE,
         "fft_size": FFT_SIZE,
         "hop": HOP,
@@ -584,13 +586,15 @@ def main(argv: list[str] | None = None) -> int:
             large, seconds = large_catalog(folder, args.catalog_size, tracks, rng)
             with large.connect() as conn:
                 timing: dict[str, Any] = query_speed(conn, references, args.speed_queries, rng)
-                rows = conn.execute(catalog.count_rows()).scalar_one()
+                rows = conn.execute(catalog.count_postings()).scalar_one()
+                cap = catalog.postings_cap(conn)
             large.dispose()
             timing.update(
                 {
                     "references": args.catalog_size,
                     "catalog_hours": round(seconds / 3600, 1),
-                    "hash_rows": int(rows),
+                    "postings": int(rows),
+                    "postings_cap": cap,
                 }
             )
             results["query_1000"] = timing

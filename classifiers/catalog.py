@@ -1,18 +1,26 @@
 """The reference catalog in SQL, and matching by offset-consistent votes (issue 5, "Copyright:
 audio fingerprints"; Wang 2003 §2.3 "searching and scoring").
 
-References' landmark hashes live in `audio_hashes` (hash, ref_id, offset), indexed by hash, on
-SQLite (embedded) and PostgreSQL alike. A query fetches every row that shares a hash with the
-clip; for each reference it histograms `ref_offset − query_offset`: a clip taken from the
-reference piles its votes into one bin (where it starts in the reference), chance coincidences
-spread over all bins. The score is the tallest bin plus its two neighbours (a clip's frames
-fall between the reference's, so a peak may move by one frame); a match needs `min_score`.
-Queries pool their landmarks over time shifts, one per hash and ±1 frame
-(classifiers/fingerprint.py), so a reference row gets one vote from each landmark.
+The catalog is an inverted index, on SQLite (embedded) and PostgreSQL alike: `audio_postings`
+holds one row per landmark hash whose blob lists every (reference, offset) that has it (a
+query reads a row per hash of the clip, not a row per posting: 8× faster), and
+`audio_ref_prints` what each reference put there. Hashes held by very many references are
+stop-words a query skips (`postings_cap`): they cost most of the lookup and the votes, and
+bring mostly chance votes.
+
+A query fetches the postings of the clip's hashes; for each reference it histograms
+`ref_offset − query_offset`: a clip taken from the reference piles its votes into one bin
+(where it starts in the reference), chance coincidences spread over all bins. The score is the
+tallest bin plus its two neighbours (a clip's frames fall between the reference's, so a peak
+may move by one frame); a match needs `min_score`. Queries pool their landmarks over time
+shifts, one per hash and ±1 frame (classifiers/fingerprint.py), so a posting gets one vote
+from each landmark.
 """
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,8 +30,8 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection, Select, delete, func, insert, select
 
 from api.db import now_ms
-from api.tables import audio_hashes, audio_refs
-from classifiers.fingerprint import FRAME_SECONDS, Fingerprint
+from api.tables import audio_postings, audio_ref_prints, audio_refs
+from classifiers.fingerprint import FORMAT_VERSION, FRAME_SECONDS, HASH_BITS, Fingerprint
 
 Policy = Literal["block", "mute", "allow"]
 POLICIES: tuple[Policy, ...] = ("block", "mute", "allow")
@@ -31,11 +39,18 @@ POLICIES: tuple[Policy, ...] = ("block", "mute", "allow")
 # (seeds 5 and 11): audio outside the catalog scored at most 16, and 93% of the degraded 2 s
 # clips of catalog tracks at least 20.
 DEFAULT_MIN_SCORE = 20
-# Hashes per `IN (...)` list: under SQLite's bound-parameter limit, and short statements.
+# Hashes per `IN (...)` list: short statements.
 LOOKUP_CHUNK = 4000
+# A posting: the reference and the anchor's frame, little-endian u32 each.
+ENTRY = np.dtype("<u4")
+ENTRY_BYTES = 2 * ENTRY.itemsize
+# Stop-words: a query skips hashes held by more than STOP_FACTOR times the mean postings per
+# hash (over the 2**HASH_BITS hash space), and never fewer than MIN_POSTINGS_CAP (audfprint
+# keeps at most 100 per hash). On the 1,000-reference bench catalog the cap is 100: it drops
+# a fifth of a clip's hashes but three quarters of its postings, mostly chance votes.
+MIN_POSTINGS_CAP = 100
+STOP_FACTOR = 6
 _SHIFT = 1 << 31
-# Offsets (frames) fit in 24 bits: 74 hours of audio.
-_OFFSET_BITS = 24
 # Above this many (row, query landmark) pairs, `vote` first drops the votes that cannot be the
 # winner's (`_contenders`, about twice as fast on a 1,000-reference catalog): counted in buckets
 # of 2**_BUCKET_BITS frames, in a hashed table of 2**_TABLE_BITS counters.
@@ -180,96 +195,180 @@ def add_reference(
     fingerprint: Fingerprint,
     policy: Policy = "block",
 ) -> int:
-    """Store a reference (replacing one of the same name) and its hashes; returns its id."""
+    """Store a reference (replacing one of the same name) and its postings; returns its id."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     old = conn.execute(select(audio_refs.c.id).where(audio_refs.c.name == name)).scalar()
     if old is not None:
-        conn.execute(delete(audio_hashes).where(audio_hashes.c.ref_id == old))
-        conn.execute(delete(audio_refs).where(audio_refs.c.id == old))
-    ref_id = conn.execute(
-        insert(audio_refs)
-        .values(
-            name=name,
-            owner=owner,
-            policy=policy,
-            duration_s=round(fingerprint.duration_s, 3),
-            created_at=now_ms(),
-        )
-        .returning(audio_refs.c.id)
-    ).scalar_one()
-    pairs = np.unique(np.stack([fingerprint.hashes, fingerprint.offsets], axis=1), axis=0)
-    insert_hashes(conn, ref_id, pairs)
-    return int(ref_id)
-
-
-def insert_hashes(conn: Connection, ref_id: int, pairs: NDArray[np.uint32]) -> None:
-    """Bulk-insert (hash, offset) rows for one reference through the driver's executemany."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    statement = (
-        f'INSERT INTO {audio_hashes.name} (hash, ref_id, "offset") VALUES ({mark}, {mark}, {mark})'
+        remove_reference(conn, int(old))
+    ref_id = int(
+        conn.execute(
+            insert(audio_refs)
+            .values(
+                name=name,
+                owner=owner,
+                policy=policy,
+                duration_s=round(fingerprint.duration_s, 3),
+                created_at=now_ms(),
+            )
+            .returning(audio_refs.c.id)
+        ).scalar_one()
     )
-    rows = [(h, ref_id, o) for h, o in pairs.tolist()]
+    pairs = np.unique(np.stack([fingerprint.hashes, fingerprint.offsets], axis=1), axis=0)
+    hashes = add_postings(conn, ref_id, pairs)
+    conn.execute(
+        insert(audio_ref_prints).values(
+            ref_id=ref_id,
+            version=FORMAT_VERSION,
+            landmarks=len(pairs),
+            hashes=_pack_hashes(hashes),
+        )
+    )
+    return ref_id
+
+
+def remove_reference(conn: Connection, ref_id: int) -> None:
+    """Delete a reference: its postings (only the rows of its own hashes), then its rows."""
+    packed = conn.execute(
+        select(audio_ref_prints.c.hashes).where(audio_ref_prints.c.ref_id == ref_id)
+    ).scalar()
+    hashes = _unpack_hashes(packed) if packed is not None else np.zeros(0, np.int64)
+    mark = _mark(conn)
+    table = audio_postings.name
+    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    for start in range(0, len(hashes), LOOKUP_CHUNK):
+        listed = ",".join(map(str, hashes[start : start + LOOKUP_CHUNK].tolist()))
+        rows = conn.exec_driver_sql(
+            f"SELECT hash, entries FROM {table} WHERE hash IN ({listed}) ORDER BY hash{lock}"
+        ).all()
+        kept, emptied = [], []
+        for hash_, entries in rows:
+            pairs = np.frombuffer(entries, dtype=ENTRY).reshape(-1, 2)
+            rest = pairs[pairs[:, 0] != ref_id]
+            if len(rest):
+                kept.append((rest.tobytes(), hash_))
+            else:
+                emptied.append((hash_,))
+        if kept:
+            conn.exec_driver_sql(f"UPDATE {table} SET entries = {mark} WHERE hash = {mark}", kept)
+        if emptied:
+            conn.exec_driver_sql(f"DELETE FROM {table} WHERE hash = {mark}", emptied)
+    conn.execute(delete(audio_ref_prints).where(audio_ref_prints.c.ref_id == ref_id))
+    conn.execute(delete(audio_refs).where(audio_refs.c.id == ref_id))
+
+
+def add_postings(
+    conn: Connection, ref_id: int, pairs: NDArray[np.integer[Any]]
+) -> NDArray[np.int64]:
+    """Append a reference's (hash, offset) pairs (sorted by hash) to the postings of their
+    hashes, one upsert per hash (the concatenation happens in the database, so concurrent
+    writers never lose each other's postings); returns the distinct hashes."""
+    if not len(pairs):
+        return np.zeros(0, np.int64)
+    hashes = np.asarray(pairs[:, 0], dtype=np.int64)
+    entries = np.empty((len(pairs), 2), dtype=ENTRY)
+    entries[:, 0] = ref_id
+    entries[:, 1] = pairs[:, 1]
+    raw = entries.tobytes()
+    heads = np.flatnonzero(np.diff(hashes, prepend=-1))
+    bounds = np.append(heads, len(hashes)) * ENTRY_BYTES
+    rows = [
+        (int(h), raw[a:b])
+        for h, a, b in zip(
+            hashes[heads].tolist(), bounds[:-1].tolist(), bounds[1:].tolist(), strict=True
+        )
+    ]
+    mark = _mark(conn)
+    table = audio_postings.name
+    joined = f"{table}.entries || excluded.entries"
+    if conn.dialect.name != "postgresql":
+        joined = f"CAST({joined} AS BLOB)"  # SQLite's || yields text; the bytes are kept
+    statement = (
+        f"INSERT INTO {table} (hash, entries) VALUES ({mark}, {mark}) "
+        f"ON CONFLICT (hash) DO UPDATE SET entries = {joined}"
+    )
     for start in range(0, len(rows), 50_000):
         conn.exec_driver_sql(statement, rows[start : start + 50_000])
+    return hashes[heads]
 
 
-def _lookup_statement(dialect: str, listed: str) -> str:
-    """One row per hash: how many references' rows hold it, and their (ref_id, offset) packed
-    into integers and joined into one string (far fewer Python objects than a row each)."""
-    packed = f'ref_id * {1 << _OFFSET_BITS} + "offset"'
-    if dialect == "postgresql":
-        joined = f"string_agg((ref_id::bigint * {1 << _OFFSET_BITS} + \"offset\")::text, ',')"
-    else:
-        joined = f"group_concat({packed}, ',')"
-    return (
-        f"SELECT hash, count(*), {joined} FROM {audio_hashes.name} "
-        f"WHERE hash IN ({listed}) GROUP BY hash"
-    )
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _pack_hashes(hashes: NDArray[np.int64]) -> bytes:
+    deltas = np.diff(np.sort(hashes), prepend=0).astype("<u4")
+    return zlib.compress(deltas.tobytes(), 6)
+
+
+def _unpack_hashes(packed: bytes) -> NDArray[np.int64]:
+    return np.cumsum(np.frombuffer(zlib.decompress(packed), dtype="<u4").astype(np.int64))
+
+
+def postings_cap(conn: Connection) -> int:
+    """The most postings a hash may have and still be looked up: `STOP_FACTOR` times the mean
+    over the hash space, and never below `MIN_POSTINGS_CAP`."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(audio_ref_prints.c.landmarks), 0))
+    ).scalar_one()
+    return max(MIN_POSTINGS_CAP, math.ceil(STOP_FACTOR * int(total) / (1 << HASH_BITS)))
 
 
 def lookup(
-    conn: Connection, hashes: Iterable[int]
+    conn: Connection, hashes: Iterable[int], max_postings: int | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Every catalog row whose hash is among `hashes`, as (hashes, ref_ids, offsets) arrays.
+    """The postings of `hashes` as (hashes, ref_ids, offsets) arrays, grouped by hash; hashes
+    with more than `max_postings` postings are left out (stop-words: they cost the most and
+    say the least).
 
-    The hot path of a query (half its time went into making a Python tuple per row): the
-    hashes are our own integers, written into the statement as literals; the database groups
-    the rows by hash and returns each group's packed (ref_id, offset) values as one string,
-    which numpy parses.
+    The hot path of a query: the hashes are our own integers, written into the statement as
+    literals; each hash is one primary-key row whose blob numpy reads as it is.
     """
     unique = sorted({int(h) for h in hashes})
-    keys: list[NDArray[np.int64]] = []
-    values: list[str] = []
+    keys: list[int] = []
+    blobs: list[bytes] = []
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         for start in range(0, len(unique), LOOKUP_CHUNK):
             listed = ",".join(map(str, unique[start : start + LOOKUP_CHUNK]))
-            cursor.execute(_lookup_statement(conn.dialect.name, listed))
-            rows = cursor.fetchall()
-            found = np.array([(row[0], row[1]) for row in rows], dtype=np.int64).reshape(-1, 2)
-            keys.append(np.repeat(found[:, 0], found[:, 1]))
-            values.extend(row[2] for row in rows)
+            cursor.execute(
+                f"SELECT hash, entries FROM {audio_postings.name} WHERE hash IN ({listed})"
+            )
+            for hash_, entries in cursor.fetchall():
+                keys.append(hash_)
+                blobs.append(entries)
     finally:
         cursor.close()
-    packed = np.fromstring(",".join(values), dtype=np.int64, sep=",") if values else None
-    if packed is None or not len(packed):
+    counts = np.fromiter((len(blob) // ENTRY_BYTES for blob in blobs), np.int64, len(blobs))
+    if max_postings is not None:
+        kept = counts <= max_postings
+        blobs = [blob for blob, keep in zip(blobs, kept.tolist(), strict=True) if keep]
+        keys = [key for key, keep in zip(keys, kept.tolist(), strict=True) if keep]
+        counts = counts[kept]
+    if not blobs:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    refs = packed >> _OFFSET_BITS
-    return np.concatenate(keys), refs, packed - (refs << _OFFSET_BITS)
+    pairs = np.frombuffer(b"".join(blobs), dtype=ENTRY).reshape(-1, 2).astype(np.int64)
+    return np.repeat(np.asarray(keys, dtype=np.int64), counts), pairs[:, 0], pairs[:, 1]
 
 
-def vote_for(conn: Connection, query: Fingerprint) -> Match | None:
-    """The best (reference, offset) for the clip however weak, without the reference's names."""
+def vote_for(conn: Connection, query: Fingerprint, max_postings: int | None = None) -> Match | None:
+    """The best (reference, offset) for the clip however weak, without the reference's names;
+    hashes over `max_postings` postings (by default `postings_cap`) are not looked up."""
     if len(query) == 0:
         return None
-    return vote(query, *lookup(conn, query.hashes.tolist()))
+    cap = postings_cap(conn) if max_postings is None else max_postings
+    return vote(query, *lookup(conn, query.hashes.tolist(), cap))
 
 
-def match(conn: Connection, query: Fingerprint, min_score: int = DEFAULT_MIN_SCORE) -> Match | None:
+def match(
+    conn: Connection,
+    query: Fingerprint,
+    min_score: int = DEFAULT_MIN_SCORE,
+    max_postings: int | None = None,
+) -> Match | None:
     """The catalog's best reference for the clip, or None below `min_score` votes."""
-    best = vote_for(conn, query)
+    best = vote_for(conn, query, max_postings)
     if best is None or best.score < min_score:
         return None
     ref = conn.execute(
@@ -280,6 +379,6 @@ def match(conn: Connection, query: Fingerprint, min_score: int = DEFAULT_MIN_SCO
     return Match(best.ref_id, best.score, best.offset_frames, ref.name, ref.owner, ref.policy)
 
 
-def count_rows() -> Select[Any]:
-    """How many hash rows the catalog holds."""
-    return select(func.count()).select_from(audio_hashes)
+def count_postings() -> Select[Any]:
+    """How many postings (reference landmarks) the catalog holds."""
+    return select(func.coalesce(func.sum(audio_ref_prints.c.landmarks), 0))

@@ -39,7 +39,8 @@ FRAME_SECONDS = HOP / SAMPLE_RATE
 # The hash layout: anchor bin (8 bits) | frequency step (7 bits, signed) | frame step (6 bits).
 F1_BITS, DF_BITS, DT_BITS = 8, 7, 6
 HASH_BITS = F1_BITS + DF_BITS + DT_BITS
-FORMAT_VERSION = 1
+# 2: narrower peak neighbourhoods below 1 kHz (`low_bins`); catalogs of 1 must be rebuilt.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

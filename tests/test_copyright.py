@@ -19,7 +19,13 @@ from api.settings import Settings
 from api.tables import audio_refs, copyright_claims, users, videos
 from bench.fingerprint_eval import MUSIC_DIR
 from classifiers import catalog
-from classifiers.fingerprint import QUERY_PARAMS, FingerprintAnalyzer, fingerprint, load_audio
+from classifiers.fingerprint import (
+    FORMAT_VERSION,
+    QUERY_PARAMS,
+    FingerprintAnalyzer,
+    fingerprint,
+    load_audio,
+)
 from engine.pipeline import TranscodeOptions, transcode
 from tests.support.ffprobe import run_ffprobe
 
@@ -96,7 +102,7 @@ def test_the_analyzer_fingerprints_the_engine_audio(
     transcoded: tuple[Path, dict[str, Any]],
 ) -> None:
     _, result = transcoded
-    assert result["version"] == 1 and result["sample_rate"] == 8000
+    assert result["version"] == FORMAT_VERSION and result["sample_rate"] == 8000
     assert result["duration_s"] == pytest.approx(6.0, abs=0.05)
     assert result["count"] > 6 * 100  # landmark hashes a second of music
 

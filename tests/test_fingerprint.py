@@ -8,6 +8,7 @@ tests fail, they never skip.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import signal
+from sqlalchemy import select, update
 
 from api.db import create_schema, sync_engine
 from api.settings import Settings
+from api.tables import audio_postings, audio_ref_prints, audio_refs
 from bench import fingerprint_eval as ev
 from classifiers import catalog
 from classifiers.fingerprint import (
     FRAME_SECONDS,
+    HASH_BITS,
     HOP,
     QUERY_PARAMS,
     SAMPLE_RATE,
@@ -228,3 +232,79 @@ def test_the_catalog_answers_the_same_on_postgresql(
     assert found is not None
     assert (found.name, found.policy) == ("options1-jt.ogg", "mute")
     assert abs(found.offset_s - 3.0) <= FRAME_SECONDS
+
+
+def _toy(hashes: list[int], offsets: list[int]) -> Fingerprint:
+    return Fingerprint(np.array(hashes, np.uint32), np.array(offsets, np.uint32), 1.0)
+
+
+def _all_postings(conn: Any) -> dict[int, list[tuple[int, int]]]:
+    """Every row of the inverted index, decoded: hash → sorted (ref_id, offset) postings."""
+    rows = conn.execute(select(audio_postings.c.hash, audio_postings.c.entries)).all()
+    return {
+        int(hash_): sorted(map(tuple, np.frombuffer(entries, "<u4").reshape(-1, 2).tolist()))
+        for hash_, entries in rows
+    }
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_postings_are_appended_replaced_and_removed_per_reference(
+    database: str, tmp_path: Path
+) -> None:
+    """The inverted index on both databases: adding appends each reference's postings to the
+    rows of its hashes; adding a name again replaces only that reference's postings; removing
+    it deletes the rows it alone held."""
+    with fresh_database() if database == "postgresql" else nullcontext(None) as url:
+        settings = Settings(data_dir=tmp_path, database_url=url).resolved()
+        engine = sync_engine(settings)
+        try:
+            create_schema(engine)
+            with engine.begin() as conn:
+                a = catalog.add_reference(conn, "a", "o", _toy([5, 7, 7, 9], [1, 2, 8, 3]))
+                b = catalog.add_reference(conn, "b", "o", _toy([7, 11], [4, 6]))
+                assert _all_postings(conn) == {
+                    5: [(a, 1)],
+                    7: [(a, 2), (a, 8), (b, 4)],
+                    9: [(a, 3)],
+                    11: [(b, 6)],
+                }
+                a2 = catalog.add_reference(conn, "a", "p", _toy([9, 13], [0, 2]))
+                assert _all_postings(conn) == {
+                    7: [(b, 4)],
+                    9: [(a2, 0)],
+                    11: [(b, 6)],
+                    13: [(a2, 2)],
+                }
+                assert conn.execute(catalog.count_postings()).scalar_one() == 4
+                catalog.remove_reference(conn, b)
+                assert _all_postings(conn) == {9: [(a2, 0)], 13: [(a2, 2)]}
+                names = conn.execute(select(audio_refs.c.name)).scalars().all()
+                assert names == ["a"]
+        finally:
+            engine.dispose()
+
+
+def test_queries_skip_hashes_held_by_too_many_references(tmp_path: Path) -> None:
+    """Stop-words: a hash with more than `max_postings` postings is not looked up, and the cap
+    grows with the catalog, never below `MIN_POSTINGS_CAP`."""
+    engine = ev.open_catalog(tmp_path)
+    try:
+        with engine.begin() as conn:
+            assert catalog.postings_cap(conn) == catalog.MIN_POSTINGS_CAP
+            for i in range(3):
+                catalog.add_reference(conn, f"r{i}", "o", _toy([42, 100 + i], [i, 7]))
+            hashes, _, offsets = catalog.lookup(conn, [42, 100, 101], max_postings=2)
+            assert sorted(zip(hashes.tolist(), offsets.tolist(), strict=True)) == [
+                (100, 7),
+                (101, 7),
+            ]
+            assert len(catalog.lookup(conn, [42, 100, 101], max_postings=3)[0]) == 5
+            assert catalog.postings_cap(conn) == catalog.MIN_POSTINGS_CAP
+        # A catalog of `mean` postings per hash (over the hash space) caps at STOP_FACTOR × mean.
+        mean = 3 * catalog.MIN_POSTINGS_CAP
+        space = 1 << HASH_BITS
+        with engine.begin() as conn:
+            conn.execute(update(audio_ref_prints).values(landmarks=mean * space // 3))
+            assert catalog.postings_cap(conn) == catalog.STOP_FACTOR * mean
+    finally:
+        engine.dispose()
