@@ -47,7 +47,7 @@ ENTRY_BYTES = 2 * ENTRY.itemsize
 # Stop-words: a query skips hashes held by more than STOP_FACTOR times the mean postings per
 # hash (over the 2**HASH_BITS hash space), and never fewer than MIN_POSTINGS_CAP (audfprint
 # keeps at most 100 per hash). On the 1,000-reference bench catalog the cap is 100: it drops
-# a fifth of a clip's hashes but three quarters of its postings, mostly chance votes.
+# a quarter of a clip's hashes but three quarters of their postings, mostly chance votes.
 MIN_POSTINGS_CAP = 100
 STOP_FACTOR = 6
 _SHIFT = 1 << 31
