@@ -1,18 +1,19 @@
 """Which decoded frames the safety analyzers look at (issue 5, "Keyframe moderation").
 
-The spec asks for every keyframe plus at least one frame a second, capped per video. The
-source's keyframes are not visible at the taps (frames come out of the filter graph, and the
-encoders reset picture types), and an encoder's keyframe placement says little about content
-anyway; what a keyframe usually marks, a cut, is detected directly instead:
+The spec asks for every keyframe plus at least one frame a second, capped per video. The taps
+see the source's keyframe flags (they survive the filter graph; the encoders reset only the
+picture type), and a cut that the source's encoder made no keyframe for is detected directly:
 
 - a periodic sample every `1 / fps` seconds (stretched for long videos so the periodic samples
   fit in three quarters of the cap, spread over the whole video rather than its start);
+- every keyframe of the source that the periodic samples do not already take, unless the frame
+  before it was a keyframe too (an intra-only source, all keyframes, has none worth a sample);
 - a scene-change sample when the luma histogram (32 bins, every 8th pixel of every 8th row of
   the Y plane, read in place: ~75 µs at 1080x1920) moves by more than `scene_threshold` in
-  total-variation distance from the previous frame, at least `min_scene_gap` seconds after
-  the last cut sampled (flashing content must not eat the cap) and only within the part of
-  the cap the periodic samples leave;
-- never more than `max_frames` in all.
+  total-variation distance from the previous frame;
+- keyframe and scene samples at least `min_scene_gap` seconds after the last of them (flashing
+  content must not eat the cap) and only within the part of the cap the periodic samples
+  leave; never more than `max_frames` in all.
 
 One sampler is shared by the analyzers of one job (moderation and PDQ look at the same
 frames); `take` remembers its last answer, so each analyzer can ask for the same frame.
@@ -64,8 +65,11 @@ class FrameSampler:
     last_scene: float = -math.inf
     taken: int = 0
     scene_taken: int = 0
-    reasons: dict[str, int] = field(default_factory=lambda: {"periodic": 0, "scene": 0})
+    reasons: dict[str, int] = field(
+        default_factory=lambda: {"periodic": 0, "keyframe": 0, "scene": 0}
+    )
     _previous: np.ndarray | None = None
+    _previous_key: bool = True
     _last: tuple[float, bool] | None = None
 
     def __post_init__(self) -> None:
@@ -92,6 +96,8 @@ class FrameSampler:
     def _decide(self, frame: Any, time: float) -> bool:
         histogram = luma_histogram(frame)
         previous, self._previous = self._previous, histogram
+        key = bool(getattr(frame, "key_frame", False))
+        lone_key, self._previous_key = key and not self._previous_key, key
         if self.taken >= self.spec.max_frames:
             return False
         if time + 1e-6 >= self.next_periodic:
@@ -99,13 +105,17 @@ class FrameSampler:
             return self._count("periodic", time)
         if previous is None or self.scene_taken >= self.scene_budget:
             return False
-        change = 0.5 * float(np.abs(histogram - previous).sum())
-        spaced = time - self.last_scene >= self.spec.min_scene_gap
-        if change > self.spec.scene_threshold and spaced:
-            self.scene_taken += 1
-            self.last_scene = time
-            return self._count("scene", time)
-        return False
+        if time - self.last_scene < self.spec.min_scene_gap:
+            return False
+        if lone_key:
+            reason = "keyframe"
+        elif 0.5 * float(np.abs(histogram - previous).sum()) > self.spec.scene_threshold:
+            reason = "scene"
+        else:
+            return False
+        self.scene_taken += 1
+        self.last_scene = time
+        return self._count(reason, time)
 
     def _count(self, reason: str, time: float) -> bool:
         self.taken += 1

@@ -83,8 +83,10 @@ def test_one_decode_pass_feeds_the_ladder_and_the_analyzers(runs: dict[str, Any]
     assert set(plain["stages"]) == BASE_STAGES
     assert set(analyzed["stages"]) == BASE_STAGES | {"analysis_setup", "analysis"}
     moderation = analyzed["analysis"]["moderation"]
-    assert moderation["frames"] == 14 and moderation["error"] is None
-    assert len(analyzed["analysis"]["pdq"]["hashes"]) == 14
+    # One a second, and the source's two keyframes between them (3.8 s and 7.25 s).
+    assert moderation["frames"] == 16 and moderation["error"] is None
+    assert moderation["sampling"]["keyframe"] == 2
+    assert len(analyzed["analysis"]["pdq"]["hashes"]) == 16
     # The fingerprinter heard all of the audio (this clip's is too quiet to give landmarks).
     assert analyzed["analysis"]["fingerprint"]["duration_s"] == pytest.approx(14.0, abs=0.05)
 
@@ -140,10 +142,26 @@ def test_scene_cuts_are_sampled_between_the_periodic_frames(
     report = transcode(cuts_clip, tmp_path / "out", TranscodeOptions(analysis=spec))
     times = sampled(report)
     sampling = report["analysis"]["moderation"]["sampling"]
-    assert sampling == {"periodic": 10, "scene": 2, "interval": 1.0}, sampling  # 0 … 9 s
+    # 0 … 9 s; ultrafast x264 made no keyframe but the first
+    assert sampling == {"periodic": 10, "keyframe": 0, "scene": 2, "interval": 1.0}, sampling
     cuts = [t for t in times if t != int(t)]
     assert len(cuts) == 2 and abs(cuts[0] - 2.5) <= 0.04 and abs(cuts[1] - 6.2) <= 0.08, times
     assert [h["time"] for h in report["analysis"]["pdq"]["hashes"]] == times  # same frames
+
+
+@pytest.mark.parametrize(("gop", "expected"), [(45, [1.5, 4.5, 7.5]), (1, [])])
+def test_the_source_keyframes_are_sampled(tmp_path: Path, gop: int, expected: list[float]) -> None:
+    """Every keyframe of the source (a 1.5 s GOP, no scene cuts) the periodic samples do not
+    take; none from an intra-only source, where every frame is one."""
+    path = tmp_path / "gop.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x568:rate=30:duration=8",
+           "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-keyint_min", str(gop),
+           "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    report = transcode(path, tmp_path / "out", TranscodeOptions(analysis=full_spec()))
+    times = sampled(report)
+    assert [t for t in times if t != int(t)] == expected, times
+    sampling = report["analysis"]["moderation"]["sampling"]
+    assert sampling == {"periodic": 8, "keyframe": len(expected), "scene": 0, "interval": 1.0}
 
 
 def test_the_cap_spreads_samples_over_a_long_video(cuts_clip: Path, tmp_path: Path) -> None:
