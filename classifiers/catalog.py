@@ -335,16 +335,12 @@ def lookup(
                 f"SELECT hash, entries FROM {audio_postings.name} WHERE hash IN ({listed})"
             )
             for hash_, entries in cursor.fetchall():
-                keys.append(hash_)
-                blobs.append(entries)
+                if max_postings is None or len(entries) <= max_postings * ENTRY_BYTES:
+                    keys.append(hash_)
+                    blobs.append(entries)
     finally:
         cursor.close()
     counts = np.fromiter((len(blob) // ENTRY_BYTES for blob in blobs), np.int64, len(blobs))
-    if max_postings is not None:
-        kept = counts <= max_postings
-        blobs = [blob for blob, keep in zip(blobs, kept.tolist(), strict=True) if keep]
-        keys = [key for key, keep in zip(keys, kept.tolist(), strict=True) if keep]
-        counts = counts[kept]
     if not blobs:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty

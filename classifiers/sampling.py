@@ -62,9 +62,8 @@ class FrameSampler:
     duration: float | None = None
     interval: float = 0.0
     next_periodic: float = 0.0
-    last_scene: float = -math.inf
+    last_extra: float = -math.inf  # the last keyframe or scene sample
     taken: int = 0
-    scene_taken: int = 0
     reasons: dict[str, int] = field(
         default_factory=lambda: {"periodic": 0, "keyframe": 0, "scene": 0}
     )
@@ -79,7 +78,7 @@ class FrameSampler:
             self.interval = max(self.interval, self.duration / periodic_budget)
 
     @property
-    def scene_budget(self) -> int:
+    def extra_budget(self) -> int:
         if not self.duration:
             return self.spec.max_frames // 4
         periodic = math.floor(self.duration / self.interval) + 1
@@ -103,9 +102,9 @@ class FrameSampler:
         if time + 1e-6 >= self.next_periodic:
             self.next_periodic = (math.floor(time / self.interval + 1e-6) + 1) * self.interval
             return self._count("periodic", time)
-        if previous is None or self.scene_taken >= self.scene_budget:
+        if previous is None or self.taken - self.reasons["periodic"] >= self.extra_budget:
             return False
-        if time - self.last_scene < self.spec.min_scene_gap:
+        if time - self.last_extra < self.spec.min_scene_gap:
             return False
         if lone_key:
             reason = "keyframe"
@@ -113,8 +112,7 @@ class FrameSampler:
             reason = "scene"
         else:
             return False
-        self.scene_taken += 1
-        self.last_scene = time
+        self.last_extra = time
         return self._count(reason, time)
 
     def _count(self, reason: str, time: float) -> bool:
