@@ -30,7 +30,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, signal
+
+from classifiers.filters import decimate, maximum_filter, moving_mean_rows
 
 SAMPLE_RATE = 8000
 FFT_SIZE = 512
@@ -131,19 +132,14 @@ def find_peaks(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The constellation: (frame, bin) of local maxima that rise above the band's background."""
     size = (2 * params.peak_time_radius + 1, 2 * params.peak_freq_radius + 1)
-    local_max = ndimage.maximum_filter(spec_db, size=size, mode="constant", cval=-1e9)
+    local_max = maximum_filter(spec_db, size)
     if params.low_bins:
         low = params.low_bins
-        narrow = ndimage.maximum_filter(
-            spec_db[:, : low + params.low_freq_radius],
-            size=(size[0], 2 * params.low_freq_radius + 1),
-            mode="constant",
-            cval=-1e9,
+        narrow = maximum_filter(
+            spec_db[:, : low + params.low_freq_radius], (size[0], 2 * params.low_freq_radius + 1)
         )
         local_max[:, :low] = narrow[:, :low]
-    background = ndimage.uniform_filter1d(
-        spec_db, size=2 * params.background_frames + 1, axis=0, mode="nearest"
-    )
+    background = moving_mean_rows(spec_db, 2 * params.background_frames + 1)
     band = slice(params.min_bin, 1 << F1_BITS)
     frame_top = spec_db[:, band].max(axis=1, keepdims=True) - params.frame_top_db
     prominent = (spec_db > background + params.min_prominence_db) | (spec_db >= frame_top)
@@ -251,7 +247,8 @@ def load_audio(
 class StreamingDownsampler:
     """48 kHz (or any multiple of 8 kHz) planar frames → 8 kHz mono, block by block.
 
-    Equal to `scipy.signal.resample_poly(x, 1, factor)` on the whole signal: every block is
+    Equal to `scipy.signal.resample_poly(x, 1, factor)` on the whole signal (classifiers/
+    filters.py `decimate`, the same filter without SciPy's import cost): every block is
     filtered with `pad` input samples of context on each side, and those outputs dropped.
     """
 
@@ -284,7 +281,7 @@ class StreamingDownsampler:
         return out[: -(-self.samples_in // self.factor)]
 
     def _emit(self, chunk: NDArray[np.float32]) -> None:
-        filtered = signal.resample_poly(chunk, 1, self.factor, padtype="constant")
+        filtered = decimate(chunk, self.factor)
         skip = self.pad // self.factor
         self._out.append(filtered[skip : len(filtered) - skip].astype(np.float32))
 

@@ -7,6 +7,8 @@ tests fail, they never skip.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import replace
@@ -15,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import signal
+from scipy import ndimage, signal
 from sqlalchemy import select, update
 
 from api.db import create_schema, sync_engine
 from api.settings import Settings
 from api.tables import audio_postings, audio_ref_prints, audio_refs
 from bench import fingerprint_eval as ev
-from classifiers import catalog
+from classifiers import catalog, filters
 from classifiers.fingerprint import (
     FRAME_SECONDS,
     HASH_BITS,
@@ -33,7 +35,9 @@ from classifiers.fingerprint import (
     StreamingDownsampler,
     fingerprint,
     load_audio,
+    spectrogram,
 )
+from tests.conftest import ROOT
 from tests.support.pg import fresh_database
 
 # Four tracks of different composers and lengths, none built of exact loops (the evaluation
@@ -190,6 +194,53 @@ def test_streaming_downsampler_equals_resample_poly(chunk: int) -> None:
     whole = signal.resample_poly(signal_48k, 1, 6, padtype="constant")
     assert len(streamed) == len(whole)
     assert np.max(np.abs(streamed - whole)) < 1e-4
+
+
+@pytest.mark.parametrize("length", [1, 5, 6, 7, 48_000, 48_127])
+@pytest.mark.parametrize("factor", [2, 6])
+def test_decimate_equals_resample_poly(length: int, factor: int) -> None:
+    x = np.random.default_rng(length).standard_normal(length).astype(np.float32)
+    ours = filters.decimate(x, factor)
+    scipy_answer = signal.resample_poly(x, 1, factor, padtype="constant")
+    assert ours.dtype == np.float32 and ours.shape == scipy_answer.shape
+    assert np.max(np.abs(ours - scipy_answer), initial=0.0) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def real_spectrogram(shared_media: Path) -> np.ndarray:
+    return spectrogram(load_audio(shared_media / "toothsome-dts.mp4", max_seconds=20))
+
+
+@pytest.mark.parametrize("size", [(9, 17), (9, 9), (1, 1), (3, 5), (1, 7)])
+def test_maximum_filter_equals_ndimage(real_spectrogram: np.ndarray, size: tuple[int, int]) -> None:
+    expected = ndimage.maximum_filter(real_spectrogram, size=size, mode="constant", cval=-1e9)
+    assert np.array_equal(filters.maximum_filter(real_spectrogram, size), expected)
+
+
+@pytest.mark.parametrize("size", [1, 3, 129])
+def test_moving_mean_equals_uniform_filter1d(real_spectrogram: np.ndarray, size: int) -> None:
+    expected = ndimage.uniform_filter1d(real_spectrogram, size, axis=0, mode="nearest")
+    ours = filters.moving_mean_rows(real_spectrogram, size)
+    assert ours.dtype == expected.dtype
+    assert np.max(np.abs(ours - expected)) < 1e-4
+
+
+def test_even_windows_are_refused() -> None:
+    with pytest.raises(ValueError, match="odd"):
+        filters.maximum_filter(np.zeros((4, 4), np.float32), (2, 3))
+    with pytest.raises(ValueError, match="odd"):
+        filters.moving_mean_rows(np.zeros((4, 4), np.float32), 4)
+
+
+def test_the_transcode_child_does_not_import_scipy() -> None:
+    """What every sandboxed transcode child imports, with all analyzers (onnxruntime and
+    pdqhash included); SciPy's signal and ndimage would cost it ~1 s before the first frame."""
+    modules = "engine.jobs, classifiers.fingerprint, classifiers.pdq, onnxruntime, pdqhash"
+    code = f"import sys, {modules}; print(any(m.startswith('scipy') for m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
 
 
 def test_load_audio_rejects_files_without_audio(shared_media: Path, tmp_path: Path) -> None:
