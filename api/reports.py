@@ -17,7 +17,7 @@ appeal is 409): `rejected → in_review`, back in the moderators' queue. Not app
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,10 +34,16 @@ from api.videos import purge_from_edges, visible_to
 APPEALED = "appealed by the owner: waiting for a moderator"
 
 
-async def report(ctx: AppContext, video_id: str, user: User, reason: str, details: str) -> int:
-    """Record the caller's report; returns the video's report count after it (internal: the
-    route does not reveal it). 404 unless the caller can see the video, 403 for its owner,
-    409 for a second report by the same user."""
+class Reported(NamedTuple):
+    """What a new report did (internal: the route reveals neither)."""
+
+    count: int  # the video's reports, this one included
+    pulled: bool  # this report pulled the video into review
+
+
+async def report(ctx: AppContext, video_id: str, user: User, reason: str, details: str) -> Reported:
+    """Record the caller's report. 404 unless the caller can see the video, 403 for its
+    owner, 409 for a second report by the same user."""
     query = select(videos.c.id, videos.c.owner_id, videos.c.status, videos.c.privacy).where(
         videos.c.id == video_id
     )
@@ -69,7 +75,7 @@ async def report(ctx: AppContext, video_id: str, user: User, reason: str, detail
     if pulled:
         # Taken down: the edges must stop serving it too.
         await purge_from_edges(ctx, video_id)
-    return count
+    return Reported(count, pulled)
 
 
 async def _pull_into_review(conn: AsyncConnection, video_id: str, owner_id: str) -> bool:

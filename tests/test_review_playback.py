@@ -28,14 +28,14 @@ from litestar.testing import TestClient
 from sqlalchemy import update
 
 from api.db import sync_engine
-from api.moderation import MODERATOR, USER, set_role
+from api.moderation import MODERATOR, REVIEW_OVER, USER, set_role
 from api.settings import Settings, SettingsError
 from api.tables import videos
 from api.views import playback_keyring, playback_prefix, review_prefix
 from cdn.signing import EXPIRY_STEP_S, PLAYBACK, REVIEW, InvalidToken, expiry
 from tests.support.api import api_client, auth, make_settings, register
 from tests.support.e2e import Flow
-from tests.support.moderation import make_moderator, seed_review_video
+from tests.support.moderation import make_moderator, seed_review_video, seed_users
 from tests.support.uploads import live_server, small_clip, video_row, wait_for
 
 WATCHED = "reviewme"
@@ -263,6 +263,29 @@ def test_an_appealed_rejection_plays_for_the_moderator(desk: Desk) -> None:
     d.decide(vid, "reject", "still not allowed")
     # The decision evicted this process's origin cache: refused at once.
     assert d.fetch(master).status_code == 404
+
+
+def test_a_video_pulled_by_reports_stops_playing_at_once(desk: Desk) -> None:
+    d = desk
+    vid = d.held()
+    d.decide(vid, "approve")
+    plain = f"{d.settings.media_url}/{vid}/{RENDER}/master.m3u8"
+    viewers = seed_users(d.settings, REVIEW_OVER + 1)
+    for _, token in viewers[:REVIEW_OVER]:
+        reported = d.client.post(
+            f"/v1/videos/{vid}/report", json={"reason": "spam"}, headers=auth(token)
+        )
+        assert reported.status_code == 201, reported.text
+    # Still published (50 is not over 50); the origin has just cached that.
+    assert d.fetch(plain).status_code == 200
+    last = d.client.post(
+        f"/v1/videos/{vid}/report", json={"reason": "spam"}, headers=auth(viewers[-1][1])
+    )
+    assert last.status_code == 201, last.text
+    # The report that pulled it evicted this process's origin cache: refused at once, not
+    # after the cache's TTL.
+    assert d.fetch(plain).status_code == 404
+    assert d.item(vid)["why"]["source"] == "reports"
 
 
 def test_expired_or_foreign_review_tokens_get_the_unpublished_404(desk: Desk) -> None:

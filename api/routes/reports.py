@@ -72,10 +72,11 @@ async def report_video(
     user: NamedDependency[User],
 ) -> ReportOut:
     """Report a video you can see (not your own), once."""
-    await service.report(_ctx(request), video_id, user, data.reason, data.details.strip())
-    # Over the review threshold the report pulls the video: this process's origin stops
-    # serving it at once (others within their visibility TTL).
-    forget_visibility(request.app.state, video_id)
+    done = await service.report(_ctx(request), video_id, user, data.reason, data.details.strip())
+    if done.pulled:
+        # Pulled into review: this process's origin stops serving it at once (others within
+        # their visibility TTL).
+        forget_visibility(request.app.state, video_id)
     return ReportOut(video_id=video_id, reason=data.reason)
 
 
