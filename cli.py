@@ -249,12 +249,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.safety import check_startup
+    from api.safety import check_catalog, check_startup
     from api.settings import SettingsError
 
     try:
         settings = serve_settings(args)
         check_startup(settings)  # e.g. a missing moderation model: one line naming its path
+        if settings.embedded:  # it runs the jobs too
+            check_catalog(settings)
     except SettingsError as exc:
         print(f"reelforge: bad settings: {exc}", file=sys.stderr)
         return EXIT_REJECTED
@@ -419,6 +421,33 @@ def cmd_catalog_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_catalog_remove(args: argparse.Namespace) -> int:
+    """`reelforge catalog remove NAME...`: drop references (all names must exist)."""
+    from api.settings import SettingsError
+    from classifiers import catalog
+
+    try:
+        engine, _ = _catalog_engine()
+    except SettingsError as exc:
+        print(f"reelforge: input rejected: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    try:
+        with engine.begin() as conn:
+            missing = catalog.remove_by_name(conn, args.names)
+    finally:
+        engine.dispose()
+    if missing:
+        print(
+            f"reelforge: input rejected: not in the catalog: {', '.join(missing)} "
+            "(nothing removed)",
+            file=sys.stderr,
+        )
+        return EXIT_REJECTED
+    for name in dict.fromkeys(args.names):
+        print(f"removed {name}")
+    return EXIT_OK
+
+
 def cmd_catalog_match(args: argparse.Namespace) -> int:
     """`reelforge catalog match FILE [--json]`: the best reference, or null / "no match"."""
     from api.settings import SettingsError
@@ -433,8 +462,15 @@ def cmd_catalog_match(args: argparse.Namespace) -> int:
     try:
         with engine.connect() as conn:
             found = catalog.match(conn, print_, min_score=settings.fingerprint_min_score)
+            stale = catalog.stale_references(conn)
     finally:
         engine.dispose()
+    if stale:
+        print(
+            f"reelforge: warning: {len(stale)} reference(s) were fingerprinted by an older "
+            "version and cannot match; add their files again or remove them",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(found.to_json() if found else None))
     elif found is None:
@@ -513,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="what happens to uploads that use it (default block)",
     )
     catalog_add.set_defaults(run=cmd_catalog_add)
+    catalog_remove = catalog_sub.add_parser("remove", help="remove references by name")
+    catalog_remove.add_argument("names", nargs="+", metavar="NAME", help="as `add` printed it")
+    catalog_remove.set_defaults(run=cmd_catalog_remove)
     catalog_match = catalog_sub.add_parser("match", help="the catalog's best match for a file")
     catalog_match.add_argument("file", metavar="FILE")
     catalog_match.add_argument("--json", action="store_true", help="print JSON (null: none)")

@@ -266,11 +266,13 @@ class Jobs:
 
 
 def build(settings: Settings) -> Jobs:
-    from api.safety import check_startup
+    from api.safety import check_catalog, check_startup
 
     # A worker that cannot run the safety checks must not start (issue 5: a missing or
-    # malformed moderation model fails start-up, naming its path).
+    # malformed moderation model fails start-up, naming its path; so does a catalog whose
+    # references no upload could match).
     check_startup(settings)
+    check_catalog(settings)
     return Jobs(settings, build_broker(settings))
 
 

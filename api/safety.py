@@ -152,6 +152,32 @@ def check_startup(settings: Settings) -> None:
         _import(COPYRIGHT_MODULE, "REELFORGE_FINGERPRINT_ENABLED")
 
 
+def check_catalog(settings: Settings) -> None:
+    """Fail start-up of a process that runs jobs (a worker, embedded `serve`) while the
+    copyright catalog holds references fingerprinted by an older version: uploads would never
+    match them, so their owners' policies would silently stop applying."""
+    if not settings.fingerprint_enabled:
+        return
+    from api.db import create_schema, sync_engine
+    from classifiers import catalog
+
+    engine = sync_engine(settings)
+    try:
+        create_schema(engine)
+        with engine.connect() as conn:
+            stale = catalog.stale_references(conn)
+    finally:
+        engine.dispose()
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise SettingsError(
+            f"the copyright catalog has {len(stale)} reference(s) fingerprinted by an older "
+            f"version, which no upload can match: {shown}. Add their files again "
+            "(`reelforge catalog add FILE... --owner NAME`) or remove them "
+            "(`reelforge catalog remove NAME...`)"
+        )
+
+
 # ------------------------------------------------------------------------------ routing
 
 

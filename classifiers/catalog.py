@@ -257,6 +257,34 @@ def remove_reference(conn: Connection, ref_id: int) -> None:
     conn.execute(delete(audio_refs).where(audio_refs.c.id == ref_id))
 
 
+def stale_references(conn: Connection) -> list[str]:
+    """Names of references with no fingerprint of this `FORMAT_VERSION` (added by an older
+    version, whose postings this one does not read): no upload can match them."""
+    joined = audio_refs.outerjoin(audio_ref_prints, audio_ref_prints.c.ref_id == audio_refs.c.id)
+    query = (
+        select(audio_refs.c.name)
+        .select_from(joined)
+        .where(audio_ref_prints.c.ref_id.is_(None) | (audio_ref_prints.c.version != FORMAT_VERSION))
+        .order_by(audio_refs.c.name)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def remove_by_name(conn: Connection, names: Iterable[str]) -> list[str]:
+    """Remove the named references; returns the names that are not in the catalog (then
+    nothing is removed)."""
+    wanted = list(dict.fromkeys(names))
+    rows = conn.execute(
+        select(audio_refs.c.name, audio_refs.c.id).where(audio_refs.c.name.in_(wanted))
+    ).all()
+    ids = {row.name: int(row.id) for row in rows}
+    missing = [name for name in wanted if name not in ids]
+    if not missing:
+        for name in wanted:
+            remove_reference(conn, ids[name])
+    return missing
+
+
 def add_postings(
     conn: Connection, ref_id: int, pairs: NDArray[np.integer[Any]]
 ) -> NDArray[np.int64]:

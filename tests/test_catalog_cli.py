@@ -178,3 +178,57 @@ def test_policy_must_be_one_of_three(tmp_path: Path) -> None:
     done = reelforge(tmp_path, "catalog", "add", track, "--owner", "a", "--policy", "delete")
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+def test_remove_takes_references_out_of_the_index(tmp_path: Path) -> None:
+    tracks = [str(MUSIC_DIR / "wonrace1-jt.ogg"), str(MUSIC_DIR / "start1-jt.ogg")]
+    assert reelforge(tmp_path, "catalog", "add", *tracks, "--owner", "a").returncode == 0
+    _, both = catalog_rows(tmp_path)
+    # An unknown name: rejected, nothing removed.
+    done = reelforge(tmp_path, "catalog", "remove", "start1-jt.ogg", "nope.ogg")
+    assert done.returncode == 2 and "nope.ogg" in done.stderr, done.stderr
+    assert catalog_rows(tmp_path) == (
+        [("start1-jt.ogg", "a", "block"), ("wonrace1-jt.ogg", "a", "block")],
+        both,
+    )
+    done = reelforge(tmp_path, "catalog", "remove", "start1-jt.ogg")
+    assert done.returncode == 0 and done.stdout == "removed start1-jt.ogg\n", done.stderr
+    refs, left = catalog_rows(tmp_path)
+    assert refs == [("wonrace1-jt.ogg", "a", "block")] and 0 < left < both
+    clip = aac_clip(MUSIC_DIR / "start1-jt.ogg", tmp_path / "upload.m4a", 21.5, 5)
+    done = reelforge(tmp_path, "catalog", "match", str(clip), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) is None, done.stdout
+
+
+def test_references_of_an_older_format_stop_the_workers(tmp_path: Path) -> None:
+    """A reference whose fingerprint this version cannot read (an older format's, or none)
+    can never match: `catalog match` warns, workers and the embedded server refuse to start,
+    until its file is added again or it is removed."""
+    from api.safety import check_catalog
+    from api.settings import SettingsError
+    from api.tables import audio_ref_prints
+    from worker import build
+
+    track = str(MUSIC_DIR / "wonrace1-jt.ogg")
+    assert reelforge(tmp_path, "catalog", "add", track, "--owner", "a").returncode == 0
+    settings = Settings(data_dir=tmp_path).resolved()
+    check_catalog(settings)  # current format: fine
+    engine = sync_engine(settings)
+    with engine.begin() as conn:  # as an older version left it
+        conn.execute(audio_ref_prints.update().values(version=catalog.FORMAT_VERSION - 1))
+    engine.dispose()
+    with pytest.raises(
+        SettingsError, match=r"1 reference\(s\) fingerprinted by an older .*wonrace1-jt\.ogg"
+    ):
+        check_catalog(settings)
+    with pytest.raises(SettingsError, match="older version"):
+        build(settings)
+    clip = aac_clip(MUSIC_DIR / "wonrace1-jt.ogg", tmp_path / "upload.m4a", 10, 5)
+    done = reelforge(tmp_path, "catalog", "match", str(clip), "--json")
+    assert done.returncode == 0 and "older version" in done.stderr, done.stderr
+    served = reelforge(tmp_path, "serve", "--port", "0")
+    assert served.returncode == 2 and "older version" in served.stderr, served.stderr
+
+    assert reelforge(tmp_path, "catalog", "add", track, "--owner", "a").returncode == 0
+    check_catalog(settings)  # added again: fine
+    check_catalog(Settings(data_dir=tmp_path, fingerprint_enabled=False).resolved())

@@ -26,6 +26,7 @@ from api.tables import audio_postings, audio_ref_prints, audio_refs
 from bench import fingerprint_eval as ev
 from classifiers import catalog, filters
 from classifiers.fingerprint import (
+    FORMAT_VERSION,
     FRAME_SECONDS,
     HASH_BITS,
     HOP,
@@ -331,6 +332,19 @@ def test_postings_are_appended_replaced_and_removed_per_reference(
                 assert _all_postings(conn) == {9: [(a2, 0)], 13: [(a2, 2)]}
                 names = conn.execute(select(audio_refs.c.name)).scalars().all()
                 assert names == ["a"]
+                # References an older version fingerprinted (another format, or none) are
+                # stale; removing by name takes all or nothing.
+                assert catalog.stale_references(conn) == []
+                catalog.add_reference(conn, "c", "o", _toy([21], [1]))
+                conn.execute(update(audio_ref_prints).values(version=FORMAT_VERSION - 1))
+                conn.execute(audio_refs.insert().values(
+                    name="d", owner="o", policy="block", duration_s=1.0, created_at=0
+                ))  # fmt: skip
+                assert catalog.stale_references(conn) == ["a", "c", "d"]
+                assert catalog.remove_by_name(conn, ["c", "zz"]) == ["zz"]
+                assert catalog.remove_by_name(conn, ["c", "d", "c"]) == []
+                assert catalog.stale_references(conn) == ["a"]
+                assert _all_postings(conn) == {9: [(a2, 0)], 13: [(a2, 2)]}
         finally:
             engine.dispose()
 
