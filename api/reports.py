@@ -37,7 +37,7 @@ APPEALED = "appealed by the owner: waiting for a moderator"
 class Reported(NamedTuple):
     """What a new report did (internal: the route reveals neither)."""
 
-    count: int  # the video's reports, this one included
+    reports: int  # the video's reports, this one included
     pulled: bool  # this report pulled the video into review
 
 
