@@ -155,7 +155,8 @@ def check_startup(settings: Settings) -> None:
 def check_catalog(settings: Settings) -> None:
     """Fail start-up of a process that runs jobs (a worker, embedded `serve`) while the
     copyright catalog holds references fingerprinted by an older version: uploads would never
-    match them, so their owners' policies would silently stop applying."""
+    match them, so their owners' policies would silently stop applying. `settings` are
+    resolved (`Settings.from_env`): their database is the one the jobs use."""
     if not settings.fingerprint_enabled:
         return
     from api.db import create_schema, sync_engine

@@ -302,9 +302,10 @@ def test_worker_command_is_dramatiq_on_worker_setup(compose: dict[str, Any], nam
         assert args.threads == image_args.threads == 1
 
 
-def test_every_queue_has_its_workers(compose: dict[str, Any]) -> None:
+def test_every_queue_has_its_workers(compose: dict[str, Any], tmp_path: Path) -> None:
     """Each queue the actors declare is consumed; the edge's only where its cache is."""
-    jobs = worker_module.build(Settings())
+    # Resolved, as `worker:setup` builds them (Settings.from_env); start-up reads the catalog.
+    jobs = worker_module.build(Settings(data_dir=tmp_path).resolved())
     try:
         declared = {q_name(queue) for queue in jobs.broker.get_declared_queues()}
     finally:
