@@ -283,7 +283,7 @@ class StreamingDownsampler:
     def _emit(self, chunk: NDArray[np.float32]) -> None:
         filtered = decimate(chunk, self.factor)
         skip = self.pad // self.factor
-        self._out.append(filtered[skip : len(filtered) - skip].astype(np.float32))
+        self._out.append(filtered[skip : len(filtered) - skip])  # decimate gives float32
 
 
 @dataclass(frozen=True, slots=True)
