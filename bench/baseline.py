@@ -86,6 +86,19 @@ class LadderPlan:
         return columns, math.ceil(self.thumbnail_count / columns)
 
 
+def newest_ffmpeg() -> str:
+    """The static ffmpeg 9 of the `imageio-ffmpeg` wheel (a dev extra): the newest CLI, which
+    runs each encoder on a thread of its own (ffmpeg >= 7)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise FileNotFoundError(
+            "no ffmpeg 9: `pip install -e '.[dev]'` (imageio-ffmpeg) or pass --ffmpeg9 PATH"
+        ) from exc
+    exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return exe
+
+
 def plan_ladder(
     source_path: str | Path,
     preset: str = DEFAULT_PRESET,
@@ -106,11 +119,18 @@ def rate_text(rate: Fraction) -> str:
 
 
 def rung_filter(rung: Rung) -> str:
-    """One rung from the source: BT.709 limited range, 4:2:0, square pixels, the engine's
-    scaler (bicubic)."""
+    """One rung from the source: BT.709 limited range, 4:2:0 8-bit, square pixels, the
+    engine's scaler (bicubic).
+
+    `scale` converts the matrix (BT.2020 of an HDR source included; no tone mapping) and
+    `format` the bit depth. `setparams` labels the frames BT.709: since ffmpeg 7 the encoder
+    takes primaries and transfer from the frames, over `-color_primaries`/`-color_trc`, so
+    without it ffmpeg 9 tags an HLG source's rungs BT.2020/HLG (5.1 obeys the options; the
+    label costs nothing, and both binaries run the same graph)."""
     return (
         f"scale=w={rung.width}:h={rung.height}:flags=bicubic:out_color_matrix=bt709:"
-        f"out_range=tv,format=pix_fmts=yuv420p,setsar=1"
+        f"out_range=tv,format=pix_fmts=yuv420p,"
+        f"setparams=color_primaries=bt709:color_trc=bt709,setsar=1"
     )
 
 

@@ -1,13 +1,16 @@
 """Benchmark `reelforge transcode` against the one-process ffmpeg command a user would run.
 
-    .venv/bin/python bench/run.py --seconds 30 --rounds 5
+    .venv/bin/python bench/run.py --seconds 30 --rounds 5 [--hdr hlg|pq]
 
 Each round runs, in turn (order reversed every other round): reelforge's whole job and its
-ladder alone (`--no-thumbnails`), the
-ffmpeg whole job (ladder + HLS/DASH + poster + storyboard), the ffmpeg ladder alone, and the
-x264 floor (the same encoders fed pre-scaled raw frames). Medians go to a Markdown table on
-stdout and, with every run, to bench/results.json. A last pass measures peak memory on a
-60 s source (`--memory-seconds`). See bench/README.md.
+ladder alone (`--no-thumbnails`), the ffmpeg whole job (ladder + HLS/DASH + poster +
+storyboard) and the ffmpeg ladder alone, each with Debian's ffmpeg 5.1 (`ffmpeg*`) and with
+the newest CLI, the static ffmpeg 9 of `imageio-ffmpeg` (`ffmpeg9*`), and the x264 floor (the
+same encoders fed pre-scaled raw frames). The outputs of the last round are read back and
+checked against the plan (same rungs, frame counts, GOPs, tags). Medians go to a Markdown
+table on stdout and, with every run, to bench/results.json. A last pass measures peak memory
+on a 60 s source (`--memory-seconds`). `--hdr` runs it all on an HEVC Main 10 HLG/PQ version
+of the source (bench/hdr_source.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -30,14 +33,19 @@ if __package__ in (None, ""):  # run as a script: make `bench` and the engine im
 
 import av
 
-from bench import baseline
-from bench.make_source import MEDIA_DIR, WORK_DIR, build_source, ffmpeg_version
+from bench import baseline, outputs
+from bench.hdr_source import TRANSFERS, build_hdr_source
+from bench.make_source import MEDIA_DIR, WORK_DIR, SourceBuildError, build_source, ffmpeg_version
 from bench.measure import Measurement, run_measured, wait_for_quiet
-from bench.table import render_table
+from bench.table import ratios, render_table
 from engine.encoders import DEFAULT_PRESET
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-VARIANTS = ("reelforge", "ffmpeg", "reelforge_ladder", "ffmpeg_ladder", "x264_floor")
+VARIANTS = (
+    "reelforge", "ffmpeg", "ffmpeg9",
+    "reelforge_ladder", "ffmpeg_ladder", "ffmpeg9_ladder",
+    "x264_floor",
+)  # fmt: skip
 
 
 class BenchError(RuntimeError):
@@ -117,15 +125,52 @@ def prepare_raw(plan: baseline.LadderPlan, rawdir: Path, ffmpeg: str) -> None:
 
 
 def commands_for(
-    plan: baseline.LadderPlan, source: Path, outroot: Path, rawdir: Path, preset: str, ffmpeg: str
+    plan: baseline.LadderPlan,
+    source: Path,
+    outroot: Path,
+    rawdir: Path,
+    preset: str,
+    ffmpeg: str,
+    ffmpeg9: str,
 ) -> dict[str, list[str]]:
-    return {
+    """Every job of a round; the baseline is the same command for both ffmpeg binaries."""
+    commands = {
         "reelforge": reelforge_command(source, outroot / "reelforge", preset),
         "reelforge_ladder": reelforge_command(source, outroot / "reelforge_ladder", preset, False),
-        "ffmpeg": baseline.ladder_command(plan, outroot / "ffmpeg", True, ffmpeg),
-        "ffmpeg_ladder": baseline.ladder_command(plan, outroot / "ffmpeg_ladder", False, ffmpeg),
         "x264_floor": baseline.floor_command(plan, rawdir, ffmpeg),
     }
+    for name, binary in (("ffmpeg", ffmpeg), ("ffmpeg9", ffmpeg9)):
+        commands[name] = baseline.ladder_command(plan, outroot / name, True, binary)
+        ladder = f"{name}_ladder"
+        commands[ladder] = baseline.ladder_command(plan, outroot / ladder, False, binary)
+    return commands
+
+
+def bench_source(seconds: float, args: argparse.Namespace) -> Path:
+    """The SDR phone upload, or with `--hdr` its HEVC Main 10 HLG/PQ version."""
+    source = build_source(seconds, args.work_dir, args.media, args.ffmpeg)
+    return build_hdr_source(source, args.hdr, args.ffmpeg9) if args.hdr else source
+
+
+def check_outputs(
+    plan: baseline.LadderPlan, outroot: Path, variants: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each job's last outputs read back and compared with the plan, and every job's x264
+    options with reelforge's: the problems, if any, per job."""
+    found = {
+        variant: outputs.describe_outputs(outroot / variant)
+        for variant in variants
+        if variant != "x264_floor"  # its output is thrown away
+    }
+    other_options = outputs.option_differences(found)
+    checked: dict[str, dict[str, Any]] = {}
+    for variant, described in found.items():
+        expected = outputs.expected_outputs(plan, thumbnails=not variant.endswith("_ladder"))
+        problems = outputs.differences(expected, described) + other_options.get(variant, [])
+        for problem in problems:
+            log(f"outputs of {variant} differ: {problem}")
+        checked[variant] = {"problems": problems, **described}
+    return checked
 
 
 def median(values: list[float]) -> float:
@@ -153,11 +198,11 @@ def summarize(runs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
 
 
 def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
-    source = build_source(args.seconds, args.work_dir, args.media, args.ffmpeg)
+    source = bench_source(args.seconds, args)
     plan = baseline.plan_ladder(source, args.preset)
     rawdir = args.work_dir / f"raw-{source.stem}"
     outroot = args.work_dir / "out"
-    commands = commands_for(plan, source, outroot, rawdir, args.preset, args.ffmpeg)
+    commands = commands_for(plan, source, outroot, rawdir, args.preset, args.ffmpeg, args.ffmpeg9)
     variants = [v for v in VARIANTS if v != "x264_floor" or not args.no_floor]
     if "x264_floor" in variants:
         log(f"preparing raw yuv420p rungs in {rawdir} (untimed)")
@@ -172,7 +217,7 @@ def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 runs[variant].append(result)
                 log(
-                    f"round {round_index + 1}/{args.rounds} {variant:13} "
+                    f"round {round_index + 1}/{args.rounds} {variant:16} "
                     f"{result['wall_s']:7.2f} s wall {result['cpu_s']:7.2f} s cpu "
                     f"{result['peak_rss_bytes'] / 2**20:6.0f} MiB "
                     f"(others used {result['others_cpu_s']:.1f} s cpu meanwhile)"
@@ -188,14 +233,22 @@ def measure_timing(args: argparse.Namespace) -> dict[str, Any]:
             for r, s in zip(plan.rungs, plan.settings, strict=True)
         ]
     ))  # fmt: skip
+    checked = check_outputs(plan, outroot, variants)
+    summary = {v: summarize(runs[v], args.seconds) for v in variants}
     return {
-        "source": {"path": str(source), "seconds": args.seconds, **plan.source.to_json()},
+        "source": {
+            "path": str(source), "seconds": args.seconds, "hdr": args.hdr,
+            **plan.source.to_json(),
+        },
         "ladder": ladder,
         "settings_match": all(same_encoding(run["ladder"], ladder) for run in runs["reelforge"]),
+        "outputs_match": not any(c["problems"] for c in checked.values()),
+        "outputs": checked,
         "commands": commands,
-        "summary": {v: summarize(runs[v], args.seconds) for v in variants},
+        "summary": summary,
+        "ratios": ratios(summary, args.hdr),
         "runs": runs,
-    }
+    }  # fmt: skip
 
 
 def same_encoding(reported: list[dict[str, Any]], planned: list[dict[str, Any]]) -> bool:
@@ -214,12 +267,13 @@ def same_encoding(reported: list[dict[str, Any]], planned: list[dict[str, Any]])
 
 def measure_memory(args: argparse.Namespace) -> dict[str, Any]:
     """One run of each whole job on a longer source: the peak RSS of each process tree."""
-    source = build_source(args.memory_seconds, args.work_dir, args.media, args.ffmpeg)
+    source = bench_source(args.memory_seconds, args)
     plan = baseline.plan_ladder(source, args.preset)
     outroot = args.work_dir / "out-memory"
     commands = {
         "reelforge": reelforge_command(source, outroot / "reelforge", args.preset),
         "ffmpeg": baseline.ladder_command(plan, outroot / "ffmpeg", True, args.ffmpeg),
+        "ffmpeg9": baseline.ladder_command(plan, outroot / "ffmpeg9", True, args.ffmpeg9),
     }
     results: dict[str, Any] = {"seconds": args.memory_seconds}
     for variant, command in commands.items():
@@ -251,6 +305,9 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         if isinstance(av.ffmpeg_version_info, tuple)
         else str(av.ffmpeg_version_info),
         "ffmpeg": ffmpeg_version(args.ffmpeg),
+        "ffmpeg9": ffmpeg_version(args.ffmpeg9),
+        "ffmpeg9_path": args.ffmpeg9,
+        "hdr": args.hdr,
         "preset": args.preset,
         "rounds": args.rounds,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -313,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--media", type=Path, default=MEDIA_DIR)
     parser.add_argument("--ffmpeg", default="ffmpeg", help="the baseline's ffmpeg (Debian's)")
+    parser.add_argument(
+        "--ffmpeg9", default=None, help="the newest ffmpeg CLI (default: imageio-ffmpeg's 9.0.2)"
+    )
+    parser.add_argument(
+        "--hdr", choices=sorted(TRANSFERS), default=None,
+        help="run on an HEVC Main 10 HLG or PQ version of the source (made with ffmpeg 9)",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS)
     return parser
 
@@ -321,12 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.rounds < 1:
         raise SystemExit("--rounds must be at least 1")
-    results: dict[str, Any] = {"environment": environment(args)}
     try:
+        args.ffmpeg9 = args.ffmpeg9 or baseline.newest_ffmpeg()
+        results: dict[str, Any] = {"environment": environment(args)}
         results["timing"] = measure_timing(args)
         if args.memory_seconds > 0:
             results["memory"] = measure_memory(args)
-    except BenchError as exc:
+    except (BenchError, SourceBuildError, FileNotFoundError, outputs.OutputProbeError) as exc:
         log(f"bench: {exc}")
         return 1
     results["environment"]["engine_at_end"] = engine_state()
