@@ -1,4 +1,5 @@
-"""The benchmark's parts work: the source builder and the ffmpeg baseline. Nothing is timed."""
+"""The benchmark's parts work: the source builders, the ffmpeg baselines (Debian's 5.1 and ffmpeg
+9) and the output checks. Nothing is timed."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import baseline
+from bench import baseline, outputs
+from bench.hdr_source import build_hdr_source
 from bench.make_source import MEDIA_DIR, build_source
+from bench.run import commands_for
+from bench.table import ratios
 
 
 def test_prerequisites_are_there() -> None:
@@ -68,11 +72,32 @@ def test_baseline_carries_the_engine_encoder_options(plan: baseline.LadderPlan) 
             assert built[start : start + len(args)] == args
 
 
-def test_ffmpeg_baseline_writes_the_rung_sizes(plan: baseline.LadderPlan, tmp_path: Path) -> None:
-    outdir = tmp_path / "ffmpeg"
+@pytest.fixture(scope="module")
+def ffmpeg9() -> str:
+    return baseline.newest_ffmpeg()
+
+
+def run_baseline(command: list[str], outdir: Path) -> None:
     outdir.mkdir()
-    done = subprocess.run(baseline.ladder_command(plan, outdir), capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def written(
+    plan: baseline.LadderPlan, ffmpeg9: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The whole-job baseline run once with Debian's ffmpeg and once with ffmpeg 9."""
+    root = tmp_path_factory.mktemp("baselines")
+    for name, binary in (("ffmpeg", "ffmpeg"), ("ffmpeg9", ffmpeg9)):
+        run_baseline(baseline.ladder_command(plan, root / name, True, binary), root / name)
+    return {name: root / name for name in ("ffmpeg", "ffmpeg9")}
+
+
+def test_ffmpeg_baseline_writes_the_rung_sizes(
+    plan: baseline.LadderPlan, written: dict[str, Path], tmp_path: Path
+) -> None:
+    outdir = written["ffmpeg"]
     mpd = ET.parse(outdir / "manifest.mpd").getroot()
     sizes = [
         (int(rep.attrib["width"]), int(rep.attrib["height"]))
@@ -95,3 +120,94 @@ def test_ffmpeg_baseline_writes_the_rung_sizes(plan: baseline.LadderPlan, tmp_pa
     columns, rows = plan.storyboard_grid
     assert plan.thumbnail_count == 3
     assert (sprite["width"], sprite["height"]) == (90 * columns, 160 * rows) == (270, 160)
+
+
+# ffmpeg 9 (the newest CLI, imageio-ffmpeg's static build) runs the same baseline command.
+
+
+def test_commands_differ_only_by_the_ffmpeg_binary(plan: baseline.LadderPlan, ffmpeg9: str) -> None:
+    commands = commands_for(plan, Path(plan.source.path), Path("out"), Path("raw"), "veryfast",
+                            "ffmpeg", ffmpeg9)  # fmt: skip
+    for job in ("ffmpeg", "ffmpeg_ladder"):
+        debian, newest = commands[job], commands[job.replace("ffmpeg", "ffmpeg9", 1)]
+        assert (debian[0], newest[0]) == ("ffmpeg", ffmpeg9)
+        assert [a.replace("/ffmpeg9", "/ffmpeg") for a in newest[1:]] == debian[1:]
+
+
+def test_both_ffmpegs_write_what_the_plan_says(
+    plan: baseline.LadderPlan, written: dict[str, Path]
+) -> None:
+    """Same rungs, frame counts, GOPs, BT.709 tags, audio and images; same x264 options."""
+    found = {name: outputs.describe_outputs(outdir) for name, outdir in written.items()}
+    for described in found.values():
+        assert outputs.differences(outputs.expected_outputs(plan, True), described) == []
+    assert [t["frames"] for t in found["ffmpeg9"]["video"]] == [90] * 4
+    assert [t["keyframes"] for t in found["ffmpeg9"]["video"]] == [[0, 60]] * 4
+    assert outputs.option_differences(found) == {}
+    assert found["ffmpeg"]["video"][0]["x264_options"].startswith("cabac=1")
+
+
+def test_hdr_source_is_tagged_like_an_iphone_and_the_baseline_reads_it(
+    ffmpeg9: str, tmp_path: Path
+) -> None:
+    """HEVC Main 10 HLG in, BT.709 8-bit rungs out with either ffmpeg (no tone mapping):
+    ffmpeg 9 would keep the source's BT.2020/HLG labels without `setparams`. A 1 s source:
+    x265 is the slow part."""
+    hlg = build_hdr_source(build_source(1.0, tmp_path), "hlg", ffmpeg9)
+    (video, audio) = ffprobe_streams(hlg)
+    assert (video["codec_name"], video["profile"], video["codec_tag_string"]) == (
+        "hevc", "Main 10", "hvc1"
+    )  # fmt: skip
+    assert (video["color_primaries"], video["color_transfer"], video["color_space"]) == (
+        "bt2020", "arib-std-b67", "bt2020nc"
+    )  # fmt: skip
+    assert audio["codec_name"] == "aac"
+    plan = baseline.plan_ladder(hlg)
+    for name, binary in (("ffmpeg", "ffmpeg"), ("ffmpeg9", ffmpeg9)):
+        outdir = tmp_path / f"out-{name}"
+        run_baseline(baseline.ladder_command(plan, outdir, False, binary), outdir)
+        found = outputs.describe_outputs(outdir)
+        assert outputs.differences(outputs.expected_outputs(plan, False), found) == [], name
+        assert [t["frames"] for t in found["video"]] == [30] * 4
+
+
+def test_output_check_names_what_differs(plan: baseline.LadderPlan) -> None:
+    expected = outputs.expected_outputs(plan, True)
+    found = json.loads(json.dumps(expected))
+    found["video"][1]["keyframes"] = [0, 45]
+    found["video"][2]["color"]["color_transfer"] = "arib-std-b67"
+    found["storyboard"] = None
+    assert outputs.differences(expected, found) == [
+        "rung 720x1280: keyframes [0, 45], expected [0, 60]",
+        "rung 540x960: color {'color_primaries': 'bt709', 'color_transfer': 'arib-std-b67', "
+        "'color_space': 'bt709', 'color_range': 'tv'}, expected {'color_primaries': 'bt709', "
+        "'color_transfer': 'bt709', 'color_space': 'bt709', 'color_range': 'tv'}",
+        "storyboard: None, expected [270, 160]",
+    ]
+    jobs = {
+        "reelforge": {"video": [{"width": 360, "height": 640, "x264_options": "bframes=3 crf=24"}]},
+        "ffmpeg9": {"video": [{"width": 360, "height": 640, "x264_options": "bframes=0 crf=24"}]},
+    }
+    assert outputs.option_differences(jobs) == {
+        "ffmpeg9": ["rung 360x640: x264 options bframes=0, reelforge has bframes=3"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("hdr", "wall", "expected"),
+    [
+        (None, 0.94, {"reelforge/ffmpeg": True, "reelforge/ffmpeg9": True}),
+        (None, 1.04, {"reelforge/ffmpeg": False, "reelforge/ffmpeg9": True}),
+        (None, 1.06, {"reelforge/ffmpeg": False, "reelforge/ffmpeg9": False}),
+        ("hlg", 1.04, {"reelforge/ffmpeg": None, "reelforge/ffmpeg9": True}),
+        ("hlg", 1.06, {"reelforge/ffmpeg": None, "reelforge/ffmpeg9": False}),
+    ],
+)
+def test_whole_job_targets(hdr: str | None, wall: float, expected: dict[str, bool | None]) -> None:
+    """≤ 0.95× Debian's ffmpeg on SDR; ≤ 1.05× ffmpeg 9 (issue 12), the only target on HDR."""
+    summary = {
+        job: {"wall_s": wall if job == "reelforge" else 1.0, "cpu_s": 1.0}
+        for job in ("reelforge", "ffmpeg", "ffmpeg9")
+    }
+    found = ratios(summary, hdr)
+    assert {pair: found[pair]["pass"] for pair in expected} == expected
