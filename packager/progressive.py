@@ -31,9 +31,8 @@ import av
 from packager.cmaf import list_segment_files, read_init
 from packager.errors import PackagerError
 from packager.fragments import SampleRef, read_fragment_samples, read_track_defaults
-from packager.model import INIT_NAME, Track
+from packager.model import DOWNLOAD_NAME, INIT_NAME, Track
 
-DOWNLOAD_NAME = "download.mp4"
 DOWNLOAD_SHORT_SIDE = 720
 MUXER_OPTIONS = {"movflags": "+faststart"}
 
