@@ -97,11 +97,12 @@ def read_fragment_samples(data: Bytes, track_id: int, defaults: SampleDefaults) 
     Sample data offsets follow §8.8.7.1/§8.8.8.1: a trun's data_offset is relative to the
     tfhd's base_data_offset, else to the start of the `moof` (default-base-is-moof, and
     always so for the first traf); a trun without one continues where the previous run's
-    data ended. Every sample must lie inside `data`.
+    data ended. Every sample must lie inside an `mdat` payload.
     """
     view = memoryview(data)
+    boxes = list(iter_boxes(view))
     samples: list[SampleRef] = []
-    for moof in (box for box in iter_boxes(view) if box.type == "moof"):
+    for moof in (box for box in boxes if box.type == "moof"):
         data_end: int | None = None  # where the previous traf's data ended, in this moof
         for traf in (box for box in iter_boxes(moof.payload) if box.type == "traf"):
             header = require_box(traf.payload, "tfhd", "traf").payload
@@ -120,11 +121,16 @@ def read_fragment_samples(data: Bytes, track_id: int, defaults: SampleDefaults) 
                     time = last.decode_time + last.duration
                     position = last.offset + last.size
             data_end = position
+    payloads = [
+        (box.offset + box.size - len(box.payload), box.offset + box.size)
+        for box in boxes
+        if box.type == "mdat"
+    ]
     for sample in samples:
-        if sample.offset < 0 or sample.offset + sample.size > len(view):
+        end = sample.offset + sample.size
+        if not any(first <= sample.offset and end <= last for first, last in payloads):
             raise MalformedSegmentError(
-                f"sample at offset {sample.offset} ({sample.size} bytes) lies outside the "
-                f"{len(view)}-byte fragment file"
+                f"sample at offset {sample.offset} ({sample.size} bytes) lies outside every mdat"
             )
     return samples
 

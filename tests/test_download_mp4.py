@@ -134,7 +134,7 @@ def test_first_frame_and_first_sample_present_at_zero(
     if has_audio:
         with av.open(str(mp4)) as container:
             first_audio = next(container.decode(audio=0)).time
-        assert abs(first_audio - first_video) < 1 / rate
+        assert first_audio is not None and abs(first_audio - first_video) < 1 / rate
 
 
 def test_mute_leaves_a_download_without_audio(
