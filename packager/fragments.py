@@ -107,15 +107,18 @@ def read_fragment_samples(data: Bytes, track_id: int, defaults: SampleDefaults) 
         for traf in (box for box in iter_boxes(moof.payload) if box.type == "traf"):
             header = require_box(traf.payload, "tfhd", "traf").payload
             traf_track, base, from_moof, traf_defaults = _fragment_defaults(header, defaults)
-            if traf_track != track_id:
-                continue
             if base is None:
                 base = moof.offset if from_moof or data_end is None else data_end
-            time = _read_tfdt(require_box(traf.payload, "tfdt", "traf").payload)
+            tfdt = find_box(traf.payload, "tfdt")
+            if traf_track == track_id and tfdt is None:
+                raise MalformedSegmentError("traf: no tfdt box")
+            time = _read_tfdt(tfdt.payload) if tfdt is not None else 0
             position = base
             for run in (box for box in iter_boxes(traf.payload) if box.type == "trun"):
+                # Another track's runs are read too: where their data ends may be our base.
                 run_samples = _run_samples(run.payload, time, base, position, traf_defaults)
-                samples.extend(run_samples)
+                if traf_track == track_id:
+                    samples.extend(run_samples)
                 if run_samples:
                     last = run_samples[-1]
                     time = last.decode_time + last.duration
