@@ -2,7 +2,8 @@
 
 Transcodes the benchmark source alternately without and with the download (side by side, so
 both see the same machine load), and reports for each run the `download` stage against the
-whole job (`stages.total`), then the remux alone repeated on a finished output.
+whole job (`stages.total`), then the remux alone repeated on a finished output, in wall
+seconds and in CPU seconds (the CPU share does not depend on how busy the machine is).
 
     PYTHONPATH=$PWD .venv/bin/python bench/make_source.py --seconds 30
     PYTHONPATH=$PWD .venv/bin/python bench/download_bench.py --seconds 30 --pairs 2
@@ -40,12 +41,15 @@ def main() -> None:
         for pair in range(args.pairs):
             for download in (False, True):
                 outdir = Path(tmp) / f"{pair}-{download}"
+                cpu = time.process_time()
                 report = transcode(source, outdir, TranscodeOptions(download=download))
+                cpu = time.process_time() - cpu
                 stages = report["stages"]
                 runs.append(
                     {
                         "download": download,
                         "total_s": stages["total"],
+                        "cpu_s": round(cpu, 3),
                         "download_s": stages.get("download", 0.0),
                         "share": stages.get("download", 0.0) / stages["total"],
                     }
@@ -59,11 +63,12 @@ def main() -> None:
         report = json.loads((kept / "report.json").read_text())
         video = [describe_track(kept / r["name"], r["name"]) for r in report["ladder"]["video"]]
         audio = describe_track(kept / "audio", "audio") if (kept / "audio").is_dir() else None
-        remux = []
+        remux, remux_cpu = [], []
         for _ in range(args.remux_repeats):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             written = write_download(kept, video, audio)
             remux.append(time.perf_counter() - start)
+            remux_cpu.append(time.process_time() - cpu)
     with_download = [r for r in runs if r["download"]]
     without = [r for r in runs if not r["download"]]
     summary = {
@@ -73,6 +78,9 @@ def main() -> None:
         "remux_s_median": statistics.median(remux),
         "remux_share_of_median_job": statistics.median(remux)
         / statistics.median(r["total_s"] for r in with_download),
+        "remux_cpu_s_median": statistics.median(remux_cpu),
+        "remux_cpu_share_of_job_cpu": statistics.median(remux_cpu)
+        / statistics.median(r["cpu_s"] for r in runs),
         "total_with_over_without": statistics.median(r["total_s"] for r in with_download)
         / statistics.median(r["total_s"] for r in without),
     }

@@ -22,6 +22,8 @@ from api.processing import without_audio
 from packager.isobmff import iter_boxes
 from tests.conftest import JobResult
 from tests.support.ffprobe import joined_rendition, probe_packets, probe_streams, run_ffprobe
+from tests.support.player import PLAYER_DIR, play_url
+from tests.support.static_server import StaticServer
 
 # (source, the rung the download is made of, has audio)
 SOURCES = [
@@ -135,6 +137,15 @@ def test_first_frame_and_first_sample_present_at_zero(
         with av.open(str(mp4)) as container:
             first_audio = next(container.decode(audio=0)).time
         assert first_audio is not None and abs(first_audio - first_video) < 1 / rate
+
+
+@pytest.mark.browser
+def test_chromium_plays_the_download_progressively(job: Callable[[str], JobResult]) -> None:
+    """A real browser plays download.mp4 as a plain `<video src>`: picture and sound."""
+    outdir = job("generated:portrait").outdir
+    with StaticServer(outdir, {"/_player/": PLAYER_DIR}) as server:
+        played = play_url(server.url(), "native", timeout=60, until=2.0, src="download.mp4")
+    assert not played.failures(min_time=2.0), played.summary()
 
 
 def test_mute_leaves_a_download_without_audio(
