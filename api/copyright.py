@@ -24,7 +24,8 @@ from classifiers import catalog
 from classifiers.fingerprint import Fingerprint
 from packager.cmaf import describe_track
 from packager.manifests import write_manifests
-from packager.model import DASH_MANIFEST, HLS_MASTER, INIT_NAME
+from packager.model import DASH_MANIFEST, DOWNLOAD_NAME, HLS_MASTER, INIT_NAME
+from packager.progressive import write_download
 
 Action = Literal["allow", "block", "mute"]
 AUDIO_FOLDER = "audio"
@@ -90,7 +91,8 @@ def record_claim(conn: Connection, video_id: str, claim: dict[str, Any] | None) 
 
 def mute_outputs(outdir: Path) -> None:
     """Re-package a transcode's outputs without audio: `master.m3u8` and `manifest.mpd`
-    re-rendered from the video renditions alone (packager/manifests.py), then `audio/` removed.
+    re-rendered from the video renditions alone (packager/manifests.py), `download.mp4` remuxed
+    again from its rung alone (packager/progressive.py), then `audio/` removed.
 
     The entry points are rewritten first, so a reader never finds one naming a removed file.
     Idempotent: outputs that have no audio folder are left as they are.
@@ -108,4 +110,6 @@ def mute_outputs(outdir: Path) -> None:
     if not video or not (outdir / HLS_MASTER).is_file() or not (outdir / DASH_MANIFEST).is_file():
         raise ValueError(f"{outdir}: not a transcode's output (no video renditions or manifests)")
     write_manifests(outdir, video, None)
+    if (outdir / DOWNLOAD_NAME).is_file():
+        write_download(outdir, video, None)
     shutil.rmtree(outdir / AUDIO_FOLDER)

@@ -299,7 +299,7 @@ class Runtime:
             routing = safety.route(conn, row.caption, analysis, self.settings)
         if routing.mute:
             safety.mute(outdir)
-            report = without_audio(report)
+            report = without_audio(report, outdir)
         render_id = new_id("r")
         prefix = media_prefix(row.id, render_id)
         frames_prefix = safety.safety_prefix(row.id, render_id)
@@ -363,11 +363,20 @@ class Runtime:
             log.exception("could not remove %s", prefix)
 
 
-def without_audio(report: dict[str, Any]) -> dict[str, Any]:
-    """The report as it reads once the audio track was removed (a copyright mute)."""
+def without_audio(report: dict[str, Any], outdir: Path | None = None) -> dict[str, Any]:
+    """The report as it reads once the audio track was removed (a copyright mute); with
+    `outdir`, the muted outputs, `output.download` gets the size of the video-only MP4."""
     renditions = {k: v for k, v in report.get("renditions", {}).items() if k != "audio"}
     ladder = {**report.get("ladder", {}), "audio": None}
-    return {**report, "renditions": renditions, "ladder": ladder}
+    muted = {**report, "renditions": renditions, "ladder": ladder}
+    download = report.get("output", {}).get("download")
+    if download is not None:
+        download = {**download, "audio": None}
+        path = outdir / download["file"] if outdir is not None else None
+        if path is not None and path.is_file():
+            download["bytes"] = path.stat().st_size
+        muted["output"] = {**report["output"], "download": download}
+    return muted
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:

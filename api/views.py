@@ -13,6 +13,7 @@ from sqlalchemy import Select, select
 from api.settings import Settings
 from api.tables import users, videos
 from cdn.signing import REVIEW, Keyring, expiry, token_segment
+from packager.model import DOWNLOAD_NAME
 
 SIGNED_PRIVACY = frozenset({"private", "unlisted"})
 """Privacy levels whose media URLs carry a playback token (issue 4, "Signed playback")."""
@@ -51,6 +52,8 @@ class VideoOut(msgspec.Struct):
     hls_url: str | None
     dash_url: str | None
     poster_url: str | None
+    # download.mp4: a progressive MP4 (720p + audio, faststart) for sharing and saving.
+    mp4_url: str | None
     renditions: list[Rendition]
 
 
@@ -160,6 +163,7 @@ def video_out(row: Any, settings: Settings, viewer_id: str | None = None) -> Vid
         hls_url=f"{base}/master.m3u8" if base else None,
         dash_url=f"{base}/manifest.mpd" if base else None,
         poster_url=f"{base}/poster.jpg" if base else None,
+        mp4_url=f"{base}/{DOWNLOAD_NAME}" if base else None,
         renditions=renditions,
     )
 

@@ -30,9 +30,11 @@ why (issue 4, "A real edge"; RFC 9111 for the caching rules nginx applies):
   the upstream address and its status (what the tests and the benchmark count).
 
 A cold Range request makes nginx fetch the whole object from the origin (Range is not passed
-upstream when caching); our segments are a few hundred kilobytes, so that is right here. For
-large progressive files, add the `slice` module (`slice 1m; proxy_cache_key $uri$slice_range;
-proxy_set_header Range $slice_range;`).
+upstream when caching); our segments are a few hundred kilobytes and `download.mp4` a few
+megabytes, so that is right here. For much larger progressive files, add the `slice` module
+(`slice 1m; proxy_cache_key $uri$slice_range; proxy_set_header Range $slice_range;`). A
+signed request is never cached, so its Range and If-Range go to the origin as they came (a
+player seeking in a private `download.mp4` gets a 206 from the origin, not the whole file).
 
 Do not add `open_file_cache`: it keeps descriptors of purged cache files open and would keep
 serving them (see `cdn.hooks.NginxCachePurge`).
@@ -232,6 +234,17 @@ def render(config: EdgeConfig) -> str:
         "        default 0;",
         '        "~/~" 1;',
         "    }",
+        "    # Range goes to the origin only for signed media (never cached): the origin answers",
+        "    # 206, so a player can seek in a private download.mp4. Cached media are fetched whole",
+        "    # and cut into ranges here.",
+        "    map $reelforge_signed $reelforge_upstream_range {",
+        '        default "";',
+        "        1 $http_range;",
+        "    }",
+        "    map $reelforge_signed $reelforge_upstream_if_range {",
+        '        default "";',
+        "        1 $http_if_range;",
+        "    }",
         "",
         "    upstream reelforge_origin {",
         f"        server {origin.netloc};",
@@ -272,6 +285,8 @@ def render(config: EdgeConfig) -> str:
         "            proxy_cache_methods GET HEAD;",
         "            proxy_no_cache $reelforge_signed;",
         "            proxy_cache_bypass $reelforge_signed;",
+        "            proxy_set_header Range $reelforge_upstream_range;",
+        "            proxy_set_header If-Range $reelforge_upstream_if_range;",
         "            proxy_cache_lock on;",
         f"            proxy_cache_lock_timeout {config.lock_timeout_s}s;",
         f"            proxy_cache_lock_age {config.lock_timeout_s}s;",

@@ -1,5 +1,5 @@
 """`transcode`: probe → policy → one decode → every rung encoded in the same pass → CMAF
-segments → HLS + DASH manifests, poster and storyboard, report.json.
+segments → HLS + DASH manifests, poster and storyboard, download.mp4 (a remux), report.json.
 
 Outputs are staged in a sibling folder and renamed into place only when everything is
 written, so a failed or rejected job never leaves a partial output behind.
@@ -37,6 +37,7 @@ from engine.thumbnails import ThumbnailTap
 from ladders import AudioRung, choose_ladder
 from packager.cmaf import describe_track
 from packager.manifests import write_manifests
+from packager.progressive import write_download
 
 
 class FrameConsumer(Protocol):
@@ -65,6 +66,8 @@ class TranscodeOptions:
     thumbnails: bool = True
     # Content analysis on the same decode (engine/analysis.py); None: none.
     analysis: AnalysisSpec | None = None
+    # download.mp4: the 720p rung + audio remuxed into a progressive MP4 (packager/progressive.py).
+    download: bool = True
 
 
 @dataclass
@@ -289,6 +292,11 @@ def transcode(
             return tracks, audio_track
 
         video_tracks, audio_track = clock.run("package", package)
+        download = (
+            clock.run("download", lambda: write_download(staging, video_tracks, audio_track))
+            if options.download
+            else None
+        )
         clock.seconds["total"] = round(time.perf_counter() - started, 4)
         report = build_report(
             source,
@@ -305,6 +313,9 @@ def transcode(
         )
         if analysis is not None:
             report["analysis"] = analysis
+        if download is not None:
+            seconds = clock.seconds["download"]
+            report["output"]["download"] = {**download.to_json(), "seconds": seconds}
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report

@@ -82,6 +82,7 @@ INIT_NAME = "init.mp4"
 HLS_MEDIA_PLAYLIST = "index.m3u8"
 HLS_MASTER = "master.m3u8"
 DASH_MANIFEST = "manifest.mpd"
+DOWNLOAD_NAME = "download.mp4"  # the progressive MP4 for sharing (packager/progressive.py)
 
 _TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 

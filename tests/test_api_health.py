@@ -21,6 +21,9 @@ def test_openapi_document_lists_every_v1_route(tmp_path: Path) -> None:
         # Litestar documents `{id:str}` parameters as `{id}`.
         assert path.replace(":str", "").replace(":path", "") in documented, path
     assert "/v1/feed" in documented and "/v1/videos/upload-url" in documented
+    video = doc["components"]["schemas"]["VideoOut"]
+    for url in ("hls_url", "dash_url", "poster_url", "mp4_url"):
+        assert url in video["properties"] and url in video["required"], url
 
 
 def test_readyz_checks_database_broker_and_storage(tmp_path: Path) -> None:

@@ -198,11 +198,13 @@ def test_who_sees_a_video(client: TestClient[Any], status: str, privacy: str, pu
         assert body["author"]["id"] == owner_id
         has_media = status == "published"
         assert (body["hls_url"] is not None) == has_media
+        assert (body["mp4_url"] is not None) == has_media
         if has_media:
             assert body["hls_url"].startswith(f"{settings.media_url}/{video_id}/")
             assert body["hls_url"].endswith("/master.m3u8")
             assert body["dash_url"].endswith("/manifest.mpd")
             assert body["poster_url"].endswith("/poster.jpg")
+            assert body["mp4_url"] == body["hls_url"].replace("/master.m3u8", "/download.mp4")
 
 
 def test_only_the_owner_reads_the_status_reason(client: TestClient[Any]) -> None:

@@ -284,6 +284,35 @@ def test_range_requests_are_served_from_the_whole_cached_object(
     assert len(edge.origin_requests(uri)) == 1
 
 
+def test_download_mp4_seeks_through_the_edge_public_and_signed(
+    site: Site, edge: NginxEdge
+) -> None:
+    """`mp4_url` (download.mp4) as a progressive player reads it: ranges from the front (the
+    moov) and from anywhere after; public from the shared cache, signed straight through."""
+    body = site.stored("download.mp4")
+    assert site.flow.video(site.video_id)["mp4_url"] == edge.media_url + site.uri(
+        "download.mp4"
+    ).removeprefix("/media")
+    uri = site.uri("download.mp4")
+    for ask, expect in (("bytes=0-1023", body[:1024]), ("bytes=5000-", body[5000:])):
+        got = _get(edge.url + uri, headers={"Range": ask})
+        assert got.status_code == 206 and got.content == expect, (ask, got.status_code)
+        assert got.headers["content-type"] == "video/mp4"
+    assert len(edge.origin_requests(uri)) == 1  # the whole file once, then ranges from cache
+
+    settings = site.server.settings
+    base = playback_prefix(
+        settings, site.video_id, site.render_id, "unlisted", site.owner_id, site.owner_id
+    )
+    signed = f"/media{base.removeprefix(settings.media_url)}/download.mp4"
+    for ask, expect in (("bytes=0-1023", body[:1024]), ("bytes=-2000", body[-2000:])):
+        got = _get(edge.url + signed, headers={"Range": ask})
+        assert got.status_code == 206 and got.content == expect, (ask, got.status_code)
+        assert got.headers["x-cache-status"] == "BYPASS"
+        assert got.headers["content-range"].endswith(f"/{len(body)}")
+    assert not cache_file(edge.cache_dir, signed).exists()
+
+
 def test_purge_makes_the_next_request_miss(site: Site, edge: NginxEdge) -> None:
     names = ["master.m3u8", site.segments()[0]]
     for name in names:

@@ -26,7 +26,7 @@ from api.views import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import expiry
 from engine.sample import make_sample
-from tests.support.api import api_client, seed_video
+from tests.support.api import api_client, auth, register, seed_video
 from tests.support.jobs import stage_video, video_row
 
 NOT_FOUND = {"error": {"code": "not_found", "message": "not found"}}
@@ -113,6 +113,7 @@ def first_segment(ctx: AppContext, vid: str, render: str) -> str:
         ("segment", "video/iso.segment", IMMUTABLE),
         ("poster.jpg", "image/jpeg", IMMUTABLE),
         ("storyboard.vtt", "text/vtt", IMMUTABLE),
+        ("download.mp4", "video/mp4", IMMUTABLE),
     ],
 )
 def test_published_files_are_served_with_their_headers(
@@ -232,6 +233,43 @@ def test_cors_preflight(client: TestClient[Any], published: tuple[str, str]) -> 
     assert response.headers["access-control-allow-origin"] == "*"
     assert "GET" in response.headers["access-control-allow-methods"]
     assert "Range" in response.headers["access-control-allow-headers"]
+
+
+def test_mp4_url_is_served_with_ranges_public_and_signed(
+    client: TestClient[Any], ctx: AppContext, published: tuple[str, str]
+) -> None:
+    """`mp4_url` (issue 12, "An MP4 for sharing"): a faststart MP4 a player can seek in with
+    Range requests, under a plain URL when public and a signed one when private."""
+    vid, render = published
+    settings = ctx.settings
+    body = client.get(f"/v1/videos/{vid}").json()
+    assert body["mp4_url"] == f"{settings.media_url}/{vid}/{render}/download.mp4"
+    whole = stored(ctx, f"media/{vid}/{render}/download.mp4")
+    assert whole[4:8] == b"ftyp" and b"moov" in whole[:4096]  # moov up front
+
+    def fetch_range(mp4_url: str) -> Any:
+        path = mp4_url.removeprefix(settings.public_url)
+        response = client.get(path, headers={"Range": "bytes=0-1023"})
+        assert response.status_code == 206, response.text
+        assert response.headers["content-type"] == "video/mp4"
+        assert response.headers["content-range"] == f"bytes 0-1023/{len(whole)}"
+        assert response.content == whole[:1024]
+        tail = client.get(path, headers={"Range": f"bytes={len(whole) - 100}-"})
+        assert tail.status_code == 206 and tail.content == whole[-100:]
+        return response
+
+    assert fetch_range(body["mp4_url"]).headers["cache-control"] == IMMUTABLE
+
+    # The same file behind a private video: only under the owner's signed URL.
+    owner_id, owner = register(client)
+    private = seed_video(settings, owner_id, privacy="private", render_id="r_seed")
+    ctx.storage.put_bytes(f"media/{private}/r_seed/download.mp4", whole)
+    signed = client.get(f"/v1/videos/{private}", headers=auth(owner)).json()["mp4_url"]
+    prefix = f"{settings.media_url}/{private}/r_seed/~"
+    assert signed.startswith(prefix) and signed.endswith("/download.mp4")
+    assert fetch_range(signed).headers["cache-control"].startswith("private")
+    unsigned = url(private, "r_seed", "download.mp4")
+    assert client.get(unsigned, headers={"Range": "bytes=0-1023"}).status_code == 403
 
 
 # ------------------------------------------------------------------- never served

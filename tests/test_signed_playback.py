@@ -124,6 +124,7 @@ def test_api_signs_private_and_unlisted_urls_only(seeded: Seeded) -> None:
     assert body["hls_url"] == f"{media}/{public}/{RENDER}/master.m3u8"
     assert body["dash_url"] == f"{media}/{public}/{RENDER}/manifest.mpd"
     assert body["poster_url"] == f"{media}/{public}/{RENDER}/poster.jpg"
+    assert body["mp4_url"] == f"{media}/{public}/{RENDER}/download.mp4"
 
     ttl = seeded.settings.playback_token_ttl_seconds
     for vid, who, bound in (
@@ -137,6 +138,7 @@ def test_api_signs_private_and_unlisted_urls_only(seeded: Seeded) -> None:
         assert body["hls_url"] == prefix + "master.m3u8"
         assert body["dash_url"] == prefix + "manifest.mpd"
         assert body["poster_url"] == prefix + "poster.jpg"
+        assert body["mp4_url"] == prefix + "download.mp4"
         claims = ring.verify(token, vid)
         assert claims.viewer_id == bound
         assert time.time() + ttl - 5 <= claims.expires_at <= time.time() + ttl + 300

@@ -256,7 +256,7 @@ async def _stat(ctx: AppContext, key: str) -> ObjectInfo:
 @route(
     "/media/{video_id:str}/{render_id:str}/{path:path}",
     http_method=[HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS],
-    summary="Published media (HLS/DASH manifests, segments, posters, storyboards)",
+    summary="Published media (HLS/DASH manifests, segments, posters, storyboards, download.mp4)",
     tags=["media"],
 )
 async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
