@@ -21,9 +21,14 @@ PLAUSIBLE_PEAK = (100.0, 10000.0)
 
 @dataclass(frozen=True, slots=True)
 class ToneMapSettings:
-    """The LUT's size, interpolation and the 16-bit RGB format `lut3d` runs in."""
+    """The LUT's size, interpolation and the 16-bit RGB format `lut3d` runs in.
 
-    lut_size: int = 33
+    65 points: at 33 the HLG curve's dark, saturated corner is interpolated too coarsely
+    (cockatoo HLG kept 90 % of its saturation, 98.5 % at 65); lut3d costs the same at either
+    size. Tetrahedral on gbrp16le is FFmpeg's SIMD path: 8 ms a 1080x1920 frame here, where
+    trilinear or rgb48le take 40+."""
+
+    lut_size: int = 65
     interpolation: str = "tetrahedral"
     pixel_format: str = "gbrp16le"
 
@@ -66,9 +71,9 @@ def source_peak(color: ColorInfo) -> tuple[float, str]:
     if light is not None and low <= light.max_cll <= high:
         return float(light.max_cll), "max_cll"
     mastering = color.mastering_display
-    if mastering is not None and mastering.max_luminance is not None:
-        if low <= mastering.max_luminance <= high:
-            return float(mastering.max_luminance), "mastering_display"
+    peak = mastering.max_luminance if mastering is not None else None
+    if peak is not None and low <= peak <= high:
+        return float(peak), "mastering_display"
     return DEFAULT_PQ_PEAK, "default"
 
 

@@ -97,7 +97,8 @@ def hlg_ootf(scene: Array, peak_nits: float = HLG_NOMINAL_PEAK) -> Array:
     """ITU-R BT.2100 Table 5 OOTF: scene RGB (…, 3) → display RGB in cd/m² (black at 0)."""
     ys = np.maximum(scene @ BT2020_LUMA, 0.0)[..., None]
     gamma = hlg_system_gamma(peak_nits)
-    return np.asarray(peak_nits * np.power(ys, gamma - 1, where=ys > 0, out=np.zeros_like(ys)) * scene)
+    boost = np.power(ys, gamma - 1, where=ys > 0, out=np.zeros_like(ys))
+    return np.asarray(peak_nits * boost * scene)
 
 
 def hlg_ootf_per_component(scene: Array, peak_nits: float = HLG_NOMINAL_PEAK) -> Array:
@@ -176,7 +177,7 @@ def tone_map(signal: Array, params: ToneMapParams) -> Array:
     return np.asarray(np.power(linear, 1 / BT1886_GAMMA))
 
 
-def build_lut(params: ToneMapParams, size: int = 33) -> Array:
+def build_lut(params: ToneMapParams, size: int = 65) -> Array:
     """The (size, size, size, 3) LUT indexed [b][g][r], as `.cube` files order it."""
     axis = np.linspace(0.0, 1.0, size)
     b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
@@ -186,5 +187,6 @@ def build_lut(params: ToneMapParams, size: int = 33) -> Array:
 def cube_text(lut: Array, title: str = "reelforge HDR to SDR") -> str:
     """A Resolve/Adobe `.cube` 3D LUT (red index fastest), as FFmpeg's `lut3d` reads it."""
     size = lut.shape[0]
-    rows = "\n".join(f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in lut.reshape(-1, 3))
-    return f'TITLE "{title}"\nLUT_3D_SIZE {size}\nDOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 1 1\n{rows}\n'
+    values = lut.reshape(-1, 3)
+    rows = ("%.6f %.6f %.6f\n" * len(values)) % tuple(values.ravel().tolist())  # one format call
+    return f'TITLE "{title}"\nLUT_3D_SIZE {size}\nDOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 1 1\n{rows}'
