@@ -36,6 +36,7 @@ from tests.conftest import JobResult
 from tests.support.ffprobe import joined_rendition, run_ffprobe
 from tests.support.hdr import (
     looks,
+    make_hable_reference,
     make_hdr_version,
     make_sdr_reference,
     run9,
@@ -167,6 +168,10 @@ def test_no_plan_for_sdr_or_when_turned_off() -> None:
 # --- whole jobs: HDR versions of real and generated SDR clips ---
 
 SIZE = (640, 360)
+# SSIM against the original. testsrc2 is bars of 100 % saturated colour at SDR white level,
+# all of which the BT.2390 knee (PQ without metadata: a 1000-nit peak assumed) rolls off:
+# it scores 0.93-0.94 (ffmpeg 9's zscale + tonemap=hable: 0.90), so it must beat hable there.
+MIN_SSIM = {"cockatoo": 0.96, "generated": 0.92}
 VARIANTS = {"hlg": ("hlg", False), "pq": ("pq", False), "pq_hdr10": ("pq", True)}
 
 
@@ -215,7 +220,10 @@ def test_hdr_version_comes_back_close_to_the_sdr_original(
         score = ssim(joined, sdr, *SIZE)
     assert ours.luma == pytest.approx(original.luma, rel=0.10)
     assert ours.saturation == pytest.approx(original.saturation, rel=0.15)
-    assert score >= 0.96
+    assert score >= MIN_SSIM[clip]
+    if clip == "generated":
+        hable = make_hable_reference(hdr, clip_dir / f"hdr-{clip}-{variant}-hable.mp4")
+        assert score > ssim(hable, sdr, *SIZE) + 0.01
 
 
 def test_sdr_source_is_not_tone_mapped(
@@ -223,5 +231,6 @@ def test_sdr_source_is_not_tone_mapped(
 ) -> None:
     job = transcoded(sdr_references["cockatoo"])
     assert job.returncode == 0, job.stderr
-    assert job.report["source"]["color"]["hdr"] is None
-    assert job.report["tone_mapping"] == {"applied": False, "source_transfer": "bt709"}
+    color = job.report["source"]["color"]
+    assert color["hdr"] is None and color["transfer"] not in ("smpte2084", "arib-std-b67")
+    assert job.report["tone_mapping"] == {"applied": False, "source_transfer": color["transfer"]}
