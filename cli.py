@@ -7,6 +7,7 @@ stderr naming why); 1 our failure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -65,6 +66,8 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         thumbnails=not args.no_thumbnails,
         encoder_threads=args.encoder_threads,
     )
+    if args.no_tone_map:
+        options = dataclasses.replace(options, tone_map=None)
     bar = ProgressBar("transcode")
     try:
         report = transcode_limited(Path(args.input), Path(args.outdir), options, progress=bar)
@@ -499,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     transcode.add_argument("--encoder", default="auto", help="auto, libx264 or h264_nvenc")
     transcode.add_argument(
         "--no-thumbnails", action="store_true", help="the ladder alone: no poster or storyboard"
+    )
+    transcode.add_argument(
+        "--no-tone-map",
+        action="store_true",
+        help="HDR (PQ, HLG) sources are not tone-mapped to SDR (the old path; for measuring)",
     )
     transcode.add_argument(
         "--encoder-threads",

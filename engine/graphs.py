@@ -7,13 +7,16 @@ stereo float planar, pad/trim to the video's length, cut into AAC-sized frames.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
 import av.filter
 
+from engine.hdr import ToneMapPlan
 from ladders.model import AudioRung, Rung
 
 
@@ -41,6 +44,20 @@ def source_matrix(frame: Any) -> str:
     return f"in_color_matrix={'bt709' if hd else 'bt601'}:"
 
 
+def tone_map_filters(graph: Any, plan: ToneMapPlan, top: Rung, lut_dir: Path) -> list[Any]:
+    """HDR → SDR at the top rung's size (fewer pixels than a 4K source): scale to 16-bit
+    R'G'B' (BT.2020 matrix, ITU-R BT.2100 Table 6), then the tone-mapping LUT. The rung's own
+    scale then only converts the BT.709 R'G'B' to limited-range Y'CbCr."""
+    lut = lut_dir / "tonemap.cube"
+    lut.write_text(plan.lut_text())
+    settings = plan.settings
+    return [
+        graph.add("scale", f"w={top.width}:h={top.height}:flags=bicubic:in_color_matrix=bt2020"),
+        graph.add("format", f"pix_fmts={settings.pixel_format}"),
+        graph.add("lut3d", f"file={lut}:interp={settings.interpolation}"),
+    ]
+
+
 class VideoGraph:
     """decoded frames in → one upright, CFR, scaled frame per rung out (in rung order)."""
 
@@ -52,6 +69,7 @@ class VideoGraph:
         frame_rate: Fraction,
         rungs: Sequence[Rung],
         threads: int = 0,
+        tone_map: ToneMapPlan | None = None,
     ) -> None:
         self.width, self.height, self.format = template.width, template.height, template.format.name
         graph = av.filter.Graph()
@@ -64,6 +82,9 @@ class VideoGraph:
         for name, args in rotation_filters(rotation):
             chain.append(graph.add(name, args))
         chain.append(graph.add("fps", f"fps={frame_rate.numerator}/{frame_rate.denominator}"))
+        lut_dir = tempfile.TemporaryDirectory(prefix="reelforge-lut-") if tone_map else None
+        if tone_map is not None and lut_dir is not None:
+            chain += tone_map_filters(graph, tone_map, rungs[0], Path(lut_dir.name))
         graph.link_nodes(*chain)
         # A cascade: each rung is scaled from the one above it, not from the source. A
         # downscale costs about the same whatever the output size (the filter reads every input
@@ -93,6 +114,8 @@ class VideoGraph:
                 setsar.link_to(sink)
             self.sinks.append(sink)
         graph.configure()
+        if lut_dir is not None:
+            lut_dir.cleanup()  # lut3d read the file when it was added
         self.graph = graph
         self.src = src
 

@@ -29,6 +29,7 @@ from engine.encoders import (
 )
 from engine.errors import EngineError, UndecodableError
 from engine.graphs import AudioGraph, VideoGraph
+from engine.hdr import ToneMapSettings, not_applied, plan_tone_map
 from engine.policy import InputPolicy
 from engine.report import build_report
 from engine.sandbox import ProgressFn
@@ -68,6 +69,8 @@ class TranscodeOptions:
     analysis: AnalysisSpec | None = None
     # download.mp4: the 720p rung + audio remuxed into a progressive MP4 (packager/progressive.py).
     download: bool = True
+    # HDR (PQ, HLG) → SDR BT.709 tone mapping (engine/hdr.py); None: HDR passes untouched.
+    tone_map: ToneMapSettings | None = field(default_factory=ToneMapSettings)
 
 
 @dataclass
@@ -170,6 +173,7 @@ def run_single_pass(
                         frame_rate,
                         rungs,
                         threads=options.filter_threads,
+                        tone_map=plan_tone_map(source.color, options.tone_map),
                     )
                 video_graph.push(frame)
                 feed_video(video_graph.pull_all())
@@ -316,6 +320,10 @@ def transcode(
         if download is not None:
             seconds = clock.seconds["download"]
             report["output"]["download"] = {**download.to_json(), "seconds": seconds}
+        tone_map = plan_tone_map(source.color, options.tone_map)
+        report["tone_mapping"] = (
+            tone_map.to_json() if tone_map is not None else not_applied(source.color)
+        )
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import av
 import av.error
 
+from engine.colorinfo import ColorInfo, read_color_info
 from engine.errors import NotMediaError, NoVideoStreamError, UndecodableError
 
 # Common rates that measured rates snap to (NTSC rates included).
@@ -82,6 +83,8 @@ class SourceInfo:
     container_bit_rate: int | None
     start_time: float
     audio: AudioInfo | None
+    # Primaries, transfer, matrix, HDR metadata (engine/colorinfo.py); keep last (defaulted).
+    color: ColorInfo = field(default_factory=ColorInfo)
 
     @property
     def output_frame_rate(self) -> Fraction:
@@ -94,6 +97,7 @@ class SourceInfo:
         data["frame_rate"] = fraction_text(self.frame_rate)
         data["frame_rate_fps"] = round(float(self.frame_rate), 3)
         data["output_frame_rate"] = fraction_text(self.output_frame_rate)
+        data["color"]["hdr"] = self.color.hdr_transfer
         return data
 
 
@@ -287,4 +291,5 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
             container_bit_rate=container.bit_rate or None,
             start_time=scan.first_pts if math.isfinite(scan.first_pts) else 0.0,
             audio=audio,
+            color=read_color_info(frame),
         )
