@@ -55,7 +55,7 @@ class InputPolicy:
         self.check_file_size(source.file_size)
         if source.frame_count <= 1 or image_container(source.container):
             raise StillImageError(
-                f"still image: the file holds a single {source.video_codec} picture, not a video"
+                f"still image: the file holds one picture ({source.video_codec}), not a video"
             )
         if source.longest_duration > self.max_duration + DURATION_SLACK:
             raise TooLongError(
