@@ -97,7 +97,7 @@ def frame_timing(
     last = last_duration if last_duration and last_duration > 0 else median
     start, end = pts[0] * tb, (pts[-1] + last) * tb
     span = end - start
-    held = [d for d in intervals if median and d >= HELD_FACTOR * median]
+    held = [d for d in [*intervals, last] if median and d >= HELD_FACTOR * median]
     strays = sum(1 for d in intervals if abs(d - median) > max(1, median // 10))
     variable = bool(held) or strays > VFR_OUTLIER_SHARE * len(intervals)
     average = Fraction(len(pts) / span).limit_denominator(1001) if span > 0 else Fraction(0)
@@ -112,7 +112,7 @@ def frame_timing(
         average_rate=average if variable else nominal,
         nominal_rate=nominal,
         variable=variable,
-        held_frames=len(held) + (1 if median and last >= HELD_FACTOR * median else 0),
+        held_frames=len(held),
         longest_frame=max([*intervals, last]) * tb,
     )
 
