@@ -21,6 +21,7 @@ import av
 import av.error
 
 from engine.errors import NotMediaError, NoVideoStreamError, UndecodableError
+from engine.timing import STANDARD_RATES as STANDARD_RATES  # moved; kept importable here
 from engine.timing import FrameTiming, frame_timing, snap_rate
 
 MAX_OUTPUT_RATE = Fraction(60)
