@@ -59,7 +59,9 @@ def cmd_transcode(args: argparse.Namespace) -> int:
     from engine.pipeline import TranscodeOptions
     from engine.policy import InputPolicy
 
-    policy = InputPolicy(max_duration=args.max_duration) if args.max_duration else InputPolicy()
+    policy = (
+        InputPolicy() if args.max_duration is None else InputPolicy(max_duration=args.max_duration)
+    )
     options = TranscodeOptions(
         segment_seconds=args.segment_seconds,
         preset=args.preset,

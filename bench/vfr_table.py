@@ -59,7 +59,7 @@ def measure(shape: Shape) -> dict[str, Any]:
         "source": {
             "duration": shape.end,
             "frames": shape.frame_count,
-            "peak_rate": round(shape.peak_rate, 3),
+            "peak_rate": shape.peak_rate,
         },
         "probed": {
             "duration": info.duration,

@@ -39,6 +39,7 @@ class Shape:
     times: tuple[float, ...]
     end: float
     beep_frame: int
+    peak_rate: int  # frames per second where the frames come fastest
     time_base: Fraction = Fraction(1, 90_000)
     audio_seconds: float | None = None
     b_frames: bool = True  # False: a realtime encoder's stream (the last frame's hold is kept)
@@ -51,12 +52,6 @@ class Shape:
     @property
     def frame_count(self) -> int:
         return len(self.times)
-
-    @property
-    def peak_rate(self) -> float:
-        """Frames per second over the shortest typical interval (what the output must keep)."""
-        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:], strict=False))
-        return 1 / gaps[len(gaps) // 10]
 
     def frame_at(self, t: float) -> int:
         """Index of the frame shown at time `t`."""
@@ -74,13 +69,13 @@ def _run(start: float, count: int, rate: float) -> list[float]:
 def held_first() -> Shape:
     """The first frame held 10 s, then 3 s of 30 fps motion (issue 12's example)."""
     times = [0.0, *_run(10.0, 90, 30)]
-    return Shape("held_first", tuple(times), 13.0, beep_frame=31, note="first frame 10 s")
+    return Shape("held_first", tuple(times), 13.0, 31, 30, note="first frame 10 s")
 
 
 def held_middle() -> Shape:
     """2 s at 30 fps, a frame held 3 s, 2 s at 30 fps."""
     times = [*_run(0.0, 60, 30), *_run(5.0, 60, 30)]
-    return Shape("held_middle", tuple(times), 7.0, beep_frame=75, note="frame 59 held 3 s")
+    return Shape("held_middle", tuple(times), 7.0, 75, 30, note="frame 59 held 3 s")
 
 
 def slowmo(rate: int) -> Shape:
@@ -88,7 +83,7 @@ def slowmo(rate: int) -> Shape:
     ticks a frame, so intervals alternate 2 and 3 ticks)."""
     tb = Fraction(1, 600)
     times = [float(round(Fraction(k, rate) / tb) * tb) for k in range(2 * rate)]
-    return Shape(f"slowmo_{rate}", tuple(times), 2.0, beep_frame=rate, time_base=tb,
+    return Shape(f"slowmo_{rate}", tuple(times), 2.0, rate, rate, time_base=tb,
                  note=f"{rate} fps, 1/600 clock")  # fmt: skip
 
 
@@ -99,13 +94,13 @@ def screen_recorder() -> Shape:
     tb = Fraction(1, 600)
     vsyncs = [0, *range(90, 150), 270, *range(272, 332, 2), *range(333, 360, 3)]
     times = tuple(float(v * Fraction(10) * tb) for v in vsyncs)
-    return Shape("screen_recorder", times, times[-1] + 1.0, beep_frame=61, time_base=tb,
+    return Shape("screen_recorder", times, times[-1] + 1.0, 61, 60, time_base=tb,
                  b_frames=False, note="60 Hz clock, frames on change")  # fmt: skip
 
 
 def long_audio() -> Shape:
     """2 s of 30 fps video over 20 s of audio."""
-    return Shape("long_audio", tuple(_run(0.0, 60, 30)), 2.0, beep_frame=30, audio_seconds=20.0)
+    return Shape("long_audio", tuple(_run(0.0, 60, 30)), 2.0, 30, 30, audio_seconds=20.0)
 
 
 SHAPES: tuple[Shape, ...] = (
@@ -160,7 +155,7 @@ def write_clip(shape: Shape, dest: Path) -> Path:
     tb = shape.time_base
     timescale = {"video_track_timescale": str(tb.denominator)}
     with av.open(str(dest), mode="w", format="mp4", options=timescale) as out:
-        video: Any = out.add_stream("libx264", rate=round(shape.peak_rate))
+        video: Any = out.add_stream("libx264", rate=shape.peak_rate)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         video.time_base = tb
         video.codec_context.time_base = tb
