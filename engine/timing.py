@@ -1,10 +1,10 @@
 """Frame timing from presentation timestamps: how long a video lasts, whether its frame rate
 varies, and the constant rate to encode it at.
 
-Every frame lasts until the next one is presented (ISO/IEC 14496-12 §8.6.1: composition
+Every frame lasts until the next one is presented (ISO/IEC 14496-12 §8.6.1.3: composition
 times), so durations come from the sorted pts, never from packet durations: in a stream with
-B-frames a packet's duration is the gap between decode timestamps (`stts`), which after a held
-frame lands on the wrong picture. Only the last frame, having no successor, keeps its own
+B-frames a packet's duration is the gap between decode timestamps (§8.6.1.2, `stts`), which
+after a held frame lands on the wrong picture. Only the last frame, having no successor, keeps its own
 packet duration (or one typical interval when the container gives none).
 
 A held frame (a paused screen recording, a photo opening a slideshow) is one interval of at
