@@ -315,9 +315,9 @@ def transcode(
             clock.seconds,
             staging,
         )
+        report["timing"] = timing_report(source, frame_rate, decode_stats)
         if analysis is not None:
             report["analysis"] = analysis
-        report["timing"] = timing_report(source, frame_rate, decode_stats)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report
