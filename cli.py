@@ -58,11 +58,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_transcode(args: argparse.Namespace) -> int:
     from engine.jobs import transcode_limited
     from engine.pipeline import TranscodeOptions
+    from engine.policy import InputPolicy
 
+    policy = (
+        InputPolicy() if args.max_duration is None else InputPolicy(max_duration=args.max_duration)
+    )
     options = TranscodeOptions(
         segment_seconds=args.segment_seconds,
         preset=args.preset,
         encoder=args.encoder,
+        policy=policy,
         thumbnails=not args.no_thumbnails,
         encoder_threads=args.encoder_threads,
     )
@@ -513,6 +518,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="x264 frame threads per rung (default: the CPUs shared out by pixels; 0: x264 auto)",
+    )
+    transcode.add_argument(
+        "--max-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="refuse sources longer than this, audio included (default 600)",
     )
     transcode.set_defaults(run=cmd_transcode)
     sample = sub.add_parser("sample", help="write a sample 1080x1920 clip made by the project")

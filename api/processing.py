@@ -250,6 +250,7 @@ class Runtime:
         policy = replace(
             InputPolicy(),
             max_wall_seconds=float(self.settings.transcode_time_limit_s),
+            max_duration=float(self.settings.max_duration_seconds),
             max_file_size=max(InputPolicy().max_file_size, self.settings.max_upload_bytes),
         )
         return TranscodeOptions(

@@ -70,6 +70,8 @@ class Settings:
     preset: str = "veryfast"
     encoder: str = "auto"
     transcode_time_limit_s: int = 900
+    # Longest upload accepted, in seconds of its longest stream (engine InputPolicy).
+    max_duration_seconds: float = 600.0
     # Production: how often one API process looks for processing videos whose broker message
     # was lost (api/reaper.py); 0 turns the reaper off.
     reaper_interval_seconds: float = 300.0
@@ -228,6 +230,8 @@ class Settings:
                 raise SettingsError("production mode needs " + ", ".join(missing))
         _check_playback(result)
         result = _checked_edges(result)
+        if result.max_duration_seconds <= 0:
+            raise SettingsError("REELFORGE_MAX_DURATION_SECONDS must be positive")
         if result.storage not in ("local", "s3"):
             raise SettingsError(f"REELFORGE_STORAGE must be local or s3, not {result.storage!r}")
         return result

@@ -3,10 +3,14 @@
 Frames come out with their timestamps moved so the video starts at zero (the audio keeps its
 offset to the video, so edit lists and start offsets stay in sync). A packet that fails to
 decode is counted and skipped, as players do; a stream where nothing decodes is rejected.
+
+Audio that starts after the video's end is trimmed from the output anyway, so its packets
+are not decoded, and once every video packet is in, the demuxing stops at the first of them.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ class DecodeStats:
     packets: int = 0
     errors: int = 0
     last_error: str = ""
+    audio_packets_skipped: int = 0  # past the video's end: not decoded
 
 
 class SingleDecode:
@@ -47,6 +52,14 @@ class SingleDecode:
         self.audio_shift = (
             round(source.start_time / self.audio.time_base) if self.audio is not None else 0
         )
+        # The first audio pts (unshifted) that lies past the video's end, and how many video
+        # packets the probe counted: once all are in, nothing after that audio pts is needed.
+        self.audio_stop = (
+            math.ceil((source.start_time + source.duration) / self.audio.time_base)
+            if self.audio is not None
+            else 0
+        )
+        self.video_packets = source.frame_count
 
     def close(self) -> None:
         self.container.close()
@@ -67,25 +80,52 @@ class SingleDecode:
             self.stats.last_error = str(exc)
             return []
 
-    def frames(self) -> Iterator[tuple[str, Any]]:
+    def _flush(self) -> list[tuple[bool, Any]]:
+        """What the decoders still hold when the demuxing stops before the end of the file."""
+        held: list[tuple[bool, Any]] = []
+        for stream in (self.video, self.audio):
+            if stream is None:
+                continue
+            try:
+                held += [(stream is self.video, f) for f in stream.codec_context.decode(None)]
+            except av.error.FFmpegError as exc:
+                self.stats.errors += 1
+                self.stats.last_error = str(exc)
+        return held
+
+    def _packets(self) -> Iterator[tuple[bool, Any]]:
+        """(is_video, frame) for every frame to keep, in decode order."""
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
+        video_seen = 0
+        for packet in self.container.demux(*streams):
+            self.stats.packets += 1
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise ResourceLimitError("decoding took longer than the policy allows")
+            is_video = packet.stream is self.video
+            if is_video:
+                video_seen += packet.pts is not None
+            elif packet.pts is not None and packet.pts >= self.audio_stop:
+                self.stats.audio_packets_skipped += 1
+                if video_seen >= self.video_packets:
+                    yield from self._flush()
+                    return
+                continue
+            for frame in self._decode(packet):
+                yield is_video, frame
+
+    def frames(self) -> Iterator[tuple[str, Any]]:
         try:
-            for packet in self.container.demux(*streams):
-                self.stats.packets += 1
-                if self.deadline is not None and time.monotonic() > self.deadline:
-                    raise ResourceLimitError("decoding took longer than the policy allows")
-                is_video = packet.stream is self.video
-                for frame in self._decode(packet):
-                    if frame.pts is None:
-                        continue
-                    if is_video:
-                        frame.pts -= self.video_shift
-                        self.stats.video_frames += 1
-                        yield "video", frame
-                    else:
-                        frame.pts -= self.audio_shift
-                        self.stats.audio_frames += 1
-                        yield "audio", frame
+            for is_video, frame in self._packets():
+                if frame.pts is None:
+                    continue
+                if is_video:
+                    frame.pts -= self.video_shift
+                    self.stats.video_frames += 1
+                    yield "video", frame
+                else:
+                    frame.pts -= self.audio_shift
+                    self.stats.audio_frames += 1
+                    yield "audio", frame
         except av.error.FFmpegError as exc:
             if self.stats.video_frames == 0:
                 raise UndecodableError(f"undecodable video stream: {exc}") from exc

@@ -29,6 +29,18 @@ class TooLongError(InputRejected):
     code = "too_long"
 
 
+class TooShortError(InputRejected):
+    """Shorter than the policy's minimum: a sliver, not a video."""
+
+    code = "too_short"
+
+
+class StillImageError(InputRejected):
+    """A picture, not a video: one frame, or an image format (PNG, JPEG, WebP, GIF...)."""
+
+    code = "still_image"
+
+
 class TooLargeError(InputRejected):
     """File size or frame dimensions over the policy's limits."""
 

@@ -122,9 +122,9 @@ class VideoGraph:
     def conform(self, frame: Any) -> Any:
         """Frames whose size or format changed mid-stream are scaled back to the first one's."""
         if (frame.width, frame.height, frame.format.name) != (self.width, self.height, self.format):
-            pts, time_base = frame.pts, frame.time_base
+            pts, time_base, duration = frame.pts, frame.time_base, frame.duration
             frame = frame.reformat(width=self.width, height=self.height, format=self.format)
-            frame.pts, frame.time_base = pts, time_base
+            frame.pts, frame.time_base, frame.duration = pts, time_base, duration
         return frame
 
     def push(self, frame: Any | None) -> None:

@@ -31,7 +31,7 @@ from engine.errors import EngineError, UndecodableError
 from engine.graphs import AudioGraph, VideoGraph
 from engine.hdr import ToneMapSettings, not_applied, plan_tone_map
 from engine.policy import InputPolicy
-from engine.report import build_report
+from engine.report import build_report, timing_report
 from engine.sandbox import ProgressFn
 from engine.source import SourceInfo, probe
 from engine.thumbnails import ThumbnailTap
@@ -162,6 +162,10 @@ def run_single_pass(
             for tap in audio_taps:
                 tap.on_audio(frame, frame.pts / frame.sample_rate)  # type: ignore[attr-defined]
 
+    # Each frame is pushed once the next one arrives, so the last one can be given the
+    # duration the probe measured: the `fps` filter repeats it up to that end, not to the end
+    # its packet claims (a gap between decode timestamps, engine/timing.py).
+    held_back: Any = None
     with SingleDecode(source, deadline=deadline) as decode:
         for kind, frame in decode.frames():
             if kind == "video":
@@ -175,8 +179,10 @@ def run_single_pass(
                         threads=options.filter_threads,
                         tone_map=plan_tone_map(source.color, options.tone_map),
                     )
-                video_graph.push(frame)
-                feed_video(video_graph.pull_all())
+                if held_back is not None:
+                    video_graph.push(held_back)
+                    feed_video(video_graph.pull_all())
+                held_back = frame
             elif audio is not None:
                 if audio_graph is None:
                     audio_graph = AudioGraph(
@@ -185,8 +191,13 @@ def run_single_pass(
                 audio_graph.push(frame)
                 feed_audio(audio_graph.pull_all())
         stats = decode.stats
+        video_time_base = decode.video.time_base
     if video_graph is None:
         raise UndecodableError("undecodable video stream: no frame decoded")
+    end = round(Fraction(source.duration).limit_denominator(100000) / video_time_base)
+    if end > held_back.pts:
+        held_back.duration = end - held_back.pts
+    video_graph.push(held_back)
     video_graph.push(None)
     feed_video(video_graph.pull_all())
     if audio is not None:
@@ -205,6 +216,7 @@ def run_single_pass(
         "decode_errors": stats.errors,
         "output_frames": out_frames,
         "expected_frames": expected_frames,
+        "audio_packets_skipped": stats.audio_packets_skipped,
     }
 
 
@@ -315,6 +327,7 @@ def transcode(
             clock.seconds,
             staging,
         )
+        report["timing"] = timing_report(source, frame_rate, decode_stats)
         if analysis is not None:
             report["analysis"] = analysis
         if download is not None:

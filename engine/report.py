@@ -79,3 +79,25 @@ def build_report(
         "bytes_written": folder_bytes(outdir),
         "stages": stages,
     }
+
+
+def timing_report(
+    source: SourceInfo, frame_rate: Fraction, decode_stats: dict[str, Any]
+) -> dict[str, Any]:
+    """How the source's timing was read and what the output made of it (engine/timing.py):
+    held frames repeated, the audio past the video's end trimmed (and not decoded)."""
+    output_frames = int(decode_stats.get("output_frames", 0))
+    return {
+        "source_duration": source.duration,
+        "longest_stream_duration": source.longest_duration,
+        "variable_frame_rate": source.variable_frame_rate,
+        "average_frame_rate": fraction_text(source.frame_rate),
+        "nominal_frame_rate": fraction_text(source.nominal_frame_rate or source.frame_rate),
+        "held_frames": source.held_frames,
+        "longest_frame": source.longest_frame,
+        "output_frame_rate": fraction_text(frame_rate),
+        "output_frames": output_frames,
+        "output_duration": round(float(output_frames / frame_rate), 6) if frame_rate else 0.0,
+        "audio_trimmed": source.audio_beyond_video,
+        "audio_packets_skipped": int(decode_stats.get("audio_packets_skipped", 0)),
+    }

@@ -3,12 +3,13 @@
 The probe opens the container, reads the headers, demuxes (without decoding) the video
 packets to measure the real duration, frame rate and bit rate — container headers lie, and
 some containers (Matroska from phones) have no duration at all — and decodes the first
-video frame to prove the stream decodes and to read its rotation and pixel format.
+video frame to prove the stream decodes and to read its rotation and pixel format. The audio
+packets are demuxed in the same pass: the policy caps the longest stream, and audio that runs
+past the video is trimmed (engine/timing.py has the rules for times and rates).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,32 +22,10 @@ import av.error
 
 from engine.colorinfo import ColorInfo, read_color_info
 from engine.errors import NotMediaError, NoVideoStreamError, UndecodableError
+from engine.timing import STANDARD_RATES as STANDARD_RATES  # moved; kept importable here
+from engine.timing import FrameTiming, frame_timing, snap_rate
 
-# Common rates that measured rates snap to (NTSC rates included).
-STANDARD_RATES: tuple[Fraction, ...] = tuple(
-    Fraction(r)
-    for r in (
-        "10",
-        "12",
-        "15",
-        "24000/1001",
-        "24",
-        "25",
-        "30000/1001",
-        "30",
-        "48",
-        "50",
-        "60000/1001",
-        "60",
-        "90",
-        "100",
-        "120000/1001",
-        "120",
-    )
-)
 MAX_OUTPUT_RATE = Fraction(60)
-# Share of frame intervals that may stray from the median before a stream counts as VFR.
-VFR_OUTLIER_SHARE = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +53,19 @@ class SourceInfo:
     rotation: int  # degrees the frame must turn clockwise... see `display_rotation`
     display_width: int  # after SAR and rotation: what a viewer sees
     display_height: int
-    frame_rate: Fraction  # average over the stream
+    frame_rate: Fraction  # average over the stream (snapped when the rate is constant)
     variable_frame_rate: bool
+    # Keyword-only, with defaults: built by `probe`, optional for hand-made ones (tests).
+    # The rate of the moving frames (engine/timing.py): what the output is encoded at.
+    nominal_frame_rate: Fraction | None = field(default=None, kw_only=True)
+    held_frames: int = field(default=0, kw_only=True)
+    longest_frame: float = field(default=0.0, kw_only=True)  # seconds one frame is shown
+    # The longest stream, first start to last end over video and audio: what the policy caps.
+    media_duration: float | None = field(default=None, kw_only=True)
+    audio_beyond_video: float = field(default=0.0, kw_only=True)  # seconds trimmed off
+    declared_duration: float | None = field(default=None, kw_only=True)  # container header
+    # False when the packet scan stopped at its cap: the durations above are lower bounds.
+    scanned_to_end: bool = field(default=True, kw_only=True)
     frame_count: int
     pixel_format: str
     color_range: str  # "limited", "full" or "unknown"
@@ -88,13 +78,20 @@ class SourceInfo:
 
     @property
     def output_frame_rate(self) -> Fraction:
-        """The constant rate the ladder is encoded at: the source's, at most 60 fps."""
-        return output_rate(self.frame_rate)
+        """The constant rate the ladder is encoded at: the source's nominal rate (that of its
+        moving frames, never an average dragged down by held ones), at most 60 fps."""
+        return output_rate(self.nominal_frame_rate or self.frame_rate)
+
+    @property
+    def longest_duration(self) -> float:
+        """The longest stream's length (video or audio), which the duration cap applies to."""
+        return max(self.duration, self.media_duration or 0.0)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["sample_aspect_ratio"] = fraction_text(self.sample_aspect_ratio)
         data["frame_rate"] = fraction_text(self.frame_rate)
+        data["nominal_frame_rate"] = fraction_text(self.nominal_frame_rate or self.frame_rate)
         data["frame_rate_fps"] = round(float(self.frame_rate), 3)
         data["output_frame_rate"] = fraction_text(self.output_frame_rate)
         data["color"]["hdr"] = self.color.hdr_transfer
@@ -103,14 +100,6 @@ class SourceInfo:
 
 def fraction_text(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
-
-
-def snap_rate(rate: Fraction) -> Fraction:
-    """A measured rate, snapped to the nearest standard rate within 1 %, else to a whole number."""
-    nearest = min(STANDARD_RATES, key=lambda standard: abs(rate - standard))
-    if abs(rate - nearest) <= nearest / 100:
-        return nearest
-    return Fraction(max(1, round(rate)))
 
 
 def output_rate(rate: Fraction) -> Fraction:
@@ -136,53 +125,91 @@ def color_range_name(value: int, pixel_format: str) -> str:
 
 @dataclass(slots=True)
 class PacketScan:
+    """What the demuxed packets say; times in seconds."""
+
     count: int = 0
-    first_pts: float = math.inf
-    last_end: float = -math.inf
     total_bytes: int = 0
-    intervals_median: float = 0.0
-    vfr: bool = False
+    stamps: list[int] = field(default_factory=list)  # video pts, decode order
+    last_duration: int | None = None  # of the video packet with the largest pts
+    timing: FrameTiming | None = None
+    audio_start: float = math.inf
+    audio_end: float = -math.inf
+    complete: bool = True  # False: stopped at `stop_after`
+
+    @property
+    def first_pts(self) -> float:
+        return self.timing.start if self.timing is not None else math.inf
+
+    @property
+    def last_end(self) -> float:
+        return self.timing.end if self.timing is not None else -math.inf
+
+    @property
+    def vfr(self) -> bool:
+        return self.timing is not None and self.timing.variable
+
+    @property
+    def media_span(self) -> float:
+        """First start to last end over the video and the audio."""
+        start = min(self.first_pts, self.audio_start)
+        end = max(self.last_end, self.audio_end)
+        return max(0.0, end - start) if math.isfinite(start) and math.isfinite(end) else 0.0
 
 
-def scan_video_packets(container: Any, stream: Any, stop_after: float) -> PacketScan:
-    """Demux the video packets (no decoding) to measure span, frame count, size, regularity.
+def scan_video_packets(
+    container: Any, stream: Any, stop_after: float, audio: Any | None = None
+) -> PacketScan:
+    """Demux the video (and audio) packets, no decoding, to measure spans, frame count, size,
+    regularity (engine/timing.py).
 
-    Stops once the span passes `stop_after` seconds so a hostile, endless file is cheap.
+    Stops once either stream's span passes `stop_after` seconds so a hostile, endless file is
+    cheap (`complete` is then False).
     """
     scan = PacketScan()
     tb = float(stream.time_base)
-    stamps: list[int] = []
-    for packet in container.demux(stream):
+    atb = float(audio.time_base) if audio is not None else 0.0
+    top_pts: int | None = None
+    first_video = first_audio = math.inf
+    audio_pts: int | None = None
+    streams = [stream] if audio is None else [stream, audio]
+    for packet in container.demux(*streams):
         if packet.pts is None:
             continue
-        scan.count += 1
-        scan.total_bytes += packet.size
-        stamps.append(packet.pts)
-        start = packet.pts * tb
-        scan.first_pts = min(scan.first_pts, start)
-        scan.last_end = max(scan.last_end, start + (packet.duration or 0) * tb)
-        if scan.last_end - scan.first_pts > stop_after:
+        if packet.stream is stream:
+            scan.count += 1
+            scan.total_bytes += packet.size
+            scan.stamps.append(packet.pts)
+            if top_pts is None or packet.pts > top_pts:
+                top_pts, scan.last_duration = packet.pts, packet.duration
+            first_video = min(first_video, packet.pts * tb)
+            reached = packet.pts * tb - first_video
+        else:
+            gap = packet.pts - audio_pts if audio_pts is not None else 0
+            audio_pts = packet.pts
+            first_audio = min(first_audio, packet.pts * atb)
+            scan.audio_end = max(scan.audio_end, (packet.pts + (packet.duration or gap)) * atb)
+            reached = packet.pts * atb - first_audio
+        if reached > stop_after:
+            scan.complete = False
             break
-    stamps.sort()
-    intervals = sorted(b - a for a, b in itertools.pairwise(stamps) if b > a)
-    if intervals:
-        median = intervals[len(intervals) // 2]
-        scan.intervals_median = median * tb
-        strays = sum(1 for d in intervals if abs(d - median) > max(1, median // 10))
-        scan.vfr = strays > VFR_OUTLIER_SHARE * len(intervals)
-        # A packet without a duration leaves its last frame out of the span: add one interval.
-        scan.last_end = max(scan.last_end, stamps[-1] * tb + scan.intervals_median)
+    scan.timing = frame_timing(scan.stamps, stream.time_base, scan.last_duration)
+    if audio is not None and math.isfinite(first_audio):
+        # The declared start honours the edit list (priming samples are not presented).
+        declared = audio.start_time * audio.time_base if audio.start_time is not None else None
+        scan.audio_start = first_audio if declared is None else max(first_audio, float(declared))
     return scan
 
 
-def measure_rate(stream: Any, scan: PacketScan) -> Fraction:
-    if scan.count > 1 and scan.last_end > scan.first_pts:
-        measured = Fraction(scan.count / (scan.last_end - scan.first_pts)).limit_denominator(1001)
-        return snap_rate(measured) if not scan.vfr else measured
+def measure_rate(stream: Any, scan: PacketScan) -> tuple[Fraction, Fraction]:
+    """(average, nominal) rate: measured from the timestamps, else from the stream's headers."""
+    timing = scan.timing
+    if timing is not None and timing.count > 1 and timing.nominal_rate > 0:
+        return timing.average_rate, timing.nominal_rate
     for candidate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if candidate and 0 < candidate <= 1000:
-            return snap_rate(Fraction(candidate))
-    return Fraction(30)
+            rate = snap_rate(Fraction(candidate))
+            return rate, rate
+    return Fraction(30), Fraction(30)
 
 
 # A video track that holds less than this share of the duration its header declares is a
@@ -190,9 +217,9 @@ def measure_rate(stream: Any, scan: PacketScan) -> Fraction:
 TRUNCATION_SHARE = 0.9
 
 
-def check_complete(stream: Any, span: float, max_scan_seconds: float) -> None:
+def check_complete(stream: Any, span: float, scanned_to_end: bool) -> None:
     """Reject a file whose video track stops well short of the duration its header declares."""
-    if stream.duration is None or stream.time_base is None or span >= max_scan_seconds:
+    if stream.duration is None or stream.time_base is None or not scanned_to_end:
         return
     declared = float(stream.duration * stream.time_base)
     if declared > 0 and span < declared * TRUNCATION_SHARE - 0.5:
@@ -202,10 +229,15 @@ def check_complete(stream: Any, span: float, max_scan_seconds: float) -> None:
         )
 
 
-def scan_file(path: Path, stream_index: int, max_scan_seconds: float) -> PacketScan:
+def scan_file(
+    path: Path, stream_index: int, max_scan_seconds: float, audio_index: int | None = None
+) -> PacketScan:
     try:
         with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            scan = scan_video_packets(container, container.streams[stream_index], max_scan_seconds)
+            audio = container.streams[audio_index] if audio_index is not None else None
+            scan = scan_video_packets(
+                container, container.streams[stream_index], max_scan_seconds, audio
+            )
     except av.error.FFmpegError as exc:
         raise UndecodableError(f"undecodable container: {exc}") from exc
     if scan.count == 0:
@@ -258,7 +290,12 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
                 else 0.0,
             )
         frame = first_frame(container, stream)
-        scan = scan_file(path, stream.index, max_scan_seconds)
+        scan = scan_file(
+            path,
+            stream.index,
+            max_scan_seconds,
+            audio_stream.index if audio_stream is not None else None,
+        )
         sar = Fraction(stream.sample_aspect_ratio or ctx.sample_aspect_ratio or 1)
         if sar <= 0:
             sar = Fraction(1)
@@ -266,9 +303,13 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
         display_w, display_h = display_size(frame.width, frame.height, sar, rotation)
         span = max(0.0, scan.last_end - scan.first_pts)
         header_duration = (container.duration or 0) / av.time_base
-        check_complete(stream, span, max_scan_seconds)
+        check_complete(stream, span, scan.complete)
         duration = span if span > 0 else header_duration
         bit_rate = round(scan.total_bytes * 8 / span) if span > 0 else None
+        average_rate, nominal_rate = measure_rate(stream, scan)
+        timing = scan.timing
+        video_end = scan.first_pts + duration
+        audio_beyond = max(0.0, scan.audio_end - video_end) if audio is not None else 0.0
         return SourceInfo(
             path=str(path),
             file_size=file_size,
@@ -282,8 +323,15 @@ def probe(path: str | os.PathLike[str], max_scan_seconds: float = 3600.0) -> Sou
             rotation=rotation,
             display_width=display_w,
             display_height=display_h,
-            frame_rate=measure_rate(stream, scan),
+            frame_rate=average_rate,
             variable_frame_rate=scan.vfr,
+            nominal_frame_rate=nominal_rate,
+            held_frames=timing.held_frames if timing is not None else 0,
+            longest_frame=round(timing.longest_frame, 6) if timing is not None else 0.0,
+            media_duration=round(max(duration, scan.media_span), 6),
+            audio_beyond_video=round(audio_beyond, 6),
+            declared_duration=round(header_duration, 6) if container.duration else None,
+            scanned_to_end=scan.complete,
             frame_count=scan.count,
             pixel_format=frame.format.name,
             color_range=color_range_name(frame.color_range, frame.format.name),

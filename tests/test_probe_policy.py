@@ -11,18 +11,23 @@ import pytest
 from engine.errors import (
     NotMediaError,
     NoVideoStreamError,
+    StillImageError,
     TooLargeError,
     TooLongError,
+    TooShortError,
     TooSmallError,
 )
 from engine.policy import InputPolicy
 from engine.source import SourceInfo, output_rate, probe, snap_rate
+from tests.support.clips import ffmpeg
 
 EXPECTED = {
     # name: (display w, h, codec, output fps, vfr, audio?, extra checks)
     "cockatoo.mp4": (1280, 720, "h264", Fraction(20), False, True),
     "rotate-buck-bunny.mp4": (1080, 1920, "h264", Fraction(24), False, True),
-    "cursed-vfr.mp4": (3026, 1386, "h264", Fraction(7), True, False),
+    # 63 frames in 8.7 s (7 fps on average), but its moving frames come at 32 fps: the output
+    # keeps them (issue 12: never an average dragged down by held frames)
+    "cursed-vfr.mp4": (3026, 1386, "h264", Fraction(32), True, False),
     "video-h265.mp4": (1920, 1080, "hevc", Fraction(30), False, True),
     "sar_2x1.mp4": (1280, 360, "h264", Fraction(30), False, False),
     "edts.mp4": (853, 480, "h264", Fraction(25), False, True),
@@ -133,7 +138,17 @@ def base_source(**changes: object) -> SourceInfo:
 @pytest.mark.parametrize(
     ("changes", "error", "words"),
     [
-        ({"duration": 181.0}, TooLongError, "too long"),
+        ({"duration": 601.0}, TooLongError, "too long: 601.0 s, the limit is 600 s"),
+        ({"duration": 5.0, "media_duration": 700.0}, TooLongError, "700.0 s"),  # the audio
+        ({"duration": 700.0, "scanned_to_end": False}, TooLongError, "over 700 s"),
+        (
+            {"duration": 605.0, "scanned_to_end": False, "declared_duration": 900.0},
+            TooLongError,
+            "too long: 900.0 s",
+        ),
+        ({"duration": 0.5}, TooShortError, "too short: 0.50 s, the minimum is 1 s"),
+        ({"frame_count": 1}, StillImageError, r"still image: the file holds one picture \(h264\)"),
+        ({"container": "png_pipe", "video_codec": "png"}, StillImageError, "still image"),
         ({"coded_width": 4200, "display_width": 4200}, TooLargeError, "4096"),
         ({"display_width": 100, "coded_width": 100}, TooSmallError, "144"),
         ({"file_size": 3 * 1024**3}, TooLargeError, "file too large"),
@@ -145,5 +160,44 @@ def test_policy_rejects(changes: dict[str, object], error: type[Exception], word
 
 
 def test_policy_accepts_defaults_edge() -> None:
-    InputPolicy().enforce(base_source(duration=180.0))
+    InputPolicy().enforce(base_source(duration=600.0))
+    InputPolicy().enforce(base_source(duration=1.0))
     InputPolicy().enforce(base_source(display_width=144, coded_width=144))
+    InputPolicy().enforce(base_source(frame_count=2, container="gif", video_codec="gif"))
+
+
+STILL_MAKERS = {
+    # name: ffmpeg output arguments after a testsrc2 input (one frame)
+    "photo.png": ["-c:v", "png", "-f", "image2"],
+    "png-renamed.mp4": ["-c:v", "png", "-f", "image2"],
+    "photo.jpg": ["-c:v", "mjpeg", "-f", "image2"],
+    "photo.webp": ["-c:v", "libwebp", "-f", "image2"],
+    "one.gif": ["-f", "gif"],
+    "one-frame.mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    "one-mjpeg.mov": ["-c:v", "mjpeg"],
+}
+
+
+@pytest.fixture(scope="module")
+def stills(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("stills")
+    src = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10"]
+    for name, args in STILL_MAKERS.items():
+        ffmpeg(*src, "-frames:v", "1", *args, str(folder / name))
+    ffmpeg(*src, "-t", "2", "-f", "gif", str(folder / "animated.gif"))
+    ffmpeg(*src, "-t", "0.3", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(folder / "sliver.mp4"))
+    return folder
+
+
+@pytest.mark.parametrize("name", sorted(STILL_MAKERS))
+def test_stills_are_rejected(stills: Path, name: str) -> None:
+    with pytest.raises(StillImageError, match=r"^still image: the file holds one picture \(\w+\)"):
+        InputPolicy().enforce(probe(stills / name))
+
+
+def test_an_animated_gif_is_a_video_and_a_sliver_is_too_short(stills: Path) -> None:
+    gif = probe(stills / "animated.gif")
+    assert (gif.frame_count, gif.duration) == (20, pytest.approx(2.0))
+    InputPolicy().enforce(gif)
+    with pytest.raises(TooShortError, match=r"too short: 0\.30 s"):
+        InputPolicy().enforce(probe(stills / "sliver.mp4"))

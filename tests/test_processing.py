@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ from api.processing import (
     owner_reason,
     summarize,
 )
+from api.settings import Settings
 from api.tables import users, videos
 from cdn.storage import LocalStorage, ObjectInfo
 from engine.errors import NotMediaError
 from engine.sample import make_sample
 from tests.support.api import api_client, make_settings
+from tests.support.clips import ffmpeg
 from tests.support.jobs import (
     history,
     insert_processing_video,
@@ -281,6 +284,40 @@ def test_owner_reason_hides_server_paths() -> None:
     assert (
         owner_reason(exc, workdir) == "not a media file: Invalid data found when processing input"
     )
+
+
+def test_a_still_image_upload_is_rejected_with_the_reason(
+    ctx: AppContext, db: Engine, runtime: Runtime, tmp_path: Path
+) -> None:
+    source = tmp_path / "holiday.mp4"  # a PNG, named like a video
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x360", "-frames:v", "1", "-c:v", "png",
+           "-f", "image2", str(source))  # fmt: skip
+    owner = insert_user(db)
+    vid = stage_video(db, ctx.storage, owner, source)
+
+    runtime.process(vid)
+
+    row = video_row(db, vid)
+    assert row.status == "rejected"
+    assert row.status_reason == "still image: the file holds one picture (png), not a video"
+    assert keys(ctx.storage, f"media/{vid}/") == []
+
+
+def test_the_duration_cap_is_a_setting(
+    ctx: AppContext, db: Engine, sample_clip: Path, tmp_path: Path
+) -> None:
+    env = {"REELFORGE_DATA_DIR": str(tmp_path), "REELFORGE_MAX_DURATION_SECONDS": "2.5"}
+    assert Settings.from_env(env).max_duration_seconds == 2.5
+    assert Settings(data_dir=tmp_path).resolved().max_duration_seconds == 600
+    capped = Runtime(replace(ctx.settings, max_duration_seconds=2.0), storage=ctx.storage, db=db)
+    owner = insert_user(db)
+    vid = stage_video(db, ctx.storage, owner, sample_clip)  # 3 s
+
+    capped.process(vid)
+
+    row = video_row(db, vid)
+    assert row.status == "rejected"
+    assert row.status_reason == "video too long: 3.0 s, the limit is 2 s"
 
 
 # -------------------------------------------------------------------------- deletion

@@ -225,7 +225,9 @@ def presentation_span(
     """(first, end) presentation time of the shown packets, in seconds.
 
     With `clip_negative` times below zero count as hidden, as in an ISOBMFF edit list
-    (AAC priming is carried as negative pts)."""
+    (AAC priming is carried as negative pts). A sample lasts until the next one is shown, so
+    the end is the last-shown sample's pts plus its own duration: with B-frames a packet's
+    duration is a gap between decode times, which after a held frame lands on another one."""
     durations = fill_durations(packets)
     shown = [
         (p.pts, d)
@@ -235,7 +237,8 @@ def presentation_span(
     if not shown:
         return 0.0, 0.0
     first = min(pts for pts, _ in shown)
-    end = max(pts + d for pts, d in shown)
+    last_pts, last_duration = max(shown)
+    end = last_pts + last_duration
     if clip_negative:
         first = max(first, 0.0)
     return first, end
