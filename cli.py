@@ -56,14 +56,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_transcode(args: argparse.Namespace) -> int:
     from engine.jobs import transcode_limited
+    from engine.loudness import LoudnessSpec
     from engine.pipeline import TranscodeOptions
 
+    try:
+        loudness = LoudnessSpec(
+            enabled=not args.no_loudness,
+            target_lufs=args.loudness_target,
+            true_peak_dbtp=args.true_peak,
+        )
+    except ValueError as exc:
+        print(f"reelforge: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     options = TranscodeOptions(
         segment_seconds=args.segment_seconds,
         preset=args.preset,
         encoder=args.encoder,
         thumbnails=not args.no_thumbnails,
         encoder_threads=args.encoder_threads,
+        loudness=loudness,
     )
     bar = ProgressBar("transcode")
     try:
@@ -505,6 +516,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="x264 frame threads per rung (default: the CPUs shared out by pixels; 0: x264 auto)",
+    )
+    transcode.add_argument(
+        "--loudness-target",
+        type=float,
+        default=-14.0,
+        metavar="LUFS",
+        help="integrated loudness of the audio (BS.1770-4 / EBU R128; -40..-5, default -14)",
+    )
+    transcode.add_argument(
+        "--true-peak",
+        type=float,
+        default=-1.0,
+        metavar="DBTP",
+        help="true-peak ceiling of the encoded audio (-9..0, default -1)",
+    )
+    transcode.add_argument(
+        "--no-loudness", action="store_true", help="keep the source's level (no gain, no limiter)"
     )
     transcode.set_defaults(run=cmd_transcode)
     sample = sub.add_parser("sample", help="write a sample 1080x1920 clip made by the project")
