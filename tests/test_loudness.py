@@ -9,6 +9,7 @@ level. The gain and limiter must not move the audio against the video, nor chang
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from engine.audiopass import reencode_audio
 from engine.loudness import (
     ABSOLUTE_GATE_LUFS,
     LIMITER_MARGIN_DB,
@@ -28,6 +30,8 @@ from engine.loudness import (
     plan_gain,
 )
 from engine.pipeline import TranscodeOptions, transcode
+from engine.source import probe
+from ladders import AudioRung
 from tests.conftest import run_reelforge
 from tests.support.loudness import (
     MUSIC,
@@ -292,3 +296,24 @@ def test_spec_bounds() -> None:
         LoudnessSpec(target_lufs=2.0)
     with pytest.raises(ValueError, match="true-peak"):
         LoudnessSpec(true_peak_dbtp=1.0)
+
+
+def test_the_audio_only_pass_writes_the_same_track(
+    sources: Callable[[str], Path], job: Callable[..., Any], tmp_path: Path
+) -> None:
+    """engine/audiopass.py, which encodes the audio again when the check asks for it, lines
+    up with the single decode: with no gain it writes the very same bytes."""
+    source = sources("speech_-23")
+    outdir, _ = job(source, OFF)
+    again = tmp_path / "audio"
+    shutil.copytree(outdir / "audio", again)
+    info = probe(source)
+    reencode_audio(info, AudioRung(), info.output_frame_rate, FAST.segment_seconds,
+                   GainPlan(0.0, None, "normalized"), again)  # fmt: skip
+    def media(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.suffix in (".mp4", ".m4s"))
+
+    names = media(outdir / "audio")
+    assert len(names) > 2 and names == media(again)
+    for name in names:
+        assert (again / name).read_bytes() == (outdir / "audio" / name).read_bytes(), name
