@@ -30,6 +30,8 @@ from tests.conftest import SHARED_MEDIA
 from tests.support.clips import ffmpeg
 
 BASE_STAGES = {"probe", "decode_encode", "encoder_flush", "thumbnails", "package", "total"}
+# With audio: the loudness pre-pass (audio only) and the check of the encoded track.
+BASE_STAGES |= {"loudness_measure", "loudness_output"}
 
 
 def full_spec(artifacts: Path | None = None, **sampling: Any) -> AnalysisSpec:
