@@ -166,7 +166,8 @@ def correct_plan(
     if plan.rule in ("silent", "quiet") or output.silent:
         return None
     shortfall = spec.target_lufs - output.integrated_lufs
-    overshoot = (output.true_peak_dbtp or -math.inf) - spec.true_peak_dbtp
+    peak = -math.inf if output.true_peak_dbtp is None else output.true_peak_dbtp
+    overshoot = peak - spec.true_peak_dbtp
     off_target = abs(shortfall) > CORRECTION_TOLERANCE_LU and not (
         plan.rule == "capped" and shortfall > 0
     )

@@ -270,6 +270,9 @@ def test_plan_filters() -> None:
         # AAC overshoot on an onset: the limiter goes that much (+ slack) lower
         (Loudness(-23, 5, -4), GainPlan(9, LIMIT, "normalized"), Loudness(-14, 5, 0.5),
          (9.0, LIMIT - 1.5 - 0.5)),
+        # a true peak of exactly 0 dBTP is over the ceiling too
+        (Loudness(-23, 5, -4), GainPlan(9, LIMIT, "normalized"), Loudness(-14, 5, 0.0),
+         (9.0, LIMIT - 1.0 - 0.5)),
         # capped already: more gain is not on offer
         (Loudness(-48, 5, -35), GainPlan(MAX_GAIN_DB, LIMIT, "capped"), Loudness(-18, 5, -3),
          None),
