@@ -44,9 +44,11 @@ import av  # noqa: E402
 from bench.make_source import build_source  # noqa: E402
 from bench.measure import run_measured  # noqa: E402
 from bench.run import reelforge_command  # noqa: E402
+from engine.audiopass import reencode_audio  # noqa: E402
 from engine.graphs import AudioGraph  # noqa: E402
-from engine.loudness import GainPlan, LoudnessSpec, plan_source  # noqa: E402
+from engine.loudness import GainPlan, LoudnessSpec, measure_track, plan_source  # noqa: E402
 from engine.pipeline import TranscodeOptions, transcode  # noqa: E402
+from engine.source import probe  # noqa: E402
 from ladders import AudioRung  # noqa: E402
 from tests.support.loudness import PINK, SOURCES, ebur128, output_audio, source_at  # noqa: E402
 
@@ -132,6 +134,34 @@ def measure_filters(source: Path, rounds: int) -> dict[str, Any]:
     }
 
 
+def cpu_median(fn: Any, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return round(statistics.median(times), 4)
+
+
+def measure_parts(source: Path, seconds: float, track_dir: Path, rounds: int) -> dict[str, Any]:
+    """CPU seconds of each part of the feature, in this process (a busy machine slows wall
+    times, not these): the pre-pass, the check of the encoded track, an audio-only encode
+    again (only when the check asks), and the gain + limiter in the single pass."""
+    info = probe(source)
+    again = track_dir.with_name("audio-again")
+    shutil.copytree(track_dir, again)
+    plan = GainPlan(-6.0, -2.5, "normalized")
+    return {
+        "pre_pass_cpu_s": cpu_median(lambda: plan_source(source, seconds, LoudnessSpec()), rounds),
+        "output_check_cpu_s": cpu_median(lambda: measure_track(track_dir), rounds),
+        "encode_again_cpu_s": cpu_median(
+            lambda: reencode_audio(info, AudioRung(), info.output_frame_rate, 2.0, plan, again),
+            rounds,
+        ),
+        "filters_in_the_single_pass": measure_filters(source, rounds),
+    }
+
+
 def measure_cost(seconds: float, rounds: int, preset: str, work: Path) -> dict[str, Any]:
     source = build_source(seconds)
     measured_plan = plan_source(source, seconds, LoudnessSpec())
@@ -164,6 +194,13 @@ def measure_cost(seconds: float, rounds: int, preset: str, work: Path) -> dict[s
         return statistics.median(run[key] for run in runs[variant])
 
     stage_s = med("on", "loudness_measure_s") + med("on", "loudness_output_s")
+    parts = measure_parts(source, seconds, work / "job-on" / "audio", max(3, rounds))
+    job_cpu = med("off", "cpu_s")
+    usual = (
+        parts["pre_pass_cpu_s"]
+        + parts["output_check_cpu_s"]
+        + parts["filters_in_the_single_pass"]["added_cpu_s"]
+    )
     return {
         "source": str(source.relative_to(ROOT)),
         "seconds": seconds,
@@ -181,7 +218,11 @@ def measure_cost(seconds: float, rounds: int, preset: str, work: Path) -> dict[s
         "loudness_measure_s": round(med("on", "loudness_measure_s"), 4),
         "loudness_output_s": round(med("on", "loudness_output_s"), 4),
         "loudness_stages_share_of_total": round(stage_s / med("on", "total_s"), 5),
-        "filters_in_the_single_pass": measure_filters(source, rounds),
+        "parts": parts,
+        "parts_share_of_job_cpu": round(usual / job_cpu, 5),
+        "parts_with_encode_again_share_of_job_cpu": round(
+            (usual + parts["encode_again_cpu_s"]) / job_cpu, 5
+        ),
         "runs": runs,
     }
 
@@ -197,7 +238,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def print_cost(cost: dict[str, Any]) -> None:
-    filters = cost["filters_in_the_single_pass"]
+    parts = cost["parts"]
+    filters = parts["filters_in_the_single_pass"]
     print(f"\ncost on {cost['source']} ({cost['seconds']:g} s, preset {cost['preset']}, "
           f"{cost['rounds']} rounds, medians):")  # fmt: skip
     print(f"  whole job CPU  on {cost['cpu_s']['on']:.2f} s  off {cost['cpu_s']['off']:.2f} s"
@@ -208,15 +250,18 @@ def print_cost(cost: dict[str, Any]) -> None:
     print(f"  pre-pass {cost['loudness_measure_s']:.3f} s + output check "
           f"{cost['loudness_output_s']:.3f} s = {cost['loudness_stages_share_of_total']:.2%} "
           "of the job's total")  # fmt: skip
-    print(f"  gain + limiter in the audio path: {filters['added_cpu_s']:.3f} CPU-s "
-          f"(AudioGraph {filters['audio_graph_cpu_s_off']:.3f} → "
-          f"{filters['audio_graph_cpu_s_on']:.3f} s)")  # fmt: skip
+    print(f"  CPU: pre-pass {parts['pre_pass_cpu_s']:.3f} s, output check "
+          f"{parts['output_check_cpu_s']:.3f} s, gain + limiter in the audio path "
+          f"{filters['added_cpu_s']:.3f} s (AudioGraph {filters['audio_graph_cpu_s_off']:.3f} → "
+          f"{filters['audio_graph_cpu_s_on']:.3f} s): {cost['parts_share_of_job_cpu']:.2%} of the "
+          f"job's CPU; with an audio-only encode again ({parts['encode_again_cpu_s']:.3f} s) "
+          f"{cost['parts_with_encode_again_share_of_job_cpu']:.2%}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cost-seconds", type=float, default=30.0, help="0: no cost runs")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="whole jobs per variant (>= 1)")
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--no-table", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
