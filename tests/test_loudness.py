@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from api.processing import Runtime
+from api.settings import Settings, SettingsError
 from engine.audiopass import reencode_audio
 from engine.loudness import (
     ABSOLUTE_GATE_LUFS,
@@ -322,3 +324,18 @@ def test_the_audio_only_pass_writes_the_same_track(
     assert len(names) > 2 and names == media(again)
     for name in names:
         assert (again / name).read_bytes() == (outdir / "audio" / name).read_bytes(), name
+
+
+def test_settings_reach_the_job(tmp_path: Path) -> None:
+    """REELFORGE_LOUDNESS_* / REELFORGE_TRUE_PEAK_DBTP, read once, into every job's options."""
+    env = {"REELFORGE_DATA_DIR": str(tmp_path), "REELFORGE_LOUDNESS_TARGET_LUFS": "-23",
+           "REELFORGE_TRUE_PEAK_DBTP": "-2"}  # fmt: skip
+    options = Runtime(Settings.from_env(env))._options()
+    assert options.loudness == LoudnessSpec(enabled=True, target_lufs=-23.0, true_peak_dbtp=-2.0)
+    off = Runtime(Settings.from_env({**env, "REELFORGE_LOUDNESS_NORMALIZE": "0"}))._options()
+    assert off.loudness.enabled is False
+    default = Runtime(Settings.from_env({"REELFORGE_DATA_DIR": str(tmp_path)}))._options()
+    assert default.loudness == LoudnessSpec()
+    for name, value in (("REELFORGE_LOUDNESS_TARGET_LUFS", "0"), ("REELFORGE_TRUE_PEAK_DBTP", "3")):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({"REELFORGE_DATA_DIR": str(tmp_path), name: value})
