@@ -57,12 +57,22 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_transcode(args: argparse.Namespace) -> int:
     from engine.jobs import transcode_limited
+    from engine.loudness import LoudnessSpec
     from engine.pipeline import TranscodeOptions
     from engine.policy import InputPolicy
 
     policy = (
         InputPolicy() if args.max_duration is None else InputPolicy(max_duration=args.max_duration)
     )
+    try:
+        loudness = LoudnessSpec(
+            enabled=not args.no_loudness,
+            target_lufs=args.loudness_target,
+            true_peak_dbtp=args.true_peak,
+        )
+    except ValueError as exc:
+        print(f"reelforge: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
     options = TranscodeOptions(
         segment_seconds=args.segment_seconds,
         preset=args.preset,
@@ -70,6 +80,7 @@ def cmd_transcode(args: argparse.Namespace) -> int:
         policy=policy,
         thumbnails=not args.no_thumbnails,
         encoder_threads=args.encoder_threads,
+        loudness=loudness,
     )
     if args.no_tone_map:
         options = dataclasses.replace(options, tone_map=None)
@@ -525,6 +536,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SECONDS",
         help="refuse sources longer than this, audio included (default 600)",
+    )
+    transcode.add_argument(
+        "--loudness-target",
+        type=float,
+        default=-14.0,
+        metavar="LUFS",
+        help="integrated loudness of the audio (BS.1770-4 / EBU R128; -40..-5, default -14)",
+    )
+    transcode.add_argument(
+        "--true-peak",
+        type=float,
+        default=-1.0,
+        metavar="DBTP",
+        help="true-peak ceiling of the encoded audio (-9..0, default -1)",
+    )
+    transcode.add_argument(
+        "--no-loudness", action="store_true", help="keep the source's level (no gain, no limiter)"
     )
     transcode.set_defaults(run=cmd_transcode)
     sample = sub.add_parser("sample", help="write a sample 1080x1920 clip made by the project")

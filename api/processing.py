@@ -47,6 +47,7 @@ from api.tables import users, videos
 from cdn.storage import ObjectInfo, Storage
 from engine.errors import InputRejected
 from engine.jobs import transcode_limited
+from engine.loudness import LoudnessSpec
 from engine.pipeline import TranscodeOptions
 from engine.policy import InputPolicy
 
@@ -259,6 +260,11 @@ class Runtime:
             encoder=self.settings.encoder,
             policy=policy,
             analysis=safety.analysis_spec(self.settings, artifacts_dir),
+            loudness=LoudnessSpec(
+                enabled=self.settings.loudness_normalize,
+                target_lufs=self.settings.loudness_target_lufs,
+                true_peak_dbtp=self.settings.true_peak_dbtp,
+            ),
         )
 
     def _fetch_upload(self, video_id: str, expected: int, target: Path) -> None:

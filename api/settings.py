@@ -72,6 +72,12 @@ class Settings:
     transcode_time_limit_s: int = 900
     # Longest upload accepted, in seconds of its longest stream (engine InputPolicy).
     max_duration_seconds: float = 600.0
+    # Loudness normalization of every audio rendition (engine/loudness.py): integrated
+    # loudness target (ITU-R BS.1770-4 / EBU R128 gating, -40..-5 LUFS) and true-peak ceiling
+    # of the encoded track (-9..0 dBTP); `loudness_normalize` off keeps the source's level.
+    loudness_normalize: bool = True
+    loudness_target_lufs: float = -14.0
+    true_peak_dbtp: float = -1.0
     # Production: how often one API process looks for processing videos whose broker message
     # was lost (api/reaper.py); 0 turns the reaper off.
     reaper_interval_seconds: float = 300.0
@@ -229,6 +235,7 @@ class Settings:
             if missing:
                 raise SettingsError("production mode needs " + ", ".join(missing))
         _check_playback(result)
+        _check_loudness(result)
         result = _checked_edges(result)
         if result.max_duration_seconds <= 0:
             raise SettingsError("REELFORGE_MAX_DURATION_SECONDS must be positive")
@@ -252,6 +259,13 @@ def _checked_edges(settings: Settings) -> Settings:
     if settings.prewarm_concurrency < 1:
         raise SettingsError("REELFORGE_PREWARM_CONCURRENCY must be at least 1")
     return _replace(settings, edges=edges)
+
+
+def _check_loudness(settings: Settings) -> None:
+    if not -40.0 <= settings.loudness_target_lufs <= -5.0:
+        raise SettingsError("REELFORGE_LOUDNESS_TARGET_LUFS must be -40..-5")
+    if not -9.0 <= settings.true_peak_dbtp <= 0.0:
+        raise SettingsError("REELFORGE_TRUE_PEAK_DBTP must be -9..0")
 
 
 def _check_playback(settings: Settings) -> None:

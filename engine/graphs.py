@@ -2,7 +2,8 @@
 
 Video: rotate upright → constant frame rate → a cascade of scales, one per rung (square
 pixels, 8-bit 4:2:0, limited range BT.709). Audio: align to the video's start, resample to 48 kHz
-stereo float planar, pad/trim to the video's length, cut into AAC-sized frames.
+stereo float planar, apply the loudness gain and limiter, pad/trim to the video's length, cut
+into AAC-sized frames.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class AudioGraph:
         rung: AudioRung,
         total_samples: int,
         priming: int = 1024,
+        level_filters: Sequence[tuple[str, str]] = (),
     ):
         graph = av.filter.Graph()
         src = graph.add_abuffer(
@@ -169,6 +171,11 @@ class AudioGraph:
             "aformat",
             f"sample_fmts=fltp:sample_rates={rung.sample_rate}:channel_layouts=stereo",
         )
+        # Loudness normalization (engine/loudness.py GainPlan.filters: volume, alimiter) on the
+        # 48 kHz stereo signal, before the pad and trim so the length and alignment stay theirs.
+        level = [graph.add(name, args) for name, args in level_filters]
+        if level:
+            level.append(graph.add("aformat", "sample_fmts=fltp"))
         pad = graph.add("apad", f"whole_len={total_samples}")
         # The AAC encoder puts `priming` samples of its own in front (ISO/IEC 14496-3 encoder
         # delay) and a fragmented CMAF track has no edit list to hide them; dropping as many
@@ -176,7 +183,7 @@ class AudioGraph:
         # the track exactly as long as the video.
         trim = graph.add("atrim", f"start_sample={priming}:end_sample={total_samples}")
         sink = graph.add("abuffersink")
-        graph.link_nodes(src, resample, fmt, pad, trim, sink)
+        graph.link_nodes(src, resample, fmt, *level, pad, trim, sink)
         graph.configure()
         graph.set_audio_frame_size(1024)
         self.graph, self.src, self.sink = graph, src, sink

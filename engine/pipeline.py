@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.analysis import AnalysisSpec, build_analyzers, close_analyzers, collect_results
+from engine.audiopass import check_output
 from engine.decode import SingleDecode
 from engine.encode import AudioEncoder, VideoEncoder
 from engine.encoders import (
@@ -30,6 +31,7 @@ from engine.encoders import (
 from engine.errors import EngineError, UndecodableError
 from engine.graphs import AudioGraph, VideoGraph
 from engine.hdr import ToneMapSettings, not_applied, plan_tone_map
+from engine.loudness import GainPlan, LoudnessSpec, loudness_report, plan_source
 from engine.policy import InputPolicy
 from engine.report import build_report, timing_report
 from engine.sandbox import ProgressFn
@@ -71,6 +73,8 @@ class TranscodeOptions:
     download: bool = True
     # HDR (PQ, HLG) → SDR BT.709 tone mapping (engine/hdr.py); None: HDR passes untouched.
     tone_map: ToneMapSettings | None = field(default_factory=ToneMapSettings)
+    # Loudness normalization of the audio rendition (engine/loudness.py).
+    loudness: LoudnessSpec = field(default_factory=LoudnessSpec)
 
 
 @dataclass
@@ -128,6 +132,7 @@ def run_single_pass(
     options: TranscodeOptions,
     taps: Sequence[FrameConsumer],
     progress: ProgressFn | None,
+    audio_gain: GainPlan | None = None,
 ) -> dict[str, Any]:
     """Decode once; feed every rung's encoder, the audio encoder and the taps."""
     deadline = time.monotonic() + options.policy.max_wall_seconds
@@ -186,7 +191,11 @@ def run_single_pass(
             elif audio is not None:
                 if audio_graph is None:
                     audio_graph = AudioGraph(
-                        frame, decode.audio.time_base, audio.rung, audio_samples
+                        frame,
+                        decode.audio.time_base,
+                        audio.rung,
+                        audio_samples,
+                        level_filters=audio_gain.filters() if audio_gain else (),
                     )
                 audio_graph.push(frame)
                 feed_audio(audio_graph.pull_all())
@@ -249,6 +258,13 @@ def transcode(
     ]
     staging = prepare_outdir(outdir)
     try:
+        # Measured before the single decode starts: an audio-only pass (no video decoded).
+        loud = options.loudness
+        source_loudness, gain = (
+            clock.run("loudness_measure", lambda: plan_source(source.path, source.duration, loud))
+            if audio_rung is not None and loud.enabled
+            else (None, None)
+        )
         video = [
             VideoEncoder(staging / rung.name, rung, s, options.segment_seconds)
             for rung, s in zip(rungs, settings, strict=True)
@@ -282,6 +298,7 @@ def transcode(
                     options,
                     frame_taps,
                     progress,
+                    gain,
                 ),
             )
         except BaseException:
@@ -290,6 +307,22 @@ def transcode(
         finally:
             clock.run("encoder_flush", lambda: finish_all(encoders))
         analysis = clock.run("analysis", lambda: collect_results(analyzers)) if analyzers else None
+        output_loudness = None
+        if audio_rung is not None and source_loudness is not None and gain is not None:
+            measured, plan = source_loudness, gain
+            gain, output_loudness = clock.run(
+                "loudness_output",
+                lambda: check_output(
+                    source,
+                    audio_rung,
+                    frame_rate,
+                    options.segment_seconds,
+                    loud,
+                    measured,
+                    plan,
+                    staging / audio_rung.name,
+                ),
+            )
         output_duration = decode_stats["output_frames"] / frame_rate
         thumbs = (
             clock.run("thumbnails", lambda: thumbnails.close(float(output_duration)))
@@ -337,6 +370,8 @@ def transcode(
         report["tone_mapping"] = (
             tone_map.to_json() if tone_map is not None else not_applied(source.color)
         )
+        if audio_rung is not None:
+            report["loudness"] = loudness_report(loud, source_loudness, gain, output_loudness)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report

@@ -30,6 +30,10 @@ from tests.conftest import SHARED_MEDIA
 from tests.support.clips import ffmpeg
 
 BASE_STAGES = {"probe", "decode_encode", "encoder_flush", "thumbnails", "package", "total"}
+# With audio: the loudness pre-pass (audio only) and the check of the encoded track.
+BASE_STAGES |= {"loudness_measure", "loudness_output"}
+# download.mp4, remuxed from the written tracks.
+BASE_STAGES |= {"download"}
 
 
 def full_spec(artifacts: Path | None = None, **sampling: Any) -> AnalysisSpec:
