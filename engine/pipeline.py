@@ -364,8 +364,7 @@ def transcode(
         if analysis is not None:
             report["analysis"] = analysis
         if download is not None:
-            seconds = clock.seconds["download"]
-            report["output"]["download"] = {**download.to_json(), "seconds": seconds}
+            report["output"]["download"] = download.to_json()  # its time: stages.download
         tone_map = plan_tone_map(source.color, options.tone_map)
         report["tone_mapping"] = (
             tone_map.to_json() if tone_map is not None else not_applied(source.color)

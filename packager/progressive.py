@@ -54,7 +54,7 @@ def download_track(video_tracks: Sequence[Track]) -> Track:
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    """What `write_download` wrote: report.json's `output.download` (plus `seconds`)."""
+    """What `write_download` wrote: report.json's `output.download`."""
 
     file: str
     rung: str

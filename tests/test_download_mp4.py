@@ -89,7 +89,7 @@ def test_download_is_a_faststart_remux_of_the_rung(
     assert (entry["file"], entry["rung"]) == ("download.mp4", rung)
     assert entry["audio"] == ("audio" if has_audio else None)
     assert entry["bytes"] == mp4.stat().st_size > 0
-    assert entry["seconds"] >= 0 and report["stages"]["download"] == entry["seconds"]
+    assert "seconds" not in entry and report["stages"]["download"] >= 0
 
     streams = probe_streams(mp4)
     assert [(s.codec_type, s.codec_name) for s in streams] == [("video", "h264")] + (
