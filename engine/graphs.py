@@ -45,26 +45,17 @@ def source_matrix(frame: Any) -> str:
     return f"in_color_matrix={'bt709' if hd else 'bt601'}:"
 
 
-def tone_map_filters(
-    graph: Any, plan: ToneMapPlan, top: Rung, lut_dir: Path, threads: int
-) -> list[Any]:
+def tone_map_filters(graph: Any, plan: ToneMapPlan, top: Rung, lut_dir: Path) -> list[Any]:
     """HDR → SDR at the top rung's size (fewer pixels than a 4K source): scale to 16-bit
     R'G'B' (BT.2020 matrix, ITU-R BT.2100 Table 6), then the tone-mapping LUT. The rung's own
-    scale then only converts the BT.709 R'G'B' to limited-range Y'CbCr.
-
-    `lut3d` is the one costly filter of the graph (~10 ms a 1080x1920 frame) and runs on the
-    decoding thread, which then starves the encoders of an HDR job: it alone gets `threads`
-    slices (its slices cost no extra CPU; the scales' would: they keep one)."""
+    scale then only converts the BT.709 R'G'B' to limited-range Y'CbCr."""
     lut = lut_dir / "tonemap.cube"
     lut.write_text(plan.lut_text())
     settings = plan.settings
     return [
-        graph.add(
-            "scale",
-            f"w={top.width}:h={top.height}:flags=bicubic:in_color_matrix=bt2020:threads=1",
-        ),
+        graph.add("scale", f"w={top.width}:h={top.height}:flags=bicubic:in_color_matrix=bt2020"),
         graph.add("format", f"pix_fmts={settings.pixel_format}"),
-        graph.add("lut3d", f"file={lut}:interp={settings.interpolation}:threads={threads}"),
+        graph.add("lut3d", f"file={lut}:interp={settings.interpolation}"),
     ]
 
 
@@ -80,13 +71,11 @@ class VideoGraph:
         rungs: Sequence[Rung],
         threads: int = 0,
         tone_map: ToneMapPlan | None = None,
-        tone_map_threads: int = 1,
     ) -> None:
         self.width, self.height, self.format = template.width, template.height, template.format.name
         graph = av.filter.Graph()
         if threads:
-            # A pool big enough for the LUT's slices; every other filter is held to `threads`.
-            graph.threads = max(threads, tone_map_threads if tone_map else 1)
+            graph.threads = threads
         src = graph.add_buffer(
             width=self.width, height=self.height, format=self.format, time_base=time_base
         )
@@ -96,9 +85,7 @@ class VideoGraph:
         chain.append(graph.add("fps", f"fps={frame_rate.numerator}/{frame_rate.denominator}"))
         lut_dir = tempfile.TemporaryDirectory(prefix="reelforge-lut-") if tone_map else None
         if tone_map is not None and lut_dir is not None:
-            chain += tone_map_filters(
-                graph, tone_map, rungs[0], Path(lut_dir.name), tone_map_threads
-            )
+            chain += tone_map_filters(graph, tone_map, rungs[0], Path(lut_dir.name))
         graph.link_nodes(*chain)
         # A cascade: each rung is scaled from the one above it, not from the source. A
         # downscale costs about the same whatever the output size (the filter reads every input
@@ -112,11 +99,7 @@ class VideoGraph:
                 if index == 0
                 else "in_color_matrix=bt709:out_color_matrix=bt709:in_range=tv:out_range=tv"
             )
-            scale = graph.add(
-                "scale",
-                f"w={rung.width}:h={rung.height}:flags=bicubic:{convert}"
-                + (f":threads={threads}" if threads else ""),
-            )
+            scale = graph.add("scale", f"w={rung.width}:h={rung.height}:flags=bicubic:{convert}")
             fmt = graph.add("format", "pix_fmts=yuv420p")
             setsar = graph.add("setsar", "1")
             sink = graph.add("buffersink")

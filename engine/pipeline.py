@@ -183,7 +183,6 @@ def run_single_pass(
                         rungs,
                         threads=options.filter_threads,
                         tone_map=plan_tone_map(source.color, options.tone_map),
-                        tone_map_threads=usable_cpus(),
                     )
                 if held_back is not None:
                     video_graph.push(held_back)
