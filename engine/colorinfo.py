@@ -63,7 +63,7 @@ class ColorInfo:
 
     @property
     def hdr_transfer(self) -> str | None:
-        """"pq" or "hlg" for an HDR source, else None (SDR, or untagged)."""
+        """ "pq" or "hlg" for an HDR source, else None (SDR, or untagged)."""
         return HDR_TRANSFERS.get(self.transfer)
 
 

@@ -46,9 +46,7 @@ class ToneMapPlan:
         """What was done, for report.json's `tone_mapping`."""
         return {
             "applied": True,
-            "from": {"pq": "PQ (SMPTE ST 2084)", "hlg": "HLG (ARIB STD-B67)"}[
-                self.params.transfer
-            ],
+            "from": {"pq": "PQ (SMPTE ST 2084)", "hlg": "HLG (ARIB STD-B67)"}[self.params.transfer],
             "to": "SDR BT.709 (BT.1886 gamma 2.4), limited range",
             "curve": "ITU-R BT.2390 EETF on max(R,G,B)",
             "gamut": "BT.2020 to BT.709, out-of-gamut colours desaturated toward their luminance",

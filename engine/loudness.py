@@ -304,9 +304,7 @@ def measure_source(
         return _measure_stream(container, container.streams.audio[0], duration, level_filters)
 
 
-def plan_source(
-    path: str | Path, duration: float, spec: LoudnessSpec
-) -> tuple[Loudness, GainPlan]:
+def plan_source(path: str | Path, duration: float, spec: LoudnessSpec) -> tuple[Loudness, GainPlan]:
     """Measure the source and plan its gain. Where the limiter will act, the plan is tried on
     the source (an audio-only pass again) and the gain raised by what the limiting took off,
     so a source whose loudness sits partly in its peaks (claps, clicks) still reaches the

@@ -41,6 +41,7 @@ from ladders import AudioRung, choose_ladder
 from packager.cmaf import describe_track
 from packager.manifests import write_manifests
 from packager.progressive import write_download
+from packager.timeline import finish_tracks
 
 
 class FrameConsumer(Protocol):
@@ -331,6 +332,8 @@ def transcode(
         )
 
         def package() -> tuple[list[Any], Any]:
+            names = [rung.name for rung in rungs] + ([audio_rung.name] if audio_rung else [])
+            finish_tracks([staging / name for name in names], options.segment_seconds)
             tracks = [describe_track(staging / rung.name, rung.name) for rung in rungs]
             audio_track = (
                 describe_track(staging / audio_rung.name, audio_rung.name)

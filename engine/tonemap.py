@@ -124,9 +124,7 @@ def bt2390_eetf(nits: Array, source_peak: float, target_peak: float) -> Array:
     t = (e1 - knee) / (1 - knee)
     t2, t3 = t * t, t * t * t
     spline = (
-        (2 * t3 - 3 * t2 + 1) * knee
-        + (t3 - 2 * t2 + t) * (1 - knee)
-        + (-2 * t3 + 3 * t2) * max_lum
+        (2 * t3 - 3 * t2 + 1) * knee + (t3 - 2 * t2 + t) * (1 - knee) + (-2 * t3 + 3 * t2) * max_lum
     )
     e2 = np.where(e1 < knee, e1, np.where(e1 <= 1, spline, max_lum))
     return pq_eotf(e2 * source_pq)

@@ -16,6 +16,7 @@ from typing import Any
 
 from packager.codecs import SampleDescription, describe_sample_entry
 from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
+from packager.fragments import read_fragment_samples, read_track_defaults
 from packager.isobmff import (
     find_box,
     iter_boxes,
@@ -34,10 +35,11 @@ __all__ = ["FragmentSink", "describe_track", "muxer_options"]
 
 # empty_moov: ftyp+moov up front with no samples; default_base_moof: data offsets relative to
 # the moof (needed once a fragment is its own file); skip_sidx/skip_trailer: no sidx, no mfra.
-# cmaf: `cmfc` brand and signed composition offsets (trun v1) with the first sample at offset
-# 0. Fragmented output never gets an edit list, so without it x264's B-frame delay shows up as
-# video starting 2 frames after audio (trun v0, first offset +2 frames).
-_COMMON_FLAGS = ("empty_moov", "default_base_moof", "cmaf", "skip_sidx", "skip_trailer")
+# Video leaves out `cmaf`: FFmpeg ties it to signed composition offsets (trun v1), which
+# Chromium and GPAC present from 0 but FFmpeg's and GStreamer's demuxers shift by the B-frame
+# delay (issue 13). Unsigned offsets (v0) put the first frame at the delay in every reader;
+# packager/timeline.py then starts the other tracks at that instant and adds the `cmfc` brand.
+_COMMON_FLAGS = ("empty_moov", "default_base_moof", "skip_sidx", "skip_trailer")
 _HANDLERS: dict[str, TrackKind] = {"vide": "video", "soun": "audio"}
 _SEGMENT_FILE = re.compile(r"^(\d{5})\.m4s$")
 
@@ -56,7 +58,7 @@ def muxer_options(kind: TrackKind, fragment_seconds: float) -> dict[str, str]:
     if kind == "video":
         return {"movflags": "+".join(("frag_keyframe", *_COMMON_FLAGS))}
     return {
-        "movflags": "+".join(_COMMON_FLAGS),
+        "movflags": "+".join((*_COMMON_FLAGS, "cmaf")),
         "frag_duration": str(round(fragment_seconds * 1_000_000)),
     }
 
@@ -108,6 +110,16 @@ def read_init(data: bytes) -> InitInfo:
     )
 
 
+def earliest_presentation(init: bytes, segment: bytes) -> int:
+    """The earliest presentation time (decode time + composition offset, ISO/IEC 14496-12
+    §8.8.8) of the samples in one segment of the track `init` describes, in its timescale."""
+    track_id = read_init(init).track_id
+    samples = read_fragment_samples(segment, track_id, read_track_defaults(init, track_id))
+    if not samples:
+        raise MalformedSegmentError("segment has no samples")
+    return min(s.presentation_time for s in samples)
+
+
 def list_segment_files(track_dir: Path) -> list[Path]:
     """The track's segment files in order; numbering must run 1..N without a gap."""
     numbered = sorted(
@@ -138,8 +150,14 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         raise PackagerError(f"{track_dir}: no segments")
     segments = []
     durations: Counter[int] = Counter()
+    first_presentation = 0
     for number, path in enumerate(paths, start=1):
         data = path.read_bytes()
+        if number == 1:
+            try:
+                first_presentation = earliest_presentation(init, data)
+            except MalformedSegmentError as exc:
+                raise MalformedSegmentError(f"{path}: {exc}") from exc
         try:
             timing = read_fragment_timing(data, info.track_id, info.default_sample_duration)
         except MalformedSegmentError as exc:
@@ -163,5 +181,6 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         segments=tuple(segments),
         init_size=len(init),
         language=info.language,
+        first_presentation=first_presentation,
         **media,
     )

@@ -64,17 +64,20 @@ def compress_timeline(segments: Sequence[Segment]) -> list[TimelineEntry]:
 
 
 def _segment_template(parent: ET.Element, track: Track) -> None:
-    """SegmentTemplate (§5.3.9.4) with a SegmentTimeline (§5.3.9.6)."""
-    template = ET.SubElement(
-        parent,
-        "SegmentTemplate",
-        {
-            "timescale": str(track.timescale),
-            "initialization": INITIALIZATION,
-            "media": MEDIA,
-            "startNumber": str(track.segments[0].number),
-        },
-    )
+    """SegmentTemplate (§5.3.9.4) with a SegmentTimeline (§5.3.9.6).
+
+    `@presentationTimeOffset` (§5.3.9.2) is the track's first presentation time, so the
+    Period starts at its first frame; packager/timeline.py makes it the same instant for
+    every track."""
+    attributes = {
+        "timescale": str(track.timescale),
+        "initialization": INITIALIZATION,
+        "media": MEDIA,
+        "startNumber": str(track.segments[0].number),
+    }
+    if track.first_presentation:
+        attributes["presentationTimeOffset"] = str(track.first_presentation)
+    template = ET.SubElement(parent, "SegmentTemplate", attributes)
     timeline = ET.SubElement(template, "SegmentTimeline")
     for entry in compress_timeline(track.segments):
         attributes = {"t": str(entry.t)} if entry.t is not None else {}
@@ -92,7 +95,15 @@ def _picture_aspect(video_tracks: Sequence[Track]) -> str | None:
     return f"{ratio.numerator}:{ratio.denominator}"
 
 
-def _video_set(period: ET.Element, video_tracks: Sequence[Track]) -> None:
+def min_buffer_time(video_tracks: Sequence[Track]) -> Fraction:
+    """`MPD@minBufferTime` (§5.3.1.2): the median video segment duration, rounded up to the
+    millisecond as written. Every `@bandwidth` is computed for this exact value."""
+    durations = sorted(s.seconds(t.timescale) for t in video_tracks for s in t.segments)
+    median = durations[len(durations) // 2]
+    return Fraction(math.ceil(median * 1000), 1000)
+
+
+def _video_set(period: ET.Element, video_tracks: Sequence[Track], buffer: Fraction) -> None:
     """The video AdaptationSet (§5.3.3) with one Representation (§5.3.5) per track."""
     attributes = {
         "id": "0",
@@ -113,7 +124,7 @@ def _video_set(period: ET.Element, video_tracks: Sequence[Track]) -> None:
             "Representation",
             {
                 "id": track.id,
-                "bandwidth": str(track.peak_bandwidth),
+                "bandwidth": str(track.delivery_bandwidth(buffer)),
                 "codecs": track.codecs,
                 "width": str(track.width),
                 "height": str(track.height),
@@ -124,7 +135,7 @@ def _video_set(period: ET.Element, video_tracks: Sequence[Track]) -> None:
         _segment_template(representation, track)
 
 
-def _audio_set(period: ET.Element, audio: Track) -> None:
+def _audio_set(period: ET.Element, audio: Track, buffer: Fraction) -> None:
     """The audio AdaptationSet, with its channel layout (ISO/IEC 23001-8 ChannelConfiguration)."""
     adaptation = ET.SubElement(
         period,
@@ -147,7 +158,11 @@ def _audio_set(period: ET.Element, audio: Track) -> None:
                 "value": str(audio.channels),
             },
         )
-    attributes = {"id": audio.id, "bandwidth": str(audio.peak_bandwidth), "codecs": audio.codecs}
+    attributes = {
+        "id": audio.id,
+        "bandwidth": str(audio.delivery_bandwidth(buffer)),
+        "codecs": audio.codecs,
+    }
     if audio.sample_rate:
         attributes["audioSamplingRate"] = str(audio.sample_rate)
     representation = ET.SubElement(adaptation, "Representation", attributes)
@@ -158,7 +173,7 @@ def render_mpd(video_tracks: Sequence[Track], audio: Track | None) -> str:
     """A static MPD (§5.3.1) with one Period (§5.3.2) holding every track."""
     check_presentation(video_tracks, audio)
     tracks = [*video_tracks, *([audio] if audio else [])]
-    longest_segment = max(s.seconds(t.timescale) for t in tracks for s in t.segments)
+    buffer = min_buffer_time(video_tracks)
     root = ET.Element(
         "MPD",
         {
@@ -166,12 +181,12 @@ def render_mpd(video_tracks: Sequence[Track], audio: Track | None) -> str:
             "profiles": PROFILES,
             "type": "static",
             "mediaPresentationDuration": format_duration(max(t.duration for t in tracks)),
-            "minBufferTime": format_duration(longest_segment),
+            "minBufferTime": format_duration(buffer),
         },
     )
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
-    _video_set(period, video_tracks)
+    _video_set(period, video_tracks, buffer)
     if audio is not None:
-        _audio_set(period, audio)
+        _audio_set(period, audio, buffer)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"

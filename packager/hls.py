@@ -9,7 +9,6 @@ same number DASH uses as startNumber, so both manifests address the same files.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from fractions import Fraction
 
 from packager.errors import PackagerError
@@ -36,10 +35,6 @@ def format_decimal(value: Fraction, places: int) -> str:
     return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"
 
 
-def round_half_up(value: Fraction) -> int:
-    return int((value + Fraction(1, 2)) // 1)
-
-
 def extinf_values(track: Track) -> list[str]:
     """EXTINF durations (RFC 8216 §4.3.2.1) as written: decimal seconds, 6 places."""
     return [format_decimal(s.seconds(track.timescale), EXTINF_DECIMALS) for s in track.segments]
@@ -50,9 +45,9 @@ def target_duration(track: Track) -> int:
 
     Every EXTINF, rounded to the nearest integer, must be <= the target, so the target is the
     largest rounded EXTINF. Values are rounded as written (what a player reads), halves up,
-    and the target is at least 1.
+    and the target is at least 1 (`Track.target_duration`, which BANDWIDTH is measured with).
     """
-    return max([1, *(round_half_up(Fraction(Decimal(v))) for v in extinf_values(track))])
+    return track.target_duration
 
 
 def render_media_playlist(track: Track) -> str:
@@ -95,8 +90,10 @@ def _audio_rendition(audio: Track) -> str:
 def _variant(video: Track, audio: Track | None) -> list[str]:
     """EXT-X-STREAM-INF (RFC 8216 §4.3.4.2) and URI line for one video track.
 
-    BANDWIDTH is the peak segment bit rate of the video plus that of the audio a player would
-    fetch alongside it; AVERAGE-BANDWIDTH the same with averages.
+    BANDWIDTH is "the largest sum of peak segment bit rates that is produced by any playable
+    combination of Renditions": the video's peak segment bit rate plus the audio's, each over
+    runs of 0.5-1.5 target durations of its own playlist; AVERAGE-BANDWIDTH the same with
+    averages.
     """
     bandwidth = video.peak_bandwidth + (audio.peak_bandwidth if audio else 0)
     average = video.average_bandwidth + (audio.average_bandwidth if audio else 0)

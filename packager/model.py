@@ -6,6 +6,7 @@ from what the encoder was asked to do: durations come from `tfdt`/`trun`, sizes 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,26 +52,90 @@ class Track:
     sample_rate: int = 0
     channels: int = 0
     language: str = "und"
+    # when the first sample presents (decode time + composition offset), in timescale ticks
+    first_presentation: int = 0
 
     @property
     def duration(self) -> Fraction:
         return Fraction(sum(s.duration for s in self.segments), self.timescale)
 
     @property
+    def target_duration(self) -> int:
+        """EXT-X-TARGETDURATION (RFC 8216 §4.3.3.1) of this track's media playlist: the
+        largest EXTINF as written (6 decimals), rounded to the nearest integer, at least 1."""
+        extinfs = (round(s.seconds(self.timescale), 6) for s in self.segments)
+        return max([1, *(round_half_up(value) for value in extinfs)])
+
+    @property
     def peak_bandwidth(self) -> int:
-        """Peak segment bit rate in bit/s (RFC 8216 §4.3.4.2 BANDWIDTH)."""
-        return max(
-            (round(s.size * 8 * self.timescale / s.duration) for s in self.segments if s.duration),
-            default=0,
-        )
+        """Peak segment bit rate in bit/s, as RFC 8216 §4.3.4.2 defines it for BANDWIDTH."""
+        return peak_segment_bit_rate(self.segments, self.timescale, self.target_duration)
 
     @property
     def average_bandwidth(self) -> int:
-        """Average bit rate over the whole track in bit/s (AVERAGE-BANDWIDTH)."""
+        """Average segment bit rate over the whole track in bit/s (AVERAGE-BANDWIDTH,
+        RFC 8216 §4.3.4.2)."""
         total = sum(s.duration for s in self.segments)
         if not total:
             return 0
         return round(sum(s.size for s in self.segments) * 8 * self.timescale / total)
+
+    def delivery_bandwidth(self, min_buffer_seconds: Fraction) -> int:
+        """DASH Representation@bandwidth (ISO/IEC 23009-1 §5.3.5.2) for `@minBufferTime`."""
+        return delivery_bandwidth(self.segments, self.timescale, min_buffer_seconds)
+
+
+def round_half_up(value: Fraction) -> int:
+    return int((value + Fraction(1, 2)) // 1)
+
+
+def peak_segment_bit_rate(segments: Sequence[Segment], timescale: int, target: int) -> int:
+    """RFC 8216 §4.3.4.2: "the largest bit rate of any continuous set of segments whose total
+    duration is between 0.5 and 1.5 times the target duration", a set's bit rate being its
+    total size over its total duration.
+
+    A lone short last segment is not such a set, so it no longer inflates the peak. When no
+    set qualifies (a track shorter than half its target duration) the whole track is the
+    only set there is, and its average is the peak."""
+    low, high = Fraction(target, 2) * timescale, Fraction(3 * target, 2) * timescale
+    best: Fraction | None = None
+    for first in range(len(segments)):
+        size = duration = 0
+        for segment in segments[first:]:
+            size += segment.size
+            duration += segment.duration
+            if duration > high:
+                break
+            if duration >= low:
+                rate = Fraction(size * 8 * timescale, duration)
+                best = rate if best is None or rate > best else best
+    if best is None:
+        total = sum(s.duration for s in segments)
+        if not total:
+            return 0
+        best = Fraction(sum(s.size for s in segments) * 8 * timescale, total)
+    return round(best)
+
+
+def delivery_bandwidth(segments: Sequence[Segment], timescale: int, min_buffer: Fraction) -> int:
+    """The least bandwidth B of ISO/IEC 23009-1 §5.3.5.2's delivery model: over a constant
+    channel of B bit/s, starting at any segment (each starts with a SAP), playout that begins
+    `min_buffer` seconds after the first bit never runs out of data.
+
+    Starting at segment i, segment k is complete after bits(i..k)/B seconds and is needed at
+    min_buffer + (start of k - start of i), so B = max over i <= k of bits(i..k) over that
+    time: the tightest ratio, rounded up to a whole bit per second."""
+    if min_buffer <= 0:
+        raise PackagerError(f"minBufferTime must be positive, got {min_buffer}")
+    best = Fraction(0)
+    for first in range(len(segments)):
+        size = elapsed = 0
+        for segment in segments[first:]:
+            size += segment.size
+            rate = Fraction(size * 8) / (min_buffer + Fraction(elapsed, timescale))
+            best = max(best, rate)
+            elapsed += segment.duration
+    return math.ceil(best)
 
 
 def segment_name(number: int) -> str:

@@ -126,9 +126,7 @@ def remux_tracks(folders: Sequence[Path], dest: Path) -> None:
     tracks = [read_source_track(Path(folder)) for folder in folders]
     # The common timeline starts at the earliest presentation of any track (0 for ours), so
     # an offset between audio and video, if a source had one, is kept.
-    start = min(
-        Fraction(min(s.presentation_time for s in t.samples), t.timescale) for t in tracks
-    )
+    start = min(Fraction(min(s.presentation_time for s in t.samples), t.timescale) for t in tracks)
     temp = dest.with_name(f".{dest.name}.partial")
     try:
         with av.open(str(temp), mode="w", format="mp4", options=MUXER_OPTIONS) as out:
