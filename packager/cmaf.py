@@ -16,7 +16,6 @@ from typing import Any
 
 from packager.codecs import SampleDescription, describe_sample_entry
 from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
-from packager.fragments import read_fragment_samples, read_track_defaults
 from packager.isobmff import (
     find_box,
     iter_boxes,
@@ -113,11 +112,9 @@ def read_init(data: bytes) -> InitInfo:
 def earliest_presentation(init: bytes, segment: bytes) -> int:
     """The earliest presentation time (decode time + composition offset, ISO/IEC 14496-12
     §8.8.8) of the samples in one segment of the track `init` describes, in its timescale."""
-    track_id = read_init(init).track_id
-    samples = read_fragment_samples(segment, track_id, read_track_defaults(init, track_id))
-    if not samples:
-        raise MalformedSegmentError("segment has no samples")
-    return min(s.presentation_time for s in samples)
+    info = read_init(init)
+    timing = read_fragment_timing(segment, info.track_id, info.default_sample_duration)
+    return timing.earliest_presentation
 
 
 def list_segment_files(track_dir: Path) -> list[Path]:
@@ -153,16 +150,13 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
     first_presentation = 0
     for number, path in enumerate(paths, start=1):
         data = path.read_bytes()
-        if number == 1:
-            try:
-                first_presentation = earliest_presentation(init, data)
-            except MalformedSegmentError as exc:
-                raise MalformedSegmentError(f"{path}: {exc}") from exc
         try:
             timing = read_fragment_timing(data, info.track_id, info.default_sample_duration)
         except MalformedSegmentError as exc:
             raise MalformedSegmentError(f"{path}: {exc}") from exc
         durations.update(timing.sample_durations)
+        if number == 1:
+            first_presentation = timing.earliest_presentation
         segments.append(Segment(number, timing.base_media_decode_time, timing.duration, len(data)))
     if info.kind == "video":
         typical = durations.most_common(1)[0][0] if durations else 0

@@ -250,10 +250,30 @@ def parse_trun(payload: Bytes) -> tuple[int, tuple[int, ...] | None]:
     return count, tuple(durations)
 
 
+def parse_trun_composition_offsets(payload: Bytes) -> tuple[int, ...] | None:
+    """TrackRunBox (§8.8.8): the per-sample composition offsets, None when absent (flag
+    0x800 unset: every offset is 0). Signed in version 1, unsigned in version 0."""
+    version, flags, r = read_full_box(payload, "trun")
+    if not flags & 0x800:
+        return None
+    count = r.uint(4)
+    r.skip((4 if flags & 0x001 else 0) + (4 if flags & 0x004 else 0))
+    per_sample = sum(4 for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit)
+    if count * per_sample > r.left:
+        raise MalformedSegmentError(f"trun: {count} samples do not fit in {r.left} bytes")
+    offsets = []
+    for _ in range(count):
+        r.skip(per_sample - 4)
+        offsets.append(r.sint(4) if version == 1 else r.uint(4))
+    return tuple(offsets)
+
+
 @dataclass(frozen=True, slots=True)
 class FragmentTiming:
     base_media_decode_time: int
     sample_durations: tuple[int, ...]
+    # the earliest decode time + composition offset of any sample (§8.8.8)
+    earliest_presentation: int = 0
 
     @property
     def duration(self) -> int:
@@ -269,6 +289,7 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
     """
     start: int | None = None
     durations: list[int] = []
+    earliest: int | None = None
     boxes = list(iter_boxes(data))
     if not any(box.type == "mdat" for box in boxes):
         raise MalformedSegmentError("no mdat box")
@@ -277,14 +298,21 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
             header = parse_tfhd(require_box(traf.payload, "tfhd", "traf").payload)
             if header.track_id != track_id:
                 continue
+            decode = parse_tfdt(require_box(traf.payload, "tfdt", "traf").payload)
             if start is None:
-                start = parse_tfdt(require_box(traf.payload, "tfdt", "traf").payload)
+                start = decode
             fallback = header.default_sample_duration
             if fallback is None:
                 fallback = trex_duration
             for run in (box for box in iter_boxes(traf.payload) if box.type == "trun"):
                 count, run_durations = parse_trun(run.payload)
-                durations.extend((fallback,) * count if run_durations is None else run_durations)
+                run_durations = (fallback,) * count if run_durations is None else run_durations
+                offsets = parse_trun_composition_offsets(run.payload) or (0,) * count
+                for duration, offset in zip(run_durations, offsets, strict=True):
+                    if earliest is None or decode + offset < earliest:
+                        earliest = decode + offset
+                    decode += duration
+                durations.extend(run_durations)
     if start is None:
         raise MalformedSegmentError(f"no moof/traf for track {track_id}")
-    return FragmentTiming(start, tuple(durations))
+    return FragmentTiming(start, tuple(durations), start if earliest is None else earliest)

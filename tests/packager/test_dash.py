@@ -61,6 +61,7 @@ def test_mpd_fields() -> None:
     assert mpd.type == "static"
     assert "urn:mpeg:dash:profile:isoff-live:2011" in mpd.profiles.split(",")
     assert mpd.media_presentation_duration == "PT9.009S"
+    assert mpd.min_buffer_time == "PT2.002S"  # the median segment
     (period,) = mpd.periods
     video_set, audio_set = period.adaptation_sets
     assert (video_set.mime_type, video_set.segment_alignment, video_set.start_with_sap) == (
@@ -78,7 +79,7 @@ def test_mpd_fields() -> None:
     assert [r.id for r in video_set.representations] == ["v360", "v720", "v1080"]
     for representation in video_set.representations:
         track = by_id[representation.id]
-        assert representation.bandwidth == track.peak_bandwidth
+        assert representation.bandwidth == track.delivery_bandwidth(Fraction(2002, 1000))
         assert (representation.codecs, representation.width, representation.height) == (
             track.codecs,
             track.width,
@@ -103,7 +104,7 @@ def test_mpd_fields() -> None:
         "mp4a.40.2",
         "48000",
     )
-    assert representation.bandwidth == LADDER_AUDIO.peak_bandwidth
+    assert representation.bandwidth == LADDER_AUDIO.delivery_bandwidth(Fraction(2002, 1000))
 
 
 def test_timeline_covers_every_segment_file() -> None:

@@ -131,13 +131,13 @@ def test_unsupported_handler(tmp_path: Path) -> None:
         (
             "video",
             2.0,
-            {"movflags": "frag_keyframe+empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer"},
+            {"movflags": "frag_keyframe+empty_moov+default_base_moof+skip_sidx+skip_trailer"},
         ),
         (
             "audio",
             2.0,
             {
-                "movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
+                "movflags": "empty_moov+default_base_moof+skip_sidx+skip_trailer+cmaf",
                 "frag_duration": "2000000",
             },
         ),
@@ -145,7 +145,7 @@ def test_unsupported_handler(tmp_path: Path) -> None:
             "audio",
             1.5,
             {
-                "movflags": "empty_moov+default_base_moof+cmaf+skip_sidx+skip_trailer",
+                "movflags": "empty_moov+default_base_moof+skip_sidx+skip_trailer+cmaf",
                 "frag_duration": "1500000",
             },
         ),
