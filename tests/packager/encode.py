@@ -10,7 +10,13 @@ from packager.sink import FragmentSink
 
 
 def encode_video(
-    sink: FragmentSink, width: int, height: int, seconds: int, *, fps: int = 30, gop: int = 60
+    sink: FragmentSink,
+    width: int,
+    height: int,
+    seconds: float,
+    *,
+    fps: int = 30,
+    gop: int = 60,
 ) -> bytes:
     """A moving bar through libx264 with an IDR forced every `gop` frames.
 
@@ -24,7 +30,7 @@ def encode_video(
             "forced-idr": "1",
             "preset": "veryfast",
         }
-        for i in range(fps * seconds):
+        for i in range(round(fps * seconds)):
             pixels = np.full((height, width, 3), 40, np.uint8)
             bar = (i * 5) % (width - width // 8)
             pixels[:, bar : bar + width // 8] = (250, 200, 30)
@@ -38,12 +44,12 @@ def encode_video(
         return bytes(stream.codec_context.extradata or b"")
 
 
-def encode_audio(sink: FragmentSink, seconds: int, *, rate: int = 48000) -> None:
+def encode_audio(sink: FragmentSink, seconds: float, *, rate: int = 48000) -> None:
     """A 440 Hz stereo sine as AAC-LC, fragmented every 2 s."""
     with av.open(sink, "w", format="mp4", options=muxer_options("audio", 2.0)) as container:
         stream = container.add_stream("aac", rate=rate, layout="stereo")
         stream.bit_rate = 96_000
-        t = np.arange(rate * seconds) / rate
+        t = np.arange(round(rate * seconds)) / rate
         wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
         for start in range(0, len(wave), 1024):
             chunk = np.ascontiguousarray(np.stack([wave[start : start + 1024]] * 2))

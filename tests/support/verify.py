@@ -185,8 +185,9 @@ def _times(values: list[float], limit: int = 8) -> str:
 
 def check_segment_durations(out: Output) -> list[str]:
     """(b) Every video segment lasts one GOP (the report's gop_seconds rounded to whole output
-    frames) within one frame, the last one at most that; segments follow each other without
-    gaps. Audio segments may not line up to the sample with video (AAC frames are 1024
+    frames) within one frame; the last one, when there are several, at least half a GOP and
+    less than one and a half (issue 13: a short tail is merged into the segment before it);
+    segments follow each other without gaps. Audio segments may not line up to the sample with video (AAC frames are 1024
     samples) but must not outgrow the GOP by more than one AAC frame, nor wander from the
     video segment boundaries by more than `START_TOLERANCE`."""
     problems: list[str] = []
@@ -235,8 +236,13 @@ def _check_track(
         d = seg.duration
         if i < last and not (gop - low - eps <= d <= gop + tolerance + eps):
             problems.append(f"{where}: lasts {_t(d)}, the GOP is {_t(gop)}")
-        if i == last and not (0 < d <= gop + tolerance + eps):
-            problems.append(f"{where}: the last segment lasts {_t(d)}, the GOP is {_t(gop)}")
+        if i == last and last == 0 and not 0 < d <= gop + tolerance + eps:
+            problems.append(f"{where}: the only segment lasts {_t(d)}, the GOP is {_t(gop)}")
+        if i == last and last > 0 and not gop / 2 - low - eps <= d < gop * 3 / 2 + tolerance:
+            problems.append(
+                f"{where}: the last segment lasts {_t(d)}, not within [0.5, 1.5) GOPs of "
+                f"{_t(gop)}"
+            )
     for a, b in pairwise(rend.segments):
         if a.start is not None and b.start is not None:
             gap = b.start - (a.start + a.duration)
