@@ -65,7 +65,7 @@ def test_alignment_delays_audio_to_the_first_frame(tmp_path: Path) -> None:
     assert common == Fraction(2, FPS)
     assert presentation_start(audio).seconds == common == presentation_start(video).seconds
     track = describe_track(audio, "a")
-    assert [s.start for s in track.segments][0] == 48_000 * 2 // FPS
+    assert track.segments[0].start == 48_000 * 2 // FPS
     after = [p.read_bytes() for p in list_segment_files(audio)]
     # only the tfdt bytes changed: same sizes, same sample data
     assert [len(b) for b in before] == [len(a) for a in after]

@@ -187,9 +187,9 @@ def check_segment_durations(out: Output) -> list[str]:
     """(b) Every video segment lasts one GOP (the report's gop_seconds rounded to whole output
     frames) within one frame; the last one, when there are several, at least half a GOP and
     less than one and a half (issue 13: a short tail is merged into the segment before it);
-    segments follow each other without gaps. Audio segments may not line up to the sample with video (AAC frames are 1024
-    samples) but must not outgrow the GOP by more than one AAC frame, nor wander from the
-    video segment boundaries by more than `START_TOLERANCE`."""
+    segments follow each other without gaps. Audio segments may not line up to the sample
+    with video (AAC frames are 1024 samples) but must not outgrow the GOP by more than one
+    AAC frame, nor wander from the video segment boundaries by more than `START_TOLERANCE`."""
     problems: list[str] = []
     if not out.frame_rate:
         return ["report.json: no output frame_rate, so the GOP cannot be checked"]
