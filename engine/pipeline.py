@@ -332,8 +332,11 @@ def transcode(
         )
 
         def package() -> tuple[list[Any], Any]:
-            names = [rung.name for rung in rungs] + ([audio_rung.name] if audio_rung else [])
-            finish_tracks([staging / name for name in names], options.segment_seconds)
+            finish_tracks(
+                [staging / rung.name for rung in rungs],
+                staging / audio_rung.name if audio_rung is not None else None,
+                options.segment_seconds,
+            )
             tracks = [describe_track(staging / rung.name, rung.name) for rung in rungs]
             audio_track = (
                 describe_track(staging / audio_rung.name, audio_rung.name)

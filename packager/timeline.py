@@ -30,8 +30,7 @@ from pathlib import Path
 
 from packager.cmaf import earliest_presentation, list_segment_files, read_init
 from packager.errors import MalformedSegmentError, PackagerError
-from packager.fragments import read_fragment_samples, read_track_defaults
-from packager.isobmff import Bytes, iter_boxes, read_full_box
+from packager.isobmff import Bytes, iter_boxes, read_fragment_timing, read_full_box
 from packager.model import INIT_NAME
 
 CMAF_BRAND = b"cmfc"
@@ -102,26 +101,40 @@ def align_presentation_starts(folders: Sequence[Path]) -> Fraction:
     return target
 
 
-def merge_short_tail(folder: Path, segment_seconds: float) -> bool:
-    """Append the last segment to the one before it when it lasts less than half a segment.
-
-    Returns whether it did. The merged file is written under a temporary name and renamed
-    over the earlier segment before the tail is removed, so no sample is ever absent."""
+def tail_seconds(folder: Path) -> Fraction:
+    """How long the last segment of a track folder lasts."""
     folder = Path(folder)
     paths = list_segment_files(folder)
+    if not paths:
+        raise PackagerError(f"{folder}: no segments")
+    info = read_init((folder / INIT_NAME).read_bytes())
+    timing = read_fragment_timing(
+        paths[-1].read_bytes(), info.track_id, info.default_sample_duration
+    )
+    return Fraction(timing.duration, info.timescale)
+
+
+def merge_last_segments(folder: Path) -> bool:
+    """Append the last segment to the one before it; False when there is only one.
+
+    The merged file is written under a temporary name and renamed over the earlier segment
+    before the tail is removed, so no sample is ever absent."""
+    paths = list_segment_files(Path(folder))
     if len(paths) < 2:
         return False
-    init = (folder / INIT_NAME).read_bytes()
-    info = read_init(init)
-    defaults = read_track_defaults(init, info.track_id)
-    tail = paths[-1].read_bytes()
-    samples = read_fragment_samples(tail, info.track_id, defaults)
-    duration = Fraction(sum(s.duration for s in samples), info.timescale)
-    if duration * 2 >= Fraction(segment_seconds).limit_denominator(1_000_000):
-        return False
-    _replace(paths[-2], paths[-2].read_bytes() + tail)
+    _replace(paths[-2], paths[-2].read_bytes() + paths[-1].read_bytes())
     paths[-1].unlink()
     return True
+
+
+def merge_short_tail(folder: Path, segment_seconds: float) -> bool:
+    """Merge the last segment into the one before when it lasts less than half a segment.
+
+    Returns whether it did."""
+    half = Fraction(segment_seconds).limit_denominator(1_000_000) / 2
+    if len(list_segment_files(Path(folder))) < 2 or tail_seconds(folder) >= half:
+        return False
+    return merge_last_segments(folder)
 
 
 def add_cmaf_brand(folder: Path) -> None:
@@ -170,11 +183,28 @@ def _replace(path: Path, data: bytes) -> None:
     temp.replace(path)
 
 
-def finish_tracks(folders: Sequence[Path], segment_seconds: float) -> Fraction:
-    """All three steps on a presentation's track folders (video first), before
-    `describe_track` measures them: tails merged, `cmfc` branded, starts aligned. Returns
-    the common start in seconds."""
+def finish_tracks(
+    video_folders: Sequence[Path], audio_folder: Path | None, segment_seconds: float
+) -> Fraction:
+    """All three steps on a presentation's track folders, before `describe_track` measures
+    them: tails merged, `cmfc` branded, starts aligned. Returns the common start in seconds.
+
+    Video rungs share one GOP structure, so they merge alike. Audio, cut every
+    `segment_seconds` on AAC frame boundaries (2.0053 s for 2 s), follows the video when it
+    had as many segments, so both keep the same count (a video tail of 1.00 s stays while
+    the audio's is 0.98 s); a longer or shorter audio track goes by its own tail."""
+    if not video_folders:
+        raise PackagerError("a presentation needs at least one video track")
+    video_count = len(list_segment_files(Path(video_folders[0])))
+    merged = [merge_short_tail(folder, segment_seconds) for folder in video_folders]
+    folders = list(video_folders)
+    if audio_folder is not None:
+        folders.append(audio_folder)
+        if len(list_segment_files(Path(audio_folder))) == video_count:
+            if any(merged) and tail_seconds(audio_folder) < Fraction(segment_seconds):
+                merge_last_segments(audio_folder)
+        else:
+            merge_short_tail(audio_folder, segment_seconds)
     for folder in folders:
-        merge_short_tail(folder, segment_seconds)
         add_cmaf_brand(folder)
     return align_presentation_starts(folders)

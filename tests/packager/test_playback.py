@@ -1,7 +1,7 @@
 """The packager's output played by real players in Chromium: hls.js, native HLS, dash.js.
 
 Two video renditions and one audio track, 6 s, produced by the same path the engine uses
-(PyAV -> FragmentSink -> describe_track -> write_manifests).
+(PyAV -> FragmentSink -> finish_tracks -> describe_track -> write_manifests).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from packager.cmaf import FragmentSink, describe_track
 from packager.manifests import write_manifests
+from packager.timeline import finish_tracks
 from tests.packager.encode import encode_audio, encode_video
 from tests.support.player import MODES, ensure_player_installed, play
 
@@ -23,13 +24,13 @@ RENDITIONS = {"v240": (320, 240), "v120": (160, 120)}
 def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ensure_player_installed()  # an error, not a skip: a missing browser must be seen
     root = tmp_path_factory.mktemp("playback")
-    video_tracks = []
     for track_id, (width, height) in RENDITIONS.items():
         with FragmentSink(root / track_id) as sink:
             encode_video(sink, width, height, SECONDS)
-        video_tracks.append(describe_track(root / track_id, track_id))
     with FragmentSink(root / "audio") as sink:
         encode_audio(sink, SECONDS)
+    finish_tracks([root / track_id for track_id in RENDITIONS], root / "audio", 2.0)
+    video_tracks = [describe_track(root / track_id, track_id) for track_id in RENDITIONS]
     write_manifests(root, video_tracks, describe_track(root / "audio", "audio"))
     return root
 

@@ -78,7 +78,7 @@ def test_alignment_delays_audio_to_the_first_frame(tmp_path: Path) -> None:
 def test_ffmpeg_reads_both_tracks_from_the_same_instant(tmp_path: Path) -> None:
     """The reader that shifted video by the B-frame delay (issue 13) now agrees."""
     video, audio = _video(tmp_path / "v", 4), _audio(tmp_path / "a", 4)
-    finish_tracks([video, audio], 2.0)
+    finish_tracks([video], audio, 2.0)
     firsts = []
     for folder in (video, audio):
         joined = tmp_path / f"{folder.name}.mp4"
@@ -162,7 +162,7 @@ def test_cmaf_brand_is_added_once(tmp_path: Path) -> None:
 
 def test_finished_tracks_make_manifests_that_say_where_they_start(tmp_path: Path) -> None:
     video, audio = _video(tmp_path / "v", 6.1), _audio(tmp_path / "audio", 6.1)
-    finish_tracks([video, audio], 2.0)
+    finish_tracks([video], audio, 2.0)
     tracks = [describe_track(video, "v"), describe_track(audio, "audio")]
     write_manifests(tmp_path, tracks[:1], tracks[1])
     mpd = (tmp_path / "manifest.mpd").read_text()
@@ -184,3 +184,13 @@ def test_shift_refuses_to_move_earlier_and_overflow(tmp_path: Path) -> None:
 
 def _mdat(segment: bytes) -> bytes:
     return b"".join(bytes(b.payload) for b in iter_boxes(segment) if b.type == "mdat")
+
+
+@pytest.mark.parametrize(("seconds", "segments"), [(6.1, 3), (7.0, 4), (7.02, 4), (6.9, 3)])
+def test_audio_keeps_the_video_segment_count(tmp_path: Path, seconds: float, segments: int) -> None:
+    """At 7.0 s the video's 1.0 s tail stays, while the audio's (cut every 2.0053 s) is
+    0.98 s: the audio follows the video, not its own half-segment rule."""
+    video, audio = _video(tmp_path / "v", seconds), _audio(tmp_path / "a", seconds)
+    finish_tracks([video], audio, 2.0)
+    assert len(list_segment_files(video)) == segments
+    assert len(list_segment_files(audio)) == segments
