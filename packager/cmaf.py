@@ -147,7 +147,7 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         raise PackagerError(f"{track_dir}: no segments")
     segments = []
     durations: Counter[int] = Counter()
-    first_presentation = 0
+    first_presentation = presentation_end = 0
     for number, path in enumerate(paths, start=1):
         data = path.read_bytes()
         try:
@@ -157,6 +157,7 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         durations.update(timing.sample_durations)
         if number == 1:
             first_presentation = timing.earliest_presentation
+        presentation_end = timing.presentation_end
         segments.append(Segment(number, timing.base_media_decode_time, timing.duration, len(data)))
     if info.kind == "video":
         typical = durations.most_common(1)[0][0] if durations else 0
@@ -176,5 +177,6 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
         init_size=len(init),
         language=info.language,
         first_presentation=first_presentation,
+        presentation_end=presentation_end,
         **media,
     )

@@ -180,7 +180,9 @@ def render_mpd(video_tracks: Sequence[Track], audio: Track | None) -> str:
             "xmlns": MPD_NAMESPACE,
             "profiles": PROFILES,
             "type": "static",
-            "mediaPresentationDuration": format_duration(max(t.duration for t in tracks)),
+            "mediaPresentationDuration": format_duration(
+                max(t.presentation_duration for t in tracks)
+            ),
             "minBufferTime": format_duration(buffer),
         },
     )

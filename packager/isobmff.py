@@ -274,6 +274,8 @@ class FragmentTiming:
     sample_durations: tuple[int, ...]
     # the earliest decode time + composition offset of any sample (§8.8.8)
     earliest_presentation: int = 0
+    # the latest presentation time + duration of any sample
+    presentation_end: int = 0
 
     @property
     def duration(self) -> int:
@@ -290,6 +292,7 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
     start: int | None = None
     durations: list[int] = []
     earliest: int | None = None
+    end = 0
     boxes = list(iter_boxes(data))
     if not any(box.type == "mdat" for box in boxes):
         raise MalformedSegmentError("no mdat box")
@@ -311,8 +314,10 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
                 for duration, offset in zip(run_durations, offsets, strict=True):
                     if earliest is None or decode + offset < earliest:
                         earliest = decode + offset
+                    end = max(end, decode + offset + duration)
                     decode += duration
                 durations.extend(run_durations)
     if start is None:
         raise MalformedSegmentError(f"no moof/traf for track {track_id}")
-    return FragmentTiming(start, tuple(durations), start if earliest is None else earliest)
+    first = start if earliest is None else earliest
+    return FragmentTiming(start, tuple(durations), first, max(end, first))

@@ -54,6 +54,16 @@ class Track:
     language: str = "und"
     # when the first sample presents (decode time + composition offset), in timescale ticks
     first_presentation: int = 0
+    # when the last sample to be shown stops being shown, in ticks (0: unknown)
+    presentation_end: int = 0
+
+    @property
+    def presentation_duration(self) -> Fraction:
+        """From the first frame shown to the end of the last: what a player plays. Decode
+        durations (`duration`) can fall short of it by a B-frame delay."""
+        if not self.presentation_end:
+            return self.duration
+        return Fraction(self.presentation_end - self.first_presentation, self.timescale)
 
     @property
     def duration(self) -> Fraction:

@@ -29,8 +29,17 @@ from fractions import Fraction
 from pathlib import Path
 
 from packager.cmaf import earliest_presentation, list_segment_files, read_init
-from packager.errors import MalformedSegmentError, PackagerError
-from packager.isobmff import Bytes, iter_boxes, read_fragment_timing, read_full_box
+from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
+from packager.fragments import read_fragment_samples, read_track_defaults
+from packager.isobmff import (
+    Box,
+    Bytes,
+    find_box,
+    iter_boxes,
+    parse_trun,
+    read_fragment_timing,
+    read_full_box,
+)
 from packager.model import INIT_NAME
 
 CMAF_BRAND = b"cmfc"
@@ -207,4 +216,190 @@ def finish_tracks(
             merge_short_tail(audio_folder, segment_seconds)
     for folder in folders:
         add_cmaf_brand(folder)
+    for folder in video_folders:
+        start_at_first_frame(folder)
     return align_presentation_starts(folders)
+
+
+def start_at_first_frame(folder: Path) -> int:
+    """Make a video track's first frame present at its first decode time, with every
+    composition offset still unsigned (`trun` version 0). Returns the ticks removed (the
+    B-frame delay), 0 when there was none.
+
+    FFmpeg writes unsigned offsets by decoding the IDR `delay` ticks before it is shown.
+    Every reader agrees on those times, but each maps a different instant to the start:
+    Shaka (HLS) and hls.js the first decode time, DASH players the presentationTimeOffset,
+    FFmpeg and GStreamer the media times as they are. With the first frame shown at its
+    decode time they all agree. Decode times of every sample move `delay` earlier except
+    the first few of the first fragment, which are squeezed in between the IDR (decode =
+    presentation) and the first sample whose moved decode time is late enough to leave one
+    tick per sample, each kept at or before its own presentation time (§8.8.8: `trun`
+    sample durations are the decode time deltas). Presentation times do not change: the
+    frames, and where they show, are exactly what the encoder wrote."""
+    folder = Path(folder)
+    paths = list_segment_files(folder)
+    if not paths:
+        raise PackagerError(f"{folder}: no segments")
+    init = (folder / INIT_NAME).read_bytes()
+    info = read_init(init)
+    defaults = read_track_defaults(init, info.track_id)
+    first = paths[0].read_bytes()
+    moof = next((b for b in iter_boxes(first) if b.type == "moof"), None)
+    if moof is None:
+        raise MalformedSegmentError(f"{paths[0]}: no moof")
+    moof_end = moof.offset + moof.size
+    count = _sample_count(moof.payload, info.track_id)
+    samples = read_fragment_samples(first, info.track_id, defaults)[:count]
+    if not samples:
+        raise MalformedSegmentError(f"{paths[0]}: no samples")
+    base = samples[0].decode_time
+    delay = samples[0].presentation_time - base
+    if delay <= 0:
+        return 0
+    if samples[0].presentation_time != min(s.presentation_time for s in samples):
+        raise UnsupportedMediaError(f"{paths[0]}: the first sample is not the first shown")
+    decode = [s.decode_time - delay for s in samples]
+    shown = [s.presentation_time - delay for s in samples]
+    squeezed = _squeeze(decode, shown, base)
+    if squeezed is None:
+        raise UnsupportedMediaError(f"{paths[0]}: no room to start at the first frame")
+    ends = [*squeezed[1:], squeezed[-1] + samples[-1].duration]
+    durations = [end - start for start, end in zip(squeezed, ends, strict=True)]
+    offsets = [p - d for p, d in zip(shown, squeezed, strict=True)]
+    rebuilt = _rebuild_moof(first[moof.offset : moof_end], durations, offsets)
+    rest = _shift_tfdts(first[moof_end:], -delay)
+    _replace(paths[0], first[: moof.offset] + rebuilt + rest)
+    for path in paths[1:]:
+        _replace(path, _shift_tfdts(path.read_bytes(), -delay))
+    return delay
+
+
+def _track_trafs(moof_payload: Bytes, track_id: int) -> list[Box]:
+    found = []
+    for traf in iter_boxes(moof_payload):
+        if traf.type != "traf":
+            continue
+        tfhd = find_box(traf.payload, "tfhd")
+        if tfhd is None:
+            raise MalformedSegmentError("traf: no tfhd")
+        _, _, r = read_full_box(tfhd.payload, "tfhd")
+        if r.uint(4) == track_id:
+            found.append(traf)
+    return found
+
+
+def _sample_count(moof_payload: Bytes, track_id: int) -> int:
+    trafs = _track_trafs(moof_payload, track_id)
+    runs = [b for t in trafs for b in iter_boxes(t.payload) if b.type == "trun"]
+    if len(trafs) != 1 or len(runs) != 1:
+        raise UnsupportedMediaError("the first fragment must hold one traf with one trun")
+    return parse_trun(runs[0].payload)[0]
+
+
+def _rebuild_moof(moof: bytes, durations: list[int], offsets: list[int]) -> bytes:
+    """The first `moof` with its `trun` rewritten: per-sample durations and composition
+    offsets given (version 0, so every offset must be >= 0), data_offset moved by the
+    growth so it still points at the same bytes of the `mdat` that follows."""
+    if any(offset < 0 for offset in offsets):
+        raise PackagerError("negative composition offset in a version 0 trun")
+    children = []
+    for child in iter_boxes(memoryview(moof)[8:]):
+        raw = bytes(memoryview(moof)[8 + child.offset : 8 + child.offset + child.size])
+        if child.type == "traf":
+            raw = _rebuild_traf(child.payload, durations, offsets)
+        children.append(raw)
+    body = b"".join(children)
+    growth = 8 + len(body) - len(moof)
+    rebuilt = _box("moof", body)
+    return _move_data_offset(rebuilt, growth)
+
+
+def _rebuild_traf(traf: Bytes, durations: list[int], offsets: list[int]) -> bytes:
+    parts = []
+    for child in iter_boxes(traf):
+        if child.type == "tfhd":
+            _, flags, _ = read_full_box(child.payload, "tfhd")
+            if flags & 0x000001:
+                raise UnsupportedMediaError("tfhd with an explicit base_data_offset")
+        if child.type == "trun":
+            parts.append(_rebuild_trun(child.payload, durations, offsets))
+        else:
+            parts.append(
+                struct.pack(">I4s", child.size, child.type.encode()) + bytes(child.payload)
+            )
+    return _box("traf", b"".join(parts))
+
+
+def _rebuild_trun(payload: Bytes, durations: list[int], offsets: list[int]) -> bytes:
+    _, flags, r = read_full_box(payload, "trun")
+    count = r.uint(4)
+    if count != len(durations):
+        raise PackagerError(f"trun holds {count} samples, {len(durations)} given")
+    head = struct.pack(">I", count)
+    if flags & 0x001:
+        head += struct.pack(">i", r.sint(4))
+    if flags & 0x004:
+        head += struct.pack(">I", r.uint(4))
+    entries = []
+    for index in range(count):
+        if flags & 0x100:
+            r.skip(4)
+        size = r.uint(4) if flags & 0x200 else None
+        sample_flags = r.uint(4) if flags & 0x400 else None
+        if flags & 0x800:
+            r.skip(4)
+        entry = struct.pack(">I", durations[index])
+        entry += struct.pack(">I", size) if size is not None else b""
+        entry += struct.pack(">I", sample_flags) if sample_flags is not None else b""
+        entries.append(entry + struct.pack(">I", offsets[index]))
+    new_flags = flags | 0x100 | 0x800
+    return _box("trun", struct.pack(">I", new_flags & 0xFFFFFF) + head + b"".join(entries))
+
+
+def _move_data_offset(moof: bytes, growth: int) -> bytes:
+    """Add `growth` to the data_offset of every trun in a moof (sizes unchanged)."""
+    data = bytearray(moof)
+    moof_body = 8
+    for traf in iter_boxes(memoryview(moof)[8:]):
+        if traf.type != "traf":
+            continue
+        traf_body = moof_body + traf.offset + 8
+        for run in iter_boxes(traf.payload):
+            if run.type != "trun":
+                continue
+            _, flags, _ = read_full_box(run.payload, "trun")
+            if flags & 0x001:
+                at = traf_body + run.offset + 8 + 8  # box header, version/flags, sample_count
+                value = int.from_bytes(data[at : at + 4], "big", signed=True) + growth
+                data[at : at + 4] = value.to_bytes(4, "big", signed=True)
+    return bytes(data)
+
+
+def _box(kind: str, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind.encode()) + payload
+
+
+def _shift_tfdts(data: bytes, ticks: int) -> bytes:
+    """`data` (moof/mdat boxes) with `ticks` added to every tfdt."""
+    out = bytearray(data)
+    for offset, version in _tfdt_positions(out):
+        width = 8 if version == 1 else 4
+        value = int.from_bytes(out[offset : offset + width], "big") + ticks
+        if not 0 <= value < 1 << (8 * width):
+            raise MalformedSegmentError(f"tfdt {value} does not fit {width} bytes")
+        out[offset : offset + width] = value.to_bytes(width, "big")
+    return bytes(out)
+
+
+def _squeeze(decode: list[int], shown: list[int], base: int) -> list[int] | None:
+    """Decode times for a fragment's samples: `base` for the first, `decode[i]` from the
+    first index n whose decode[n] - base >= n (one tick per squeezed sample), and evenly
+    spread in between, each at or before its presentation time; None if impossible."""
+    for n in range(1, len(decode)):
+        room = decode[n] - base
+        if room < n:
+            continue
+        head = [base + (i * room) // n for i in range(n)]
+        if all(head[i] <= shown[i] for i in range(n)):
+            return head + decode[n:]
+    return None

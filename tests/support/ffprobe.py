@@ -330,10 +330,14 @@ def probe_rendition(folder: Path) -> RenditionProbe:
     durations = fill_durations(packets)
     # In a fragmented MP4 ffprobe gives the very last sample the duration of the one before,
     # not its `trun` entry (a trimmed last AAC frame reads as 1024 samples); the stream's
-    # duration_ts is the true sum of sample durations, so the last one is what remains.
+    # duration_ts is where the track's decode timeline ends (the last tfdt plus its samples),
+    # so the last one is what remains. FFmpeg moves dts back by the most negative
+    # composition offset (signed trun) without moving that end; a track whose tfdt starts
+    # later than 0 (audio aligned to the video's first frame) keeps its dts as they are.
     first_dts, last_dts = packets[0].dts if packets else None, packets[-1].dts if packets else None
     if stream.duration_ts and first_dts is not None and last_dts is not None:
-        remains = first_dts + float(stream.duration_ts * stream.time_base) - last_dts
+        end = float(stream.duration_ts * stream.time_base)
+        remains = min(first_dts, 0.0) + end - last_dts
         if remains > 0:
             durations[-1] = remains
     bounds = [init_size]

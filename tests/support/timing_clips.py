@@ -239,15 +239,19 @@ def beep_onset(path: Path, threshold: float = 0.1) -> tuple[float | None, float]
 def play(video_file: Path, audio_file: Path | None) -> Played:
     """Read back one video rendition and the audio rendition (joined CMAF files).
 
-    A CMAF video track starts at presentation time 0 (signed `trun` composition offsets, no
-    edit list), but FFmpeg's mov demuxer shifts every pts by the B-frame delay to keep pts
-    at or after dts (tests/support/verify.py START_TOLERANCE): the video times are read from
-    its first frame, as a player presents them."""
+    Every track of a presentation starts at the same instant (packager/timeline.py): the
+    video's first frame presents after the encoder's B-frame delay (unsigned `trun`
+    composition offsets), and the audio's decode times are moved to that instant. A player
+    starts there, so times are read from the first video frame, audio and video alike."""
     frames = list(decoded_video(video_file))
     shift = frames[0][0] if frames else 0.0
     times = tuple(t - shift for t, _, _ in frames)
     video_end = times[-1] + frames[-1][1] if frames else 0.0
     onset, audio_end = beep_onset(audio_file) if audio_file is not None else (None, None)
+    if onset is not None:
+        onset -= shift
+    if audio_end is not None:
+        audio_end -= shift
     return Played(times, tuple(c for _, _, c in frames), video_end, audio_end, onset)
 
 

@@ -134,14 +134,16 @@ def _t(seconds: float | Fraction) -> str:
 def check_keyframes(out: Output) -> list[str]:
     """(a) Key frames sit exactly at segment starts, at the same times in every rendition;
     no segment shows a frame before its key frame (closed GOPs), and every sample flagged
-    as sync really decodes as an I frame."""
+    as sync really decodes as an I frame. The last segment may hold one more key frame: a
+    short last GOP merged into it (issue 13), at least half a GOP after its start."""
     problems: list[str] = []
     half_frame = 1 / (2 * out.frame_rate) if out.frame_rate else 0.001
     reference: tuple[str, list[float]] | None = None
     for name, rend in out.video.items():
         decoded = [f.pts for f in rend.keyframes if f.pict_type == "I" and f.pts is not None]
         times: list[float] = []
-        for seg in rend.segments:
+        gop = float(out.gop(name) or 0)
+        for index, seg in enumerate(rend.segments):
             where = f"{name}/{seg.path.name}"
             if not seg.packets:
                 problems.append(f"{where}: holds no samples")
@@ -149,9 +151,15 @@ def check_keyframes(out: Output) -> list[str]:
             first = seg.packets[0]
             if not first.keyframe:
                 problems.append(f"{where}: starts with a non-key frame")
-            for pkt in seg.packets[1:]:
-                if pkt.keyframe:
-                    problems.append(f"{where}: key frame at {_t(pkt.pts or 0)} inside the segment")
+            inner = [pkt for pkt in seg.packets[1:] if pkt.keyframe]
+            merged_tail = (
+                index == len(rend.segments) - 1
+                and index > 0
+                and len(inner) == 1
+                and (inner[0].pts or 0) - (first.pts or 0) >= gop - half_frame
+            )
+            for pkt in [] if merged_tail else inner:
+                problems.append(f"{where}: key frame at {_t(pkt.pts or 0)} inside the segment")
             shown = [p.pts for p in seg.packets if p.pts is not None]
             if first.pts is not None and min(shown) < first.pts - half_frame:
                 problems.append(f"{where}: shows frames before its key frame (open GOP)")
@@ -382,7 +390,7 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
         problems.append("master.m3u8: not a multivariant playlist")
     if master.version != 7:
         problems.append(f"master.m3u8: EXT-X-VERSION {master.version}, not 7")
-    audio_peak = _peak(tracks["audio"]) if "audio" in tracks else 0.0
+    audio_peak = _rfc_peak(tracks["audio"]) if "audio" in tracks else 0.0
     listed = [m.uri for m in master.media if m.uri] + [v.uri for v in master.playlists]
     for uri in listed:
         problems += _check_media_playlist(outdir, uri, tracks)
@@ -390,9 +398,11 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
         info, rend = variant.stream_info, tracks.get(Path(variant.uri).parent.name)
         if rend is None:
             continue
-        # §4.3.4.2: BANDWIDTH is the peak segment bit rate of the variant with its audio.
-        peak = _peak(rend) + (audio_peak if info.audio else 0.0)
-        if (info.bandwidth or 0) < peak * 0.99:
+        # §4.3.4.2: BANDWIDTH is the peak segment bit rate of the variant with its audio,
+        # neither below it nor more than 10 % above (an overstated one makes players pick
+        # renditions lower than the connection allows).
+        peak = _rfc_peak(rend) + (audio_peak if info.audio else 0.0)
+        if not peak * 0.99 <= (info.bandwidth or 0) <= peak * 1.1:
             problems.append(
                 f"master.m3u8: {variant.uri} BANDWIDTH {info.bandwidth}, measured peak {peak:.0f}"
             )
@@ -404,9 +414,43 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
     return problems
 
 
-def _peak(rend: RenditionProbe) -> float:
-    """Peak segment bit rate over the segment files (RFC 8216 §4.3.4.2)."""
-    return max((s.size * 8 / s.duration for s in rend.segments if s.duration), default=0.0)
+def _rfc_peak(rend: RenditionProbe) -> float:
+    """Peak segment bit rate (RFC 8216 §4.3.4.2): the highest bit rate of any run of
+    consecutive segment files lasting 0.5-1.5 target durations (the largest rounded
+    duration); the whole track's when no run is long enough."""
+    segs = [(s.size * 8, s.duration) for s in rend.segments]
+    target = max([1, *(int(d + 0.5) for _, d in segs)])
+    rates = [
+        sum(b for b, _ in segs[i:j]) / sum(d for _, d in segs[i:j])
+        for i in range(len(segs))
+        for j in range(i + 1, len(segs) + 1)
+        if 0.5 * target - 1e-6 <= sum(d for _, d in segs[i:j]) <= 1.5 * target + 1e-6
+    ]
+    total = sum(d for _, d in segs)
+    return max(rates, default=sum(b for b, _ in segs) / total if total else 0.0)
+
+
+def _delivery_needed(rend: RenditionProbe, buffer: float) -> float:
+    """The least constant bit rate at which ISO/IEC 23009-1 §5.3.5.2's client, starting at
+    any segment and playing `buffer` seconds after the first bit, never waits for a segment:
+    a bisection over a simulated channel (an independent check of packager/model.py)."""
+    segs = [(s.size * 8, s.duration) for s in rend.segments]
+
+    def enough(rate: float) -> bool:
+        for first in range(len(segs)):
+            arrived, due = 0.0, buffer
+            for bits, seconds in segs[first:]:
+                arrived += bits / rate
+                if arrived > due + 1e-9:
+                    return False
+                due += seconds
+        return True
+
+    low, high = 1.0, max(b for b, _ in segs) / buffer * len(segs) + 1
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
 
 
 def _check_media_playlist(outdir: Path, uri: str, tracks: dict[str, RenditionProbe]) -> list[str]:
@@ -468,6 +512,15 @@ def _expand(template: str, rep: Any, number: int = 0, time: int = 0) -> str:
     return _TEMPLATE_VAR.sub(sub, template).replace("$$", "$")
 
 
+def _xs_seconds(value: str) -> float | None:
+    """Seconds of an xs:duration with hours/minutes/seconds only ("PT1M2.5S")."""
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", value)
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def check_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
     """ISO/IEC 23009-1: a static MPD whose SegmentTemplate + SegmentTimeline (§5.3.9.6) name,
     for each Representation (id = folder), the init segment and every segment of the folder
@@ -481,11 +534,24 @@ def check_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
     if mpd.type != "static":
         problems.append(f"manifest.mpd: type {mpd.type}, not static")
     seen: set[str] = set()
+    buffer = _xs_seconds(mpd.min_buffer_time or "")
+    if buffer is None or buffer <= 0:
+        problems.append(f"manifest.mpd: minBufferTime {mpd.min_buffer_time!r} is not a duration")
     for period in mpd.periods or []:
         for aset in period.adaptation_sets or []:
             for rep in aset.representations or []:
                 seen.add(rep.id)
                 problems += _check_representation(outdir, aset, rep, tracks.get(rep.id))
+                rend = tracks.get(rep.id)
+                if rend is None or not buffer or buffer <= 0:
+                    continue
+                # §5.3.5.2: enough for playout after minBufferTime, and not overstated
+                needed = _delivery_needed(rend, buffer)
+                if not needed * 0.99 <= int(rep.bandwidth or 0) <= needed * 1.1:
+                    problems.append(
+                        f"manifest.mpd: {rep.id} @bandwidth {rep.bandwidth}, the delivery "
+                        f"model needs {needed:.0f} with minBufferTime {buffer} s"
+                    )
     for name in sorted(set(tracks) - seen):
         problems.append(f"manifest.mpd: no Representation for {name}")
     return problems
@@ -595,7 +661,7 @@ def _compare_rendition(name: str, entry: dict[str, Any], rend: RenditionProbe) -
     total = sum(s.duration for s in segs)
     measured = {
         "average_bitrate": sizes * 8 / total if total else 0,
-        "peak_bitrate": max((s.size * 8 / s.duration for s in segs if s.duration), default=0),
+        "peak_bitrate": _rfc_peak(rend),
     }
     for key, value in measured.items():
         if abs(entry.get(key, 0) - value) > 0.01 * value:
