@@ -1,15 +1,16 @@
 """FFmpeg as a third-party player: the times its HLS and DASH demuxers present, in two versions.
 
 FFmpeg-based players (mpv, Kodi, VLC's avformat path) show what libavformat's demuxers give
-them. `play_ffmpeg(binary, url)` runs the `ffmpeg` CLI on a manifest over HTTP with `-copyts`
-(so the CLI shifts nothing) and two outputs in one read:
+them. `play_ffmpeg(player, url)` runs the `ffmpeg` CLI on a manifest over HTTP with `-copyts`
+and `-fps_mode passthrough` (so the CLI shifts, drops and repeats nothing), decoding once into
+two outputs:
 
-- `-vf showinfo -af ashowinfo -f null -`: each decoded frame's presentation time, as the
-  player would present it (the first video and audio frame, and whether the video's times
-  ever go backwards);
-- `-c copy -f framecrc`: the packets as demuxed, through a muxer that checks that decode
-  times increase, so FFmpeg itself prints "non monotonically increasing dts" when they do not
-  (issue 13: the DASH demuxer restarts its B-frame shift per segment).
+- `-f framecrc FILE`: each decoded frame's presentation time as the player would present it,
+  written to a file (showinfo's log lines interleave across ffmpeg 9's threads and with its
+  progress line, so they lose frames now and then);
+- `-f null -`: a muxer that checks that times increase, so FFmpeg itself prints "non
+  monotonically increasing dts" when they do not (issue 13: the DASH demuxer restarts its
+  B-frame shift per segment, and a last segment without B-frames steps back).
 
 `FFMPEG_PLAYERS` names the two builds here: Debian's 5.1 (`ffmpeg` on PATH) and 9 (the
 imageio-ffmpeg binary in the virtualenv). A missing binary is an error, never a skip.
@@ -20,14 +21,15 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
 
 import imageio_ffmpeg
 
-_SHOWINFO = re.compile(
-    r"\[Parsed_(a?)showinfo_\d+ @ [^\]]+\] n:\s*(\d+) pts:\s*(-?\d+) pts_time:(\S+)"
-)
-_TIMESTAMP_WORDS = re.compile(
+_TIME_BASE = re.compile(r"^#tb (\d+): (\d+)/(\d+)")
+_TIMESTAMP = re.compile(
     r"monoton|timestamp|discontinuity|out of order|invalid dts|invalid pts|backward|"
     r"non[- ]increasing|dts.*pts|pts.*dts|Queue input is backward",
     re.I,
@@ -88,41 +90,51 @@ def _version(binary: str) -> str:
 
 def play_ffmpeg(player: str, url: str, timeout: float = 120) -> FfmpegPlayback:
     """Read `url` (master.m3u8 or manifest.mpd over HTTP) with `player` (see FFMPEG_PLAYERS):
-    its first video rendition and first audio stream, decoded and copied (module doc)."""
+    its first video rendition and first audio stream, decoded once (module doc)."""
     binary = ffmpeg_players()[player]
-    maps = ["-map", "0:v:0", "-map", "0:a:0"]
-    command = [
-        binary, "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-copyts", "-i", url,
-        *maps, "-vf", "showinfo", "-af", "ashowinfo", "-f", "null", "-",
-        *maps, "-c", "copy", "-f", "framecrc", "/dev/null",
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FfmpegPlayerError(f"{player} {url}: no end within {timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise FfmpegPlayerError(f"{player} {url} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    first: dict[str, float] = {}
-    video: list[float] = []
-    warnings: list[str] = []
-    for line in proc.stderr.splitlines():
-        if match := _SHOWINFO.search(line):
-            kind = "audio" if match[1] else "video"
-            time = float(match[4])
-            first.setdefault(kind, time)
-            if kind == "video":
-                video.append(time)
-        elif _TIMESTAMP_WORDS.search(line):
-            warnings.append(line.strip())
-    if set(first) != {"video", "audio"}:
-        missing = sorted({"video", "audio"} - set(first))
-        raise FfmpegPlayerError(f"{player} {url}: no {missing} frames:\n{proc.stderr[-3000:]}")
+    maps = ["-map", "0:v:0", "-map", "0:a:0", "-fps_mode", "passthrough"]
+    raw = ["-c:v", "wrapped_avframe", "-c:a", "pcm_s16le"]
+    with tempfile.TemporaryDirectory(prefix="ffplayer-") as tmp:
+        frames = Path(tmp) / "frames.txt"
+        command = [
+            binary, "-hide_banner", "-nostdin", "-nostats", "-y", "-copyts", "-i", url,
+            *maps, *raw, "-f", "framecrc", str(frames),
+            *maps, *raw, "-f", "null", "-",
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise FfmpegPlayerError(f"{player} {url}: no end within {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            raise FfmpegPlayerError(
+                f"{player} {url} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+            )
+        times = read_framecrc(frames.read_text())
+    warnings = [line.strip() for line in proc.stderr.splitlines() if _TIMESTAMP.search(line)]
+    if not times.get(0) or not times.get(1):
+        raise FfmpegPlayerError(f"{player} {url}: no video or no audio:\n{proc.stderr[-3000:]}")
     return FfmpegPlayback(
         player=player,
         url=url,
         version=_version(binary),
-        first=first,
-        video_times=tuple(video),
+        first={"video": times[0][0], "audio": times[1][0]},
+        video_times=tuple(times[0]),
         timestamp_warnings=tuple(warnings),
         log_tail=proc.stderr[-20000:],
     )
+
+
+def read_framecrc(text: str) -> dict[int, list[float]]:
+    """Each stream's frame times (s), in output order, from `-f framecrc` text: `#tb N: a/b`
+    headers, then `stream, dts, pts, duration, size, crc` lines."""
+    bases: dict[int, Fraction] = {}
+    times: dict[int, list[float]] = {}
+    for line in text.splitlines():
+        if match := _TIME_BASE.match(line):
+            bases[int(match[1])] = Fraction(int(match[2]), int(match[3]))
+        elif line and not line.startswith("#"):
+            stream, _dts, pts, *_ = (field.strip() for field in line.split(","))
+            times.setdefault(int(stream), []).append(float(int(pts) * bases[int(stream)]))
+    return times
