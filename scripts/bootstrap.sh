@@ -7,12 +7,19 @@ cd "$(dirname "$0")/.."
 want_system=("ffmpeg:ffmpeg" "ffprobe:ffmpeg" "chromium:chromium" "nginx:nginx" "node:nodejs" "npm:npm" "wrk:wrk")
 # pdqhash (PDQ perceptual hashes) ships no wheel: pip compiles it.
 want_system+=("g++:g++")
+# Third-party players the suite plays every output with (issue 13): GStreamer's playbin/playbin3.
+want_system+=("gst-launch-1.0:gstreamer1.0-tools" "gst-inspect-1.0:gstreamer1.0-tools")
 missing=()
 for entry in "${want_system[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
 done
 # Data packages without a command: real music for the audio-fingerprint tests and evaluation.
 dpkg -s extremetuxracer-data >/dev/null 2>&1 || missing+=("extremetuxracer-data")
+# GStreamer plugins: qtdemux + souphttpsrc (good), hlsdemux2/dashdemux2 and the legacy
+# hlsdemux/dashdemux (bad), avdec_h264/avdec_aac (libav).
+for plugin in gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; do
+  dpkg -s "$plugin" >/dev/null 2>&1 || missing+=("$plugin")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"

@@ -103,6 +103,16 @@ def long_audio() -> Shape:
     return Shape("long_audio", tuple(_run(0.0, 60, 30)), 2.0, 30, 30, audio_seconds=20.0)
 
 
+def steady(rate: int, frames: int, beep_frame: int) -> Shape:
+    """A constant `rate` with B-frames, `frames` long: with 2 s segments a length that is not a
+    whole number of GOPs leaves a short last one, where B-frame reordering stops (issue 13)."""
+    return Shape(f"steady_{rate}", tuple(_run(0.0, frames, rate)), frames / rate, beep_frame,
+                 rate, note=f"{rate} fps, {frames} frames")  # fmt: skip
+
+
+# Issue 13's sync shapes: 30 fps, 3 GOPs + a 3-frame tail; 24 fps, 2 GOPs + a 2-frame tail.
+SYNC_SHAPES: tuple[Shape, ...] = (steady(30, 183, 75), steady(24, 98, 50))
+
 SHAPES: tuple[Shape, ...] = (
     held_first(),
     held_middle(),
