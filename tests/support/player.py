@@ -27,7 +27,7 @@ from tests.support.static_server import StaticServer
 PLAYER_DIR = Path(__file__).resolve().parents[1] / "player"
 PLAY_SCRIPT = PLAYER_DIR / "play.mjs"
 CHROMIUM = Path("/usr/bin/chromium")
-MODES = ("hlsjs", "native", "dashjs")
+MODES = ("hlsjs", "native", "dashjs", "shaka-dash", "shaka-hls")
 INSTALL_COMMAND = "npm ci --prefix tests/player"
 
 # What play.mjs and player.js load from node_modules; a missing one is an install problem.
