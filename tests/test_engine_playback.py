@@ -1,4 +1,4 @@
-"""A real browser plays what `reelforge transcode` writes: hls.js, native HLS and dash.js."""
+"""A real browser plays what `reelforge transcode` writes: hls.js, native HLS, dash.js, Shaka."""
 
 from __future__ import annotations
 

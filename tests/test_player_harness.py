@@ -19,6 +19,7 @@ from tests.support import player
 from tests.support.player import (
     MODES,
     PlaybackResult,
+    PlayerHarnessError,
     PlayerNotInstalledError,
     ensure_player_installed,
     play,
@@ -163,6 +164,38 @@ def test_play_result_reads_the_script_output() -> None:
     assert result.fatal_errors == line["errors"]
     assert result.elapsed_s == 1.5
     assert len(result.failures()) == 5
+
+
+def test_play_result_reads_the_track_starts() -> None:
+    line = {
+        "mode": "shaka-hls", "src": "http://x/master.m3u8", "played": True, "currentTime": 2.1,
+        "errors": [], "timedOut": False, "elapsedMs": 900,
+        "sourceBuffers": [
+            {"mimeType": 'audio/mp4; codecs="mp4a.40.2"', "kind": "audio", "firstStart": 0.001,
+             "firstTimestampOffset": -0.065667, "buffered": [[0.001, 4.001]],
+             "timestampOffset": -0.065667, "appendMode": "segments", "removed": False},
+            {"mimeType": 'video/mp4; codecs="avc1.64000d"', "kind": "video", "firstStart": 0,
+             "buffered": None, "removed": True},
+            {"mimeType": 'video/mp4; codecs="avc1.64000d"', "kind": "video",
+             "firstStart": 0.066666, "buffered": [[0.066666, 4.066666]], "removed": False},
+        ],
+        "videoBuffered": [[0.066666, 4.0]], "firstFrame": {"mediaTime": 0.066666},
+    }  # fmt: skip
+    result = PlaybackResult.from_json(line)
+    assert result.track_start("video") == 0.066666  # the removed buffer does not count
+    assert result.av_start_gap() == pytest.approx(0.065666)
+    assert result.source_buffers[0].buffered == ((0.001, 4.001),)
+    assert result.video_buffered == [(0.066666, 4.0)]
+    assert result.first_frame_media_time == 0.066666
+
+
+def test_native_has_no_track_starts() -> None:
+    line = {"mode": "native", "src": "http://x/master.m3u8", "played": True, "currentTime": 2.1,
+            "videoBuffered": [[0, 4]]}  # fmt: skip
+    result = PlaybackResult.from_json(line)
+    assert result.source_buffers == [] and result.first_frame_media_time is None
+    with pytest.raises(PlayerHarnessError, match="0 attached video SourceBuffer"):
+        result.av_start_gap()
 
 
 @pytest.mark.parametrize(

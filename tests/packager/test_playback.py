@@ -1,4 +1,5 @@
-"""The packager's output played by real players in Chromium: hls.js, native HLS, dash.js.
+"""The packager's output played by real players in Chromium: hls.js, native HLS, dash.js, Shaka
+(DASH and HLS).
 
 Two video renditions and one audio track, 6 s, produced by the same path the engine uses
 (PyAV -> FragmentSink -> finish_tracks -> describe_track -> write_manifests).

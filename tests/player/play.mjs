@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Plays an output folder in a real Chromium and prints ONE JSON line describing what happened.
 //
-//   node play.mjs --base http://127.0.0.1:PORT/ --mode hlsjs|native|dashjs [--timeout 60]
+//   node play.mjs --base http://127.0.0.1:PORT/
+//                 --mode hlsjs|native|dashjs|shaka-dash|shaka-hls [--timeout 60]
 //                 [--until 2.0] [--src URL] [--player URL] [--chromium /usr/bin/chromium]
 //
-// BASE is the folder URL: BASE/master.m3u8 (hlsjs, native) or BASE/manifest.mpd (dashjs) is
-// played. The page is BASE's origin + /_player/player.html unless --player says otherwise, so
+// BASE is the folder URL: BASE/master.m3u8 (hlsjs, native, shaka-hls) or BASE/manifest.mpd
+// (dashjs, shaka-dash) is played. The page is BASE's origin + /_player/player.html unless --player says otherwise, so
 // the server must mount this folder (tests/player) at /_player/: the player libraries then load
 // from the same origin, and nothing is fetched from the internet. --src plays another manifest
 // URL instead (a signed URL with a query string, say); it is resolved against BASE.
@@ -24,6 +25,8 @@ const MODES = {
   hlsjs: 'master.m3u8',
   native: 'master.m3u8',
   dashjs: 'manifest.mpd',
+  'shaka-dash': 'manifest.mpd',
+  'shaka-hls': 'master.m3u8',
 };
 
 // From RECIPES.md, "A real browser as the player": what works as root on a closed network.
@@ -99,6 +102,35 @@ function readState() {
   const harness = window.__harness || { errors: [], levels: [], audioTracks: [] };
   const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
   const finite = (value) => (Number.isFinite(value) ? value : null);
+  const ranges = (timeRanges) => {
+    const spans = [];
+    for (let i = 0; i < timeRanges.length; i += 1) {
+      spans.push([timeRanges.start(i), timeRanges.end(i)]);
+    }
+    return spans;
+  };
+  // Where each track's media sits on the timeline (issue 13): the MSE players' SourceBuffers,
+  // recorded by player.js. A buffer removed from its MediaSource can no longer be read.
+  const sourceBuffers = (window.__sourceBuffers || []).map((entry) => {
+    const described = {
+      mimeType: entry.mimeType,
+      kind: entry.mimeType.split('/')[0],
+      firstStart: entry.firstStart,
+      firstTimestampOffset: entry.firstTimestampOffset,
+      buffered: null,
+      timestampOffset: null,
+      appendMode: null,
+      removed: false,
+    };
+    try {
+      described.buffered = ranges(entry.buffer.buffered);
+      described.timestampOffset = entry.buffer.timestampOffset;
+      described.appendMode = entry.buffer.mode;
+    } catch (error) {
+      described.removed = true;
+    }
+    return described;
+  });
   return {
     ready: Boolean(harness.ready),
     currentTime: video.currentTime,
@@ -117,6 +149,9 @@ function readState() {
     audioTracks: harness.audioTracks,
     currentLevel: harness.currentLevel ?? null,
     nativeHlsSupport: harness.nativeHlsSupport ?? null,
+    sourceBuffers,
+    videoBuffered: ranges(video.buffered),
+    firstFrame: harness.firstFrame ?? null,
   };
 }
 

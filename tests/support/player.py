@@ -1,10 +1,10 @@
 """Play an output folder in a real Chromium and say what the browser saw.
 
-    result = play(outdir, "hlsjs")          # or "native", "dashjs"
+    result = play(outdir, "hlsjs")   # or "native", "dashjs", "shaka-dash", "shaka-hls"
     assert not result.failures(), result.summary()
 
 `play` serves OUTDIR on a loopback port (tests/player is mounted at /_player/ so the player
-page and the hls.js / dash.js builds are same-origin) and runs `node tests/player/play.mjs`,
+page and the hls.js / dash.js / Shaka builds are same-origin) and runs `node tests/player/play.mjs`,
 which drives /usr/bin/chromium through playwright-core. The player libraries are pinned in
 tests/player/package-lock.json and installed with `npm ci --prefix tests/player`.
 """
@@ -27,7 +27,9 @@ from tests.support.static_server import StaticServer
 PLAYER_DIR = Path(__file__).resolve().parents[1] / "player"
 PLAY_SCRIPT = PLAYER_DIR / "play.mjs"
 CHROMIUM = Path("/usr/bin/chromium")
-MODES = ("hlsjs", "native", "dashjs")
+MODES = ("hlsjs", "native", "dashjs", "shaka-dash", "shaka-hls")
+# The players that feed Media Source Extensions: their SourceBuffers are measured per track.
+MSE_MODES = ("hlsjs", "dashjs", "shaka-dash", "shaka-hls")
 INSTALL_COMMAND = "npm ci --prefix tests/player"
 
 # What play.mjs and player.js load from node_modules; a missing one is an install problem.
@@ -35,6 +37,7 @@ _REQUIRED_MODULE_FILES = (
     "playwright-core/package.json",
     "hls.js/dist/hls.min.js",
     "dashjs/dist/modern/umd/dash.all.min.js",
+    "shaka-player/dist/shaka-player.compiled.js",
 )
 # Beyond the caller's playback timeout: browser start-up and shutdown on a slow 2-core machine.
 _PROCESS_GRACE_S = 45.0
@@ -47,6 +50,41 @@ class PlayerHarnessError(RuntimeError):
 
 class PlayerNotInstalledError(PlayerHarnessError):
     """A piece the harness needs is missing; the message says which and how to install it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedTrack:
+    """One SourceBuffer an MSE player created (hls.js, dash.js, Shaka), read by the page.
+
+    `first_start` is the start of its first buffered range right after the first append that
+    buffered anything, i.e. where the track's first media landed on the media element's
+    timeline (after the player's `timestampOffset`); `buffered` is every range when the result
+    was read (playback past `until`). Issue 13: the video and audio tracks of one presentation
+    must start at the same instant (W3C Media Source Extensions §3.5.8 coded frame processing
+    places each frame at its presentation timestamp + timestampOffset).
+    """
+
+    mime_type: str
+    kind: str  # "video" or "audio", from the MIME type
+    first_start: float | None
+    first_timestamp_offset: float | None
+    buffered: tuple[tuple[float, float], ...]
+    timestamp_offset: float | None
+    append_mode: str | None
+    removed: bool  # taken off its MediaSource before the result was read
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BufferedTrack:
+        return cls(
+            mime_type=str(data["mimeType"]),
+            kind=str(data["kind"]),
+            first_start=data.get("firstStart"),
+            first_timestamp_offset=data.get("firstTimestampOffset"),
+            buffered=tuple((float(a), float(b)) for a, b in data.get("buffered") or ()),
+            timestamp_offset=data.get("timestampOffset"),
+            append_mode=data.get("appendMode"),
+            removed=bool(data.get("removed")),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,14 @@ class PlaybackResult:
     elapsed_s: float
     browser_version: str | None
     requests: list[str] = field(default_factory=list)  # paths the server answered, in order
+    # Where the media sits on the timeline (issue 13). MSE players only: native HLS has no
+    # SourceBuffers, so for it `source_buffers` is empty and only `video_buffered` (the
+    # element's buffered ranges, all tracks together) and `first_frame_media_time` are known:
+    # native playback is not measured per track.
+    source_buffers: list[BufferedTrack] = field(default_factory=list)
+    video_buffered: list[tuple[float, float]] = field(default_factory=list)
+    # requestVideoFrameCallback's `mediaTime` of the first frame presented; None without rVFC
+    first_frame_media_time: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -96,8 +142,33 @@ class PlaybackResult:
             elapsed_s=float(data.get("elapsedMs") or 0) / 1000,
             browser_version=data.get("browserVersion"),
             requests=list(requests),
+            source_buffers=[BufferedTrack.from_json(b) for b in data.get("sourceBuffers") or ()],
+            video_buffered=[(float(a), float(b)) for a, b in data.get("videoBuffered") or ()],
+            first_frame_media_time=(data.get("firstFrame") or {}).get("mediaTime"),
             raw=dict(data),
         )
+
+    def track_start(self, kind: str) -> float:
+        """Where the `kind` ("video", "audio") SourceBuffer's first media landed (s).
+
+        Raises PlayerHarnessError when there is not exactly one such buffer still attached
+        that buffered something (native HLS has none: it is not measured per track)."""
+        found = [
+            b for b in self.source_buffers
+            if b.kind == kind and not b.removed and b.first_start is not None
+        ]  # fmt: skip
+        if len(found) != 1:
+            raise PlayerHarnessError(
+                f"{self.mode}: {len(found)} attached {kind} SourceBuffer(s) with media, "
+                f"not 1: {self.source_buffers}"
+            )
+        start = found[0].first_start
+        assert start is not None
+        return float(start)
+
+    def av_start_gap(self) -> float:
+        """Video's first buffered start minus audio's (s): > 0 when the picture starts late."""
+        return self.track_start("video") - self.track_start("audio")
 
     @property
     def fatal_errors(self) -> list[dict[str, Any]]:
@@ -139,7 +210,8 @@ def ensure_player_installed(chromium: Path = CHROMIUM) -> None:
 
 
 def play(outdir: Path, mode: str, timeout: float = 60, until: float = 2.0) -> PlaybackResult:
-    """Serve `outdir` on loopback and play master.m3u8 (hlsjs, native) or manifest.mpd (dashjs).
+    """Serve `outdir` on loopback; play master.m3u8 (hlsjs, native, shaka-hls) or manifest.mpd
+    (dashjs, shaka-dash).
 
     Waits until the video's currentTime passes `until` seconds, a fatal error, or `timeout`
     seconds. Raises PlayerHarnessError when no result comes back at all.

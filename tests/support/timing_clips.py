@@ -98,6 +98,14 @@ def screen_recorder() -> Shape:
                  b_frames=False, note="60 Hz clock, frames on change")  # fmt: skip
 
 
+def plain(rate: int = 30, seconds: float = 4.0) -> Shape:
+    """Constant `rate` fps for `seconds`, with audio and the beep on the frame at 1 s: the
+    ordinary shape, for the A/V start in players (issue 13)."""
+    frames = round(seconds * rate)
+    return Shape(f"plain_{rate}", tuple(_run(0.0, frames, rate)), seconds, rate, rate,
+                 note=f"{rate} fps")  # fmt: skip
+
+
 def long_audio() -> Shape:
     """2 s of 30 fps video over 20 s of audio."""
     return Shape("long_audio", tuple(_run(0.0, 60, 30)), 2.0, 30, 30, audio_seconds=20.0)
