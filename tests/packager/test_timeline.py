@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from packager.cmaf import FragmentSink, describe_track, list_segment_files
+from packager.cmaf import FragmentSink, describe_track, list_segment_files, read_init
 from packager.errors import MalformedSegmentError
+from packager.fragments import read_fragment_samples, read_track_defaults
 from packager.isobmff import find_box, iter_boxes
 from packager.manifests import write_manifests
 from packager.timeline import (
@@ -19,6 +21,7 @@ from packager.timeline import (
     merge_short_tail,
     presentation_start,
     shift_decode_times,
+    start_at_first_frame,
 )
 from tests.packager.encode import encode_audio, encode_video
 
@@ -91,8 +94,7 @@ def test_ffmpeg_reads_both_tracks_from_the_same_instant(tmp_path: Path) -> None:
             capture_output=True, text=True, check=True, timeout=60,
         ).stdout  # fmt: skip
         firsts.append(float(out.split()[0].strip(",")))
-    assert firsts[0] == pytest.approx(2 / FPS, abs=1e-4)
-    assert firsts[1] == pytest.approx(firsts[0], abs=1 / 48_000)
+    assert firsts == [0.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -160,18 +162,70 @@ def test_cmaf_brand_is_added_once(tmp_path: Path) -> None:
     assert describe_track(video, "v").codecs.startswith("avc1.")
 
 
-def test_finished_tracks_make_manifests_that_say_where_they_start(tmp_path: Path) -> None:
+def test_finished_tracks_start_together_at_zero(tmp_path: Path) -> None:
     video, audio = _video(tmp_path / "v", 6.1), _audio(tmp_path / "audio", 6.1)
-    finish_tracks([video], audio, 2.0)
+    assert finish_tracks([video], audio, 2.0) == 0
     tracks = [describe_track(video, "v"), describe_track(audio, "audio")]
+    assert [t.first_presentation for t in tracks] == [0, 0]
+    assert tracks[0].presentation_duration == Fraction(183, FPS)  # every frame, shown in full
     write_manifests(tmp_path, tracks[:1], tracks[1])
     mpd = (tmp_path / "manifest.mpd").read_text()
-    assert f'presentationTimeOffset="{tracks[0].first_presentation}"' in mpd
-    assert f'presentationTimeOffset="{tracks[1].first_presentation}"' in mpd
-    assert Fraction(tracks[0].first_presentation, tracks[0].timescale) == Fraction(
-        tracks[1].first_presentation, tracks[1].timescale
-    )
+    assert "presentationTimeOffset" not in mpd  # both start at 0: nothing to offset
+    assert 'mediaPresentationDuration="PT6.1' in mpd
     assert "0.1" not in (video / "index.m3u8").read_text()  # no 0.1 s segment listed
+
+
+def _frames(folder: Path) -> list[tuple[int, int, int]]:
+    """(decode, presentation, duration) of every sample, in decode order."""
+    init = (folder / "init.mp4").read_bytes()
+    info = read_init(init)
+    defaults = read_track_defaults(init, info.track_id)
+    return [
+        (s.decode_time, s.presentation_time, s.duration)
+        for path in list_segment_files(folder)
+        for s in read_fragment_samples(path.read_bytes(), info.track_id, defaults)
+    ]
+
+
+def test_start_at_first_frame_keeps_every_frame_and_its_spacing(tmp_path: Path) -> None:
+    video = _video(tmp_path / "v", 6.1)
+    before = _frames(video)
+    delay = start_at_first_frame(video)
+    assert delay == 2 * 512  # x264 veryfast: the IDR shown 2 frames (15360/30 ticks) late
+    after = _frames(video)
+    assert len(after) == len(before) == 183
+    # every frame still shows, in the same order and spacing, `delay` earlier: the first at 0
+    assert [p for _, p, _ in after] == [p - delay for _, p, _ in before]
+    assert min(p for _, p, _ in after) == after[0][1] == after[0][0] == 0
+    # decode times strictly increase, never after their frame shows; version 0 offsets
+    decodes = [d for d, _, _ in after]
+    assert all(a < b for a, b in itertools.pairwise(decodes))
+    assert all(d <= p for d, p, _ in after)
+    assert _trun_versions(video) == {0}
+    # only the head of the first fragment is squeezed; after it, decode times are the
+    # encoder's moved by the delay
+    squeezed = [
+        i for i, (a, b) in enumerate(zip(after, before, strict=True)) if a[0] != b[0] - delay
+    ]
+    assert squeezed and max(squeezed) < 8
+    assert start_at_first_frame(video) == 0  # nothing left to do
+
+
+def test_start_at_first_frame_plays_in_ffmpeg_without_warnings(tmp_path: Path) -> None:
+    video = _video(tmp_path / "v", 6.1)
+    start_at_first_frame(video)
+    joined = tmp_path / "v.mp4"
+    joined.write_bytes(
+        b"".join(p.read_bytes() for p in [video / "init.mp4", *list_segment_files(video)])
+    )
+    out = subprocess.run(
+        ["ffmpeg", "-v", "warning", "-i", str(joined), "-f", "framecrc", "-"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert out.stderr == ""
+    frames = [line.split(",") for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert len(frames) == 183
+    assert int(frames[0][2]) == 0
 
 
 def test_shift_refuses_to_move_earlier_and_overflow(tmp_path: Path) -> None:
