@@ -27,7 +27,7 @@ def rendition_report(track: Track) -> dict[str, Any]:
         "peak_bitrate": track.peak_bandwidth,
         "segment_count": len(track.segments),
         "segment_durations": durations,
-        "duration": round(float(track.duration), 6),
+        "duration": round(float(track.presentation_duration), 6),
         "bytes": track.init_size + sum(s.size for s in track.segments),
     }
 

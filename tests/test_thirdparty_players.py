@@ -52,6 +52,9 @@ def _source(name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFact
     return build(SYNC[name], tmp_path_factory.getbasetemp() / "sync-clips")
 
 
+HLSDEMUX2_RACE = "Can't push EOS on non-exposed pad"
+
+
 def _video_duration(report: dict[str, Any]) -> float:
     """Every rung lasts the same; the first one listed."""
     return float(next(r["duration"] for n, r in report["renditions"].items() if n != "audio"))
@@ -152,6 +155,14 @@ def test_gstreamer_plays_to_the_end(
     frame = 1 / float(Fraction(report["output"]["frame_rate"]))
     with StaticServer(result.outdir) as server:
         played = play_gst(server.url(MANIFESTS[protocol]), playbin, timeout=GST_TIMEOUT_S)
+        # GStreamer 1.22's hlsdemux2 races on a playlist of one segment: the fragment is
+        # downloaded before the pad is exposed, it logs "Can't push EOS on non-exposed pad"
+        # and gives up ("Couldn't download fragments") - on main's output as on this one,
+        # about 4 runs in 10 here. Only that signature is played again, at most 5 times.
+        for _ in range(4):
+            if played.reached_eos or not any(HLSDEMUX2_RACE in e for e in played.errors):
+                break
+            played = play_gst(server.url(MANIFESTS[protocol]), playbin, timeout=GST_TIMEOUT_S)
     summary = played.summary()
     assert played.reached_eos, summary + "\n" + played.log_tail[-3000:]
     assert not played.timestamp_warnings, summary
