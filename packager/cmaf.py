@@ -133,8 +133,12 @@ def list_segment_files(track_dir: Path) -> list[Path]:
 def describe_track(track_dir: Path, track_id: str) -> Track:
     """Measure a track folder (`init.mp4` + `00001.m4s`...) into a `Track`.
 
-    Durations come from each segment's `tfdt`/`trun`, sizes from the files. The video frame
-    rate is the timescale over the most common sample duration, kept exact (30000/1001).
+    Times come from each segment's `tfdt`/`trun`, sizes from the files. A segment starts at
+    its earliest presentation time (what DASH's `S@t` is, ISO/IEC 23009-1 §5.3.9.6) and
+    lasts until the next one's, the last until its last frame stops being shown: with
+    B-frames a fragment's decode durations can differ from the time it is on screen
+    (packager/timeline.py squeezes the first fragment's). The video frame rate is the
+    timescale over the most common sample duration, kept exact (30000/1001).
     """
     track_dir = Path(track_dir)
     try:
@@ -145,20 +149,31 @@ def describe_track(track_dir: Path, track_id: str) -> Track:
     paths = list_segment_files(track_dir)
     if not paths:
         raise PackagerError(f"{track_dir}: no segments")
-    segments = []
+    timings = []
+    sizes = []
     durations: Counter[int] = Counter()
-    first_presentation = presentation_end = 0
-    for number, path in enumerate(paths, start=1):
+    for path in paths:
         data = path.read_bytes()
         try:
             timing = read_fragment_timing(data, info.track_id, info.default_sample_duration)
         except MalformedSegmentError as exc:
             raise MalformedSegmentError(f"{path}: {exc}") from exc
         durations.update(timing.sample_durations)
-        if number == 1:
-            first_presentation = timing.earliest_presentation
-        presentation_end = timing.presentation_end
-        segments.append(Segment(number, timing.base_media_decode_time, timing.duration, len(data)))
+        timings.append(timing)
+        sizes.append(len(data))
+    segments = []
+    for index, (timing, size) in enumerate(zip(timings, sizes, strict=True)):
+        start = timing.earliest_presentation
+        lead = start - timing.base_media_decode_time  # decode -> presentation, here
+        if index + 1 < len(timings):
+            after = timings[index + 1]
+            lead_after = after.earliest_presentation - after.base_media_decode_time
+            duration = timing.duration + lead_after - lead
+        else:
+            duration = timing.presentation_end - start
+        segments.append(Segment(index + 1, start, duration, size))
+    first_presentation = timings[0].earliest_presentation
+    presentation_end = timings[-1].presentation_end
     if info.kind == "video":
         typical = durations.most_common(1)[0][0] if durations else 0
         media: dict[str, Any] = {

@@ -274,7 +274,7 @@ class FragmentTiming:
     sample_durations: tuple[int, ...]
     # the earliest decode time + composition offset of any sample (§8.8.8)
     earliest_presentation: int = 0
-    # the latest presentation time + duration of any sample
+    # the last-shown sample's presentation time + its duration
     presentation_end: int = 0
 
     @property
@@ -292,7 +292,7 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
     start: int | None = None
     durations: list[int] = []
     earliest: int | None = None
-    end = 0
+    end = last_shown = 0
     boxes = list(iter_boxes(data))
     if not any(box.type == "mdat" for box in boxes):
         raise MalformedSegmentError("no mdat box")
@@ -314,7 +314,8 @@ def read_fragment_timing(data: Bytes, track_id: int, trex_duration: int) -> Frag
                 for duration, offset in zip(run_durations, offsets, strict=True):
                     if earliest is None or decode + offset < earliest:
                         earliest = decode + offset
-                    end = max(end, decode + offset + duration)
+                    if decode + offset >= last_shown:
+                        last_shown, end = decode + offset, decode + offset + duration
                     decode += duration
                 durations.extend(run_durations)
     if start is None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from packager.cmaf import earliest_presentation, list_segment_files, read_init
 from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
-from packager.fragments import read_fragment_samples, read_track_defaults
+from packager.fragments import SampleDefaults, read_fragment_samples, read_track_defaults
 from packager.isobmff import (
     Box,
     Bytes,
@@ -266,12 +266,39 @@ def start_at_first_frame(folder: Path) -> int:
     ends = [*squeezed[1:], squeezed[-1] + samples[-1].duration]
     durations = [end - start for start, end in zip(squeezed, ends, strict=True)]
     offsets = [p - d for p, d in zip(shown, squeezed, strict=True)]
+    only_fragment = len(paths) == 1 and sum(b.type == "moof" for b in iter_boxes(first)) == 1
+    if only_fragment:
+        durations[-1] += delay  # the decode timeline keeps its length (see below)
     rebuilt = _rebuild_moof(first[moof.offset : moof_end], durations, offsets)
     rest = _shift_tfdts(first[moof_end:], -delay)
     _replace(paths[0], first[: moof.offset] + rebuilt + rest)
     for path in paths[1:]:
         _replace(path, _shift_tfdts(path.read_bytes(), -delay))
+    if not only_fragment:
+        _lengthen_last_sample(paths[-1], info.track_id, defaults, delay)
     return delay
+
+
+def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, ticks: int) -> None:
+    """Add `ticks` to the duration of the track's last sample in decode order.
+
+    The squeeze shortened the decode timeline by the B-frame delay; the last decoded sample
+    gives it back, so the decode timeline ends where the last frame stops being shown and
+    readers that time a track by its decode durations (FFmpeg's average frame rate, the
+    DASH/HLS durations) see its true length. That sample's presentation is not the last."""
+    data = path.read_bytes()
+    moofs = [b for b in iter_boxes(data) if b.type == "moof"]
+    if not moofs:
+        raise MalformedSegmentError(f"{path}: no moof")
+    last = moofs[-1]
+    count = _sample_count(last.payload, track_id)
+    samples = read_fragment_samples(data, track_id, defaults)[-count:]
+    durations = [s.duration for s in samples]
+    durations[-1] += ticks
+    offsets = [s.composition_offset for s in samples]
+    end = last.offset + last.size
+    rebuilt = _rebuild_moof(data[last.offset : end], durations, offsets)
+    _replace(path, data[: last.offset] + rebuilt + data[end:])
 
 
 def _track_trafs(moof_payload: Bytes, track_id: int) -> list[Box]:

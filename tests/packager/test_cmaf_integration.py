@@ -90,7 +90,7 @@ def test_audio_track_measured(job: tuple[Path, Track, Track, bytes]) -> None:
 def test_segments_are_contiguous(job: tuple[Path, Track, Track, bytes]) -> None:
     for track in job[1:3]:
         assert isinstance(track, Track)
-        assert track.segments[0].start == 0
+        assert track.segments[0].start == track.first_presentation
         for before, after in zip(track.segments, track.segments[1:], strict=False):
             assert after.start == before.start + before.duration
 

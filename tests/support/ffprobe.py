@@ -15,7 +15,7 @@ import tempfile
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
@@ -278,11 +278,13 @@ class SegmentProbe:
     size: int  # bytes of the file (moof + mdat)
     packets: tuple[Packet, ...]  # decode order
     durations: tuple[float, ...]
+    span: float | None = None  # time on screen: to the next segment's start, or the last end
 
     @property
     def start(self) -> float | None:
-        """Decode time of the first sample (the `tfdt`, shifted like every other time)."""
-        return self.packets[0].dts if self.packets else None
+        """Presentation time of the earliest shown sample: where the segment starts on the
+        timeline (DASH S@t), whatever its decode times."""
+        return self.first_pts
 
     @property
     def first_pts(self) -> float | None:
@@ -291,8 +293,10 @@ class SegmentProbe:
 
     @property
     def duration(self) -> float:
-        """Sum of sample durations (the `trun`)."""
-        return sum(self.durations)
+        """How long the segment is on the timeline: from its earliest presentation to the
+        next segment's (the last: to the end of its last-shown sample); the sum of sample
+        (decode) durations when presentation times are unknown."""
+        return self.span if self.span is not None else sum(self.durations)
 
     @property
     def payload(self) -> int:
@@ -349,7 +353,7 @@ def probe_rendition(folder: Path) -> RenditionProbe:
         if not 0 <= seg < len(paths):
             raise ProbeError(f"{folder}: packet at byte {pkt.pos} lies in no segment")
         per_segment[seg].append(i)
-    segments = tuple(
+    segments = [
         SegmentProbe(
             number=int(path.stem),
             path=path,
@@ -358,5 +362,19 @@ def probe_rendition(folder: Path) -> RenditionProbe:
             durations=tuple(durations[i] for i in idx),
         )
         for path, size, idx in zip(paths, sizes, per_segment, strict=True)
+    ]
+    for index, seg in enumerate(segments):
+        shown = [
+            (p.pts, d) for p, d in zip(seg.packets, seg.durations, strict=True) if p.pts is not None
+        ]
+        if seg.first_pts is None or not shown:
+            continue
+        if index + 1 < len(segments) and segments[index + 1].first_pts is not None:
+            span = segments[index + 1].first_pts - seg.first_pts
+        else:
+            last_pts, last_duration = max(shown)
+            span = last_pts + last_duration - seg.first_pts
+        segments[index] = replace(seg, span=span)
+    return RenditionProbe(
+        folder, init_size, stream, tuple(segments), tuple(packets), tuple(keyframes)
     )
-    return RenditionProbe(folder, init_size, stream, segments, tuple(packets), tuple(keyframes))
