@@ -268,7 +268,7 @@ def start_at_first_frame(folder: Path) -> int:
     offsets = [p - d for p, d in zip(shown, squeezed, strict=True)]
     only_fragment = len(paths) == 1 and sum(b.type == "moof" for b in iter_boxes(first)) == 1
     if only_fragment:
-        durations[-1] += delay  # the decode timeline keeps its length (see below)
+        durations[_giver(shown)] += delay  # the decode timeline keeps its length (see below)
     rebuilt = _rebuild_moof(first[moof.offset : moof_end], durations, offsets)
     rest = _shift_tfdts(first[moof_end:], -delay)
     _replace(paths[0], first[: moof.offset] + rebuilt + rest)
@@ -277,6 +277,14 @@ def start_at_first_frame(folder: Path) -> int:
     if not only_fragment:
         _lengthen_last_sample(paths[-1], info.track_id, defaults, delay)
     return delay
+
+
+def _giver(shown: list[int]) -> int:
+    """Which sample (decode order) gets the delay back: the last, unless it is also the last
+    shown (its own duration is how long the final frame stays), then the one before it."""
+    if len(shown) > 1 and shown[-1] == max(shown):
+        return len(shown) - 2
+    return len(shown) - 1
 
 
 def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, ticks: int) -> None:
@@ -294,7 +302,7 @@ def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, t
     count = _sample_count(last.payload, track_id)
     samples = read_fragment_samples(data, track_id, defaults)[-count:]
     durations = [s.duration for s in samples]
-    durations[-1] += ticks
+    durations[_giver([s.presentation_time for s in samples])] += ticks
     offsets = [s.composition_offset for s in samples]
     end = last.offset + last.size
     rebuilt = _rebuild_moof(data[last.offset : end], durations, offsets)
