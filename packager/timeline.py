@@ -268,7 +268,7 @@ def start_at_first_frame(folder: Path) -> int:
     offsets = [p - d for p, d in zip(shown, squeezed, strict=True)]
     only_fragment = len(paths) == 1 and sum(b.type == "moof" for b in iter_boxes(first)) == 1
     if only_fragment:
-        durations[_giver(shown)] += delay  # the decode timeline keeps its length (see below)
+        _give_back(durations, offsets, delay)  # the decode timeline keeps its length (below)
     rebuilt = _rebuild_moof(first[moof.offset : moof_end], durations, offsets)
     rest = _shift_tfdts(first[moof_end:], -delay)
     _replace(paths[0], first[: moof.offset] + rebuilt + rest)
@@ -279,12 +279,21 @@ def start_at_first_frame(folder: Path) -> int:
     return delay
 
 
-def _giver(shown: list[int]) -> int:
-    """Which sample (decode order) gets the delay back: the last, unless it is also the last
-    shown (its own duration is how long the final frame stays), then the one before it."""
-    if len(shown) > 1 and shown[-1] == max(shown):
-        return len(shown) - 2
-    return len(shown) - 1
+def _give_back(durations: list[int], offsets: list[int], ticks: int) -> None:
+    """Lengthen a fragment's decode timeline by `ticks` without moving any frame on screen.
+
+    The last sample in decode order takes them, unless it is also the last one shown: its
+    duration is how long the final frame stays, so the sample before it takes them and the
+    last sample's composition offset shrinks by as much (it decodes `ticks` later, shows at
+    the same time). That offset is the B-frame delay itself for x264's final P frame; were
+    it smaller (it would turn negative), the last sample takes the ticks after all."""
+    last = len(durations) - 1
+    shown = [sum(durations[:i]) + offsets[i] for i in range(len(durations))]
+    if last > 0 and shown[last] == max(shown) and offsets[last] >= ticks:
+        durations[last - 1] += ticks
+        offsets[last] -= ticks
+    else:
+        durations[last] += ticks
 
 
 def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, ticks: int) -> None:
@@ -302,8 +311,8 @@ def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, t
     count = _sample_count(last.payload, track_id)
     samples = read_fragment_samples(data, track_id, defaults)[-count:]
     durations = [s.duration for s in samples]
-    durations[_giver([s.presentation_time for s in samples])] += ticks
     offsets = [s.composition_offset for s in samples]
+    _give_back(durations, offsets, ticks)
     end = last.offset + last.size
     rebuilt = _rebuild_moof(data[last.offset : end], durations, offsets)
     _replace(path, data[: last.offset] + rebuilt + data[end:])
