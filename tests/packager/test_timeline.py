@@ -248,3 +248,30 @@ def test_audio_keeps_the_video_segment_count(tmp_path: Path, seconds: float, seg
     finish_tracks([video], audio, 2.0)
     assert len(list_segment_files(video)) == segments
     assert len(list_segment_files(audio)) == segments
+
+
+@pytest.mark.parametrize("seconds", [2.0, 5.0, 6.0, 6.1])
+def test_decode_timeline_keeps_its_length_and_no_frame_moves(
+    tmp_path: Path, seconds: float
+) -> None:
+    """Whichever sample gives the delay back, every frame still shows exactly `delay` earlier
+    and the decode durations add up to the time on screen."""
+    video = _video(tmp_path / "v", seconds)
+    before = _frames(video)
+    delay = start_at_first_frame(video)
+    after = _frames(video)
+    assert [p for _, p, _ in after] == [p - delay for _, p, _ in before]
+    assert sum(d for _, _, d in after) == round(seconds * FPS) * 512
+    assert all(d <= p for d, p, _ in after)
+    assert describe_track(video, "v").presentation_duration == Fraction(round(seconds * FPS), FPS)
+
+
+def test_give_back_when_the_last_decoded_frame_is_the_last_shown() -> None:
+    from packager.timeline import _give_back
+
+    durations, offsets = [512, 512, 512], [0, 1024, 0]  # shown at 0, 1536, 1024: last not last
+    _give_back(durations, offsets, 1024)
+    assert (durations, offsets) == ([512, 512, 1536], [0, 1024, 0])
+    durations, offsets = [512, 512, 512], [0, 0, 1024]  # shown at 0, 512, 2048: last is last
+    _give_back(durations, offsets, 1024)
+    assert (durations, offsets) == ([512, 1536, 512], [0, 0, 0])
