@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.ffprobe import RenditionProbe, probe_rendition  # noqa: E402
-from tests.support.verify import _delivery_needed, _rfc_peak, _xs_seconds  # noqa: E402
+from tests.support.verify import delivery_needed, rfc_peak, xs_seconds  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
 
@@ -42,7 +42,7 @@ def measure(outdir: Path) -> list[dict]:
 
     master = m3u8.load(str(outdir / "master.m3u8"))
     mpd = MPEGDASHParser.parse(str(outdir / "manifest.mpd"))
-    buffer = _xs_seconds(mpd.min_buffer_time)
+    buffer = xs_seconds(mpd.min_buffer_time)
     declared_dash = {
         rep.id: int(rep.bandwidth)
         for period in mpd.periods
@@ -54,9 +54,9 @@ def measure(outdir: Path) -> list[dict]:
     for variant in master.playlists:
         name = Path(variant.uri).parent.name
         rend = probe_rendition(outdir / name)
-        needed = _rfc_peak(rend) + (_rfc_peak(audio) if audio else 0)
+        needed = rfc_peak(rend) + (rfc_peak(audio) if audio else 0)
         old = _old_peak(rend) + (_old_peak(audio) if audio else 0)
-        dash_needed = _delivery_needed(rend, buffer)
+        dash_needed = delivery_needed(rend, buffer)
         last = rend.segments[-1].duration / (float(rend.segments[0].duration) or 1)
         rows.append(
             {

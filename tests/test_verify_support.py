@@ -8,6 +8,7 @@ timeline), moved into the engine's layout, with playlists, MPD and report.json w
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from tests.support.verify import (
     check_manifests,
     check_report,
     check_segment_durations,
+    delivery_needed,
     measure_output,
     verify_output,
 )
@@ -237,6 +239,14 @@ def _peak(rend: RenditionProbe) -> float:
     return max(s.size * 8 / s.duration for s in rend.segments)
 
 
+MIN_BUFFER_S = 4.0  # the MPD below says PT4S
+
+
+def _dash_bandwidth(rend: RenditionProbe) -> int:
+    """@bandwidth as ISO/IEC 23009-1 §5.3.5.2 defines it for the MPD's minBufferTime (4 s)."""
+    return math.ceil(delivery_needed(rend, MIN_BUFFER_S))
+
+
 def _write_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> None:
     total = max(r.span[1] - r.span[0] for r in tracks.values())
     sets = []
@@ -252,7 +262,7 @@ def _write_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> None:
                     f'height="{st.height}" frameRate="30" sar="1:1"'  # fmt: skip
         sets.append(
             f'<AdaptationSet contentType="{st.codec_type}" segmentAlignment="true">'
-            f'<Representation id="{name}" bandwidth="{round(_peak(rend))}" {attrs}>'
+            f'<Representation id="{name}" bandwidth="{_dash_bandwidth(rend)}" {attrs}>'
             f'<SegmentTemplate timescale="{scale}" initialization="$RepresentationID$/init.mp4" '
             f'media="$RepresentationID$/$Number%05d$.m4s" startNumber="1">'
             f"<SegmentTimeline>{timeline}</SegmentTimeline></SegmentTemplate>"

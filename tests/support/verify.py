@@ -390,7 +390,7 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
         problems.append("master.m3u8: not a multivariant playlist")
     if master.version != 7:
         problems.append(f"master.m3u8: EXT-X-VERSION {master.version}, not 7")
-    audio_peak = _rfc_peak(tracks["audio"]) if "audio" in tracks else 0.0
+    audio_peak = rfc_peak(tracks["audio"]) if "audio" in tracks else 0.0
     listed = [m.uri for m in master.media if m.uri] + [v.uri for v in master.playlists]
     for uri in listed:
         problems += _check_media_playlist(outdir, uri, tracks)
@@ -401,7 +401,7 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
         # §4.3.4.2: BANDWIDTH is the peak segment bit rate of the variant with its audio,
         # neither below it nor more than 10 % above (an overstated one makes players pick
         # renditions lower than the connection allows).
-        peak = _rfc_peak(rend) + (audio_peak if info.audio else 0.0)
+        peak = rfc_peak(rend) + (audio_peak if info.audio else 0.0)
         if not peak * 0.99 <= (info.bandwidth or 0) <= peak * 1.1:
             problems.append(
                 f"master.m3u8: {variant.uri} BANDWIDTH {info.bandwidth}, measured peak {peak:.0f}"
@@ -414,7 +414,7 @@ def check_hls(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
     return problems
 
 
-def _rfc_peak(rend: RenditionProbe) -> float:
+def rfc_peak(rend: RenditionProbe) -> float:
     """Peak segment bit rate (RFC 8216 §4.3.4.2): the highest bit rate of any run of
     consecutive segment files lasting 0.5-1.5 target durations (the largest rounded
     duration); the whole track's when no run is long enough."""
@@ -430,7 +430,7 @@ def _rfc_peak(rend: RenditionProbe) -> float:
     return max(rates, default=sum(b for b, _ in segs) / total if total else 0.0)
 
 
-def _delivery_needed(rend: RenditionProbe, buffer: float) -> float:
+def delivery_needed(rend: RenditionProbe, buffer: float) -> float:
     """The least constant bit rate at which ISO/IEC 23009-1 §5.3.5.2's client, starting at
     any segment and playing `buffer` seconds after the first bit, never waits for a segment:
     a bisection over a simulated channel (an independent check of packager/model.py)."""
@@ -512,7 +512,7 @@ def _expand(template: str, rep: Any, number: int = 0, time: int = 0) -> str:
     return _TEMPLATE_VAR.sub(sub, template).replace("$$", "$")
 
 
-def _xs_seconds(value: str) -> float | None:
+def xs_seconds(value: str) -> float | None:
     """Seconds of an xs:duration with hours/minutes/seconds only ("PT1M2.5S")."""
     match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", value)
     if not match or not any(match.groups()):
@@ -534,7 +534,7 @@ def check_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
     if mpd.type != "static":
         problems.append(f"manifest.mpd: type {mpd.type}, not static")
     seen: set[str] = set()
-    buffer = _xs_seconds(mpd.min_buffer_time or "")
+    buffer = xs_seconds(mpd.min_buffer_time or "")
     if buffer is None or buffer <= 0:
         problems.append(f"manifest.mpd: minBufferTime {mpd.min_buffer_time!r} is not a duration")
     for period in mpd.periods or []:
@@ -546,7 +546,7 @@ def check_dash(outdir: Path, tracks: dict[str, RenditionProbe]) -> list[str]:
                 if rend is None or not buffer or buffer <= 0:
                     continue
                 # §5.3.5.2: enough for playout after minBufferTime, and not overstated
-                needed = _delivery_needed(rend, buffer)
+                needed = delivery_needed(rend, buffer)
                 if not needed * 0.99 <= int(rep.bandwidth or 0) <= needed * 1.1:
                     problems.append(
                         f"manifest.mpd: {rep.id} @bandwidth {rep.bandwidth}, the delivery "
@@ -661,7 +661,7 @@ def _compare_rendition(name: str, entry: dict[str, Any], rend: RenditionProbe) -
     total = sum(s.duration for s in segs)
     measured = {
         "average_bitrate": sizes * 8 / total if total else 0,
-        "peak_bitrate": _rfc_peak(rend),
+        "peak_bitrate": rfc_peak(rend),
     }
     for key, value in measured.items():
         if abs(entry.get(key, 0) - value) > 0.01 * value:
