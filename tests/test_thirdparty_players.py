@@ -153,8 +153,13 @@ def test_gstreamer_plays_to_the_end(
     assert result.returncode == 0, result.stderr
     report = result.report
     frame = 1 / float(Fraction(report["output"]["frame_rate"]))
+    # The legacy hlsdemux (`playbin`) never sends EOS when its last fragment arrives while it
+    # switches variant ("Stream is EOS, but we're switching fragments. Not sending."): on a
+    # two-segment presentation (0.ts) that is every run. It stays on the lowest variant here.
+    kbps = 1 if (protocol, playbin) == ("hls", "playbin") else 0
     with StaticServer(result.outdir) as server:
-        played = play_gst(server.url(MANIFESTS[protocol]), playbin, timeout=GST_TIMEOUT_S)
+        url = server.url(MANIFESTS[protocol])
+        played = play_gst(url, playbin, timeout=GST_TIMEOUT_S, connection_kbps=kbps)
         # GStreamer 1.22's hlsdemux2 races on a playlist of one segment: the fragment is
         # downloaded before the pad is exposed, it logs "Can't push EOS on non-exposed pad"
         # and gives up ("Couldn't download fragments") - on main's output as on this one,
@@ -162,7 +167,7 @@ def test_gstreamer_plays_to_the_end(
         for _ in range(4):
             if played.reached_eos or not any(HLSDEMUX2_RACE in e for e in played.errors):
                 break
-            played = play_gst(server.url(MANIFESTS[protocol]), playbin, timeout=GST_TIMEOUT_S)
+            played = play_gst(url, playbin, timeout=GST_TIMEOUT_S, connection_kbps=kbps)
     summary = played.summary()
     assert played.reached_eos, summary + "\n" + played.log_tail[-3000:]
     assert not played.timestamp_warnings, summary

@@ -182,8 +182,13 @@ def parse_log(lines: Iterable[str]) -> tuple[dict[str, SinkTimes], list[str], li
     return sinks, created, refused, warnings, errors
 
 
-def play_gst(url: str, playbin: str = "playbin3", timeout: float = 60) -> GstPlayback:
-    """Play `url` to the end with `playbin` (or `playbin3`) into fakesinks; see the module doc."""
+def play_gst(
+    url: str, playbin: str = "playbin3", timeout: float = 60, connection_kbps: int = 0
+) -> GstPlayback:
+    """Play `url` to the end with `playbin` (or `playbin3`) into fakesinks; see the module doc.
+
+    `connection_kbps` > 0 sets playbin's `connection-speed`, which keeps an adaptive demuxer
+    on the variants that fit (1: the lowest), so it never switches."""
     if playbin not in PLAYBINS:
         raise ValueError(f"playbin must be one of {PLAYBINS}, not {playbin!r}")
     ensure_gst_installed()
@@ -195,6 +200,7 @@ def play_gst(url: str, playbin: str = "playbin3", timeout: float = 60) -> GstPla
     command = [
         GST_LAUNCH,
         playbin,
+        *([f"connection-speed={connection_kbps}"] if connection_kbps > 0 else []),
         f"uri={url}",
         "video-sink=fakesink name=vs sync=false",
         "audio-sink=fakesink name=as sync=false",
