@@ -6,7 +6,6 @@ from what the encoder was asked to do: durations come from `tfdt`/`trun`, sizes 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,15 +136,20 @@ def delivery_bandwidth(segments: Sequence[Segment], timescale: int, min_buffer: 
     time: the tightest ratio, rounded up to a whole bit per second."""
     if min_buffer <= 0:
         raise PackagerError(f"minBufferTime must be positive, got {min_buffer}")
-    best = Fraction(0)
+    # bits / (min_buffer + elapsed / timescale) = bits * q * timescale / (p * timescale +
+    # elapsed * q) with min_buffer = p / q: whole numbers, compared by cross-multiplying
+    # (a 10-minute track has 45,000 pairs).
+    p, q = min_buffer.numerator, min_buffer.denominator
+    best_num, best_den = 0, 1
     for first in range(len(segments)):
-        size = elapsed = 0
+        bits = elapsed = 0
         for segment in segments[first:]:
-            size += segment.size
-            rate = Fraction(size * 8) / (min_buffer + Fraction(elapsed, timescale))
-            best = max(best, rate)
+            bits += segment.size * 8
+            num, den = bits * q * timescale, p * timescale + elapsed * q
+            if num * best_den > best_num * den:
+                best_num, best_den = num, den
             elapsed += segment.duration
-    return math.ceil(best)
+    return -(-best_num // best_den)
 
 
 def segment_name(number: int) -> str:

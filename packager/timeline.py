@@ -85,14 +85,10 @@ def shift_decode_times(folder: Path, ticks: int) -> None:
     if not ticks:
         return
     for path in list_segment_files(Path(folder)):
-        data = bytearray(path.read_bytes())
-        for offset, version in _tfdt_positions(data):
-            width = 8 if version == 1 else 4
-            value = int.from_bytes(data[offset : offset + width], "big") + ticks
-            if value >= 1 << (8 * width):
-                raise MalformedSegmentError(f"{path}: tfdt overflows {width} bytes")
-            data[offset : offset + width] = value.to_bytes(width, "big")
-        _replace(path, bytes(data))
+        try:
+            _replace(path, _shift_tfdts(path.read_bytes(), ticks))
+        except MalformedSegmentError as exc:
+            raise MalformedSegmentError(f"{path}: {exc}") from exc
 
 
 def align_presentation_starts(folders: Sequence[Path]) -> Fraction:
@@ -429,8 +425,10 @@ def _shift_tfdts(data: bytes, ticks: int) -> bytes:
     for offset, version in _tfdt_positions(out):
         width = 8 if version == 1 else 4
         value = int.from_bytes(out[offset : offset + width], "big") + ticks
-        if not 0 <= value < 1 << (8 * width):
-            raise MalformedSegmentError(f"tfdt {value} does not fit {width} bytes")
+        if value < 0:
+            raise MalformedSegmentError(f"tfdt {value} would be negative")
+        if value >= 1 << (8 * width):
+            raise MalformedSegmentError(f"tfdt {value} overflows {width} bytes")
         out[offset : offset + width] = value.to_bytes(width, "big")
     return bytes(out)
 
