@@ -36,8 +36,8 @@ __all__ = ["FragmentSink", "describe_track", "muxer_options"]
 # the moof (needed once a fragment is its own file); skip_sidx/skip_trailer: no sidx, no mfra.
 # Video leaves out `cmaf`: FFmpeg ties it to signed composition offsets (trun v1), which
 # Chromium and GPAC present from 0 but FFmpeg's and GStreamer's demuxers shift by the B-frame
-# delay (issue 13). Unsigned offsets (v0) put the first frame at the delay in every reader;
-# packager/timeline.py then starts the other tracks at that instant and adds the `cmfc` brand.
+# delay (issue 13). Unsigned offsets (v0) are read alike by all; packager/timeline.py then
+# re-times the first fragment so the first frame shows at 0, and adds the `cmfc` brand.
 _COMMON_FLAGS = ("empty_moov", "default_base_moof", "skip_sidx", "skip_trailer")
 _HANDLERS: dict[str, TrackKind] = {"vide": "video", "soun": "audio"}
 _SEGMENT_FILE = re.compile(r"^(\d{5})\.m4s$")

@@ -8,8 +8,8 @@ downloads. Nothing is encoded again: every sample is copied byte for byte from t
 give (packager/fragments.py), so the file is exactly the frames and sound the HLS/DASH
 players get.
 
-Timing (ISO/IEC 14496-12 §8.6.1): the CMAF video track uses signed composition offsets (trun
-version 1) so that its first frame presents at 0 without an edit list. A non-fragmented MP4
+Timing (ISO/IEC 14496-12 §8.6.1): the CMAF video track's first frame presents at 0 without an
+edit list (packager/timeline.py; older outputs used signed `trun` offsets). A non-fragmented MP4
 has the same shape as FFmpeg writes it: decode times moved back by the B-frame delay
 (the first `dts` negative) and an edit list (§8.6.6) that starts the presentation at the
 first frame, so the first video frame and the first audio sample both present at 0. FFmpeg's

@@ -2,15 +2,15 @@
 
 Three steps on the files the muxers wrote, all byte-exact rewrites of what is already there:
 
-* **One start instant for every track.** Video is muxed with unsigned composition offsets
-  (`trun` version 0, ISO/IEC 14496-12 §8.8.8): its first decode time is 0 and its first frame
-  presents at the encoder's B-frame delay (2 frames for x264's defaults). Every MP4 reader
-  agrees on that time: Chromium, GPAC, FFmpeg and GStreamer alike, whereas signed offsets
-  (version 1) without an edit list are read as 0 by the first two and as the delay by the
-  last two (issue 13). Audio has no delay, so `align_presentation_starts` moves every other
-  track's decode times (`tfdt`, §8.8.12) later by the difference: every track's first sample
-  then presents at the same instant in every reader, and the manifests say where it is
-  (DASH `@presentationTimeOffset`; HLS players start at the first presentation time).
+* **Video starts at its first frame, in every reader.** Video is muxed with unsigned
+  composition offsets (`trun` version 0, ISO/IEC 14496-12 §8.8.8): FFmpeg decodes the IDR
+  the B-frame delay (2 frames for x264's defaults) before it shows it. `start_at_first_frame`
+  re-times the first fragment so the IDR presents at its decode time, with every offset
+  still unsigned and no edit list. Issue 13 measured the alternatives: signed offsets (v1)
+  put video 2 frames late in FFmpeg and GStreamer; an edit list is ignored by GStreamer's
+  adaptive demuxers; moving the audio's decode times instead put Shaka's HLS video 2 frames
+  late. `align_presentation_starts` then only has to move a track that would still start
+  earlier than another (none does from this engine: both start at 0).
 * **No sliver at the end.** A leftover of a few frames after the last full segment would be a
   segment of its own (EXTINF 0.083). `merge_short_tail` appends a last segment shorter than
   half the segment duration to the one before it: a CMAF segment may hold several fragments

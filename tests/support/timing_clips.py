@@ -257,10 +257,9 @@ def beep_onset(path: Path, threshold: float = 0.1) -> tuple[float | None, float]
 def play(video_file: Path, audio_file: Path | None) -> Played:
     """Read back one video rendition and the audio rendition (joined CMAF files).
 
-    Every track of a presentation starts at the same instant (packager/timeline.py): the
-    video's first frame presents after the encoder's B-frame delay (unsigned `trun`
-    composition offsets), and the audio's decode times are moved to that instant. A player
-    starts there, so times are read from the first video frame, audio and video alike."""
+    Every track of a presentation starts at the same instant, 0 (packager/timeline.py). A
+    player starts at the first frame, so times are read from it, audio and video alike: a
+    presentation that did not start at 0 would still be measured fairly."""
     frames = list(decoded_video(video_file))
     shift = frames[0][0] if frames else 0.0
     times = tuple(t - shift for t, _, _ in frames)
