@@ -86,7 +86,7 @@ def main() -> None:
                 continue
             outdir = Path(scratch) / clip.stem
             done = subprocess.run(
-                [sys.executable, "-c", "from cli import main; main()", "transcode",
+                [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "transcode",
                  str(clip), str(outdir), "--no-thumbnails"],
                 cwd=ROOT, capture_output=True, text=True, timeout=900,
             )  # fmt: skip
