@@ -145,6 +145,16 @@ class VideoGraph:
         return out
 
 
+def add_audio_source(graph: Any, template: Any, time_base: Any) -> Any:
+    """An `abuffer` taking frames shaped like `template` (format, rate, layout)."""
+    return graph.add_abuffer(
+        format=template.format.name,
+        sample_rate=template.sample_rate,
+        layout=template.layout.name,
+        time_base=time_base,
+    )
+
+
 class AudioGraph:
     """decoded audio in → 48 kHz stereo fltp frames of 1024 samples, `total_samples` long."""
 
@@ -158,12 +168,7 @@ class AudioGraph:
         level_filters: Sequence[tuple[str, str]] = (),
     ):
         graph = av.filter.Graph()
-        src = graph.add_abuffer(
-            format=template.format.name,
-            sample_rate=template.sample_rate,
-            layout=template.layout.name,
-            time_base=time_base,
-        )
+        src = add_audio_source(graph, template, time_base)
         resample = graph.add(
             "aresample", f"{rung.sample_rate}:async=1:first_pts=0:min_hard_comp=0.05"
         )

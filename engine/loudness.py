@@ -29,6 +29,7 @@ import av
 import av.error
 import av.filter
 
+from engine.graphs import add_audio_source
 from packager.model import INIT_NAME
 
 # Integrated loudness that ebur128 reports when no block passes the absolute gate (silence).
@@ -205,12 +206,7 @@ class LoudnessMeter:
         sample_rate: int = 48_000,
     ) -> None:
         graph = av.filter.Graph()
-        src = graph.add_abuffer(
-            format=template.format.name,
-            sample_rate=template.sample_rate,
-            layout=template.layout.name,
-            time_base=time_base,
-        )
+        src = add_audio_source(graph, template, time_base)
         resample = graph.add("aresample", f"{sample_rate}")
         fmt = graph.add(
             "aformat", f"sample_fmts=fltp:sample_rates={sample_rate}:channel_layouts=stereo"
