@@ -235,7 +235,7 @@ def serve_settings(args: argparse.Namespace) -> Any:
     host and port, the database under the data dir) follow them and no default data
     directory is ever created for a value the flags replace.
     """
-    from api.settings import Settings
+    from api.core.settings import Settings
 
     environ = dict(os.environ)
     for flag, name in (("host", "HOST"), ("port", "PORT"), ("data_dir", "DATA_DIR")):
@@ -268,8 +268,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from api.safety import check_catalog, check_startup
-    from api.settings import SettingsError
+    from api.core.settings import SettingsError
+    from api.safety.routing import check_catalog, check_startup
 
     try:
         settings = serve_settings(args)
@@ -326,9 +326,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_moderator(args: argparse.Namespace) -> int:
     """`reelforge moderator grant|revoke HANDLE`: set `users.role` on the configured database
     (`REELFORGE_*`, or `--data-dir` for the embedded one); the only way to make a moderator."""
-    from api.db import create_schema, sync_engine
-    from api.moderation import MODERATOR, USER, set_role
-    from api.settings import Settings, SettingsError
+    from api.core.db import create_schema, sync_engine
+    from api.core.settings import Settings, SettingsError
+    from api.moderation.service import MODERATOR, USER, set_role
 
     environ = dict(os.environ)
     if args.data_dir is not None:
@@ -383,8 +383,8 @@ def cmd_edge_config(args: argparse.Namespace) -> int:
 def _catalog_engine() -> tuple[Any, Any]:
     """(engine, settings): the configured database (`REELFORGE_*`: the embedded one under
     REELFORGE_DATA_DIR), with its schema; raises `SettingsError` on bad settings."""
-    from api.db import create_schema, sync_engine
-    from api.settings import Settings
+    from api.core.db import create_schema, sync_engine
+    from api.core.settings import Settings
 
     settings = Settings.from_env()
     engine = sync_engine(settings)
@@ -415,7 +415,7 @@ class CatalogInputError(ValueError):
 def cmd_catalog_add(args: argparse.Namespace) -> int:
     """`reelforge catalog add FILE... --owner NAME [--policy block|mute|allow]`: fingerprint
     every file (all are read before anything is written), then store them as references."""
-    from api.settings import SettingsError
+    from api.core.settings import SettingsError
     from classifiers import catalog
 
     try:
@@ -442,7 +442,7 @@ def cmd_catalog_add(args: argparse.Namespace) -> int:
 
 def cmd_catalog_remove(args: argparse.Namespace) -> int:
     """`reelforge catalog remove NAME...`: drop references (all names must exist)."""
-    from api.settings import SettingsError
+    from api.core.settings import SettingsError
     from classifiers import catalog
 
     try:
@@ -469,7 +469,7 @@ def cmd_catalog_remove(args: argparse.Namespace) -> int:
 
 def cmd_catalog_match(args: argparse.Namespace) -> int:
     """`reelforge catalog match FILE [--json]`: the best reference, or null / "no match"."""
-    from api.settings import SettingsError
+    from api.core.settings import SettingsError
     from classifiers import catalog
 
     try:

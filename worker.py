@@ -31,7 +31,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from api.settings import Settings
+from api.core.settings import Settings
 from cdn.hooks import UnsafeTarget
 
 log = logging.getLogger("reelforge.worker")
@@ -90,7 +90,8 @@ class Jobs:
     """The actors bound to one broker, and the API's way to enqueue them."""
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
-        from api import edgejobs, processing
+        from api.jobs import edge as edgejobs
+        from api.jobs import transcode as processing
 
         self.settings = settings
         self.broker = broker
@@ -266,7 +267,7 @@ class Jobs:
 
 
 def build(settings: Settings) -> Jobs:
-    from api.safety import check_catalog, check_startup
+    from api.safety.routing import check_catalog, check_startup
 
     # A worker that cannot run the safety checks must not start (issue 5: a missing or
     # malformed moderation model fails start-up, naming its path; so does a catalog whose

@@ -19,17 +19,25 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from api.cache import Cache, MemoryCache, RedisCache
-from api.context import AppContext, LocalCaches
-from api.db import async_engine, create_schema, read_engine, sync_engine
-from api.errors import EXCEPTION_HANDLERS
-from api.feedstore import FeedStore
-from api.idempotency import IdempotencyMiddleware
-from api.ratelimit import RateLimitMiddleware
-from api.reaper import reaper_loop
-from api.routes import accounts, feed, health, media, moderation, reports, social, uploads, videos
-from api.settings import Settings
-from api.trending import TrendingPools
+from api import health
+from api.accounts import controllers as accounts
+from api.core.cache import Cache, MemoryCache, RedisCache
+from api.core.context import AppContext, LocalCaches
+from api.core.db import async_engine, create_schema, read_engine, sync_engine
+from api.core.errors import EXCEPTION_HANDLERS
+from api.core.settings import Settings
+from api.feed import controllers as feed
+from api.feed.store import FeedStore
+from api.feed.trending import TrendingPools
+from api.jobs.reaper import reaper_loop
+from api.media import controllers as media
+from api.middleware.idempotency import IdempotencyMiddleware
+from api.middleware.ratelimit import RateLimitMiddleware
+from api.moderation import controllers as moderation
+from api.moderation import report_controllers as reports
+from api.social import controllers as social
+from api.uploads import controllers as uploads
+from api.videos import controllers as videos
 from cdn.storage import Storage, StorageError, build_storage
 
 log = logging.getLogger("reelforge.api")

@@ -49,8 +49,8 @@ def seed(url: str, users: int, videos: int, likes: int) -> list[str]:
     import psycopg
     from sqlalchemy import create_engine
 
-    from api.auth import hash_password, token_digest
-    from api.db import create_schema
+    from api.accounts.tokens import hash_password, token_digest
+    from api.core.db import create_schema
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")

@@ -85,11 +85,14 @@ def main() -> None:
             if clip.suffix not in (".mp4", ".ts", ".webm"):
                 continue
             outdir = Path(scratch) / clip.stem
+            command = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
             done = subprocess.run(
-                [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())", "transcode",
-                 str(clip), str(outdir), "--no-thumbnails"],
-                cwd=ROOT, capture_output=True, text=True, timeout=900,
-            )  # fmt: skip
+                [*command, "transcode", str(clip), str(outdir), "--no-thumbnails"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if done.returncode != 0:
                 results[clip.name] = {"rejected": done.stderr.strip().splitlines()[-1:]}
                 continue

@@ -270,9 +270,9 @@ def main() -> int:
             print(f"edge_bench: {tool} is not installed (apt-get install {tool})", file=sys.stderr)
             return 2
 
-    from api.edgejobs import EdgeJobs
-    from api.processing import Runtime
-    from api.settings import Settings
+    from api.core.settings import Settings
+    from api.jobs.edge import EdgeJobs
+    from api.jobs.transcode import Runtime
     from bench.make_source import build_source
     from tests.support.edge import NginxEdge
 

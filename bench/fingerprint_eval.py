@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
-from api.tables import audio_refs  # noqa: E402
+from api.core.tables import audio_refs  # noqa: E402
 from classifiers import catalog  # noqa: E402
 from classifiers.fingerprint import (  # noqa: E402
     DEFAULT_PARAMS,
@@ -463,8 +463,8 @@ def query_speed(
 
 def open_catalog(folder: Path) -> Any:
     """A fresh SQLite catalog through the service's own engine and schema."""
-    from api.db import create_schema, sync_engine
-    from api.settings import Settings
+    from api.core.db import create_schema, sync_engine
+    from api.core.settings import Settings
 
     settings = Settings(data_dir=folder).resolved()
     engine = sync_engine(settings)

@@ -44,8 +44,8 @@ VARIANTS = ("plain", "thread", "end")
 
 def child(variant: str, source: Path, outdir: Path, artifacts: Path) -> int:
     """One transcode as the worker runs it (the measured process)."""
-    from api.safety import analysis_spec
-    from api.settings import Settings
+    from api.core.settings import Settings
+    from api.safety.routing import analysis_spec
     from engine.jobs import transcode_limited
     from engine.pipeline import TranscodeOptions
 
@@ -62,8 +62,8 @@ def profile_analyzers(source: Path, repeats: int = 3) -> dict[str, Any]:
     pass is measured in the same way and subtracted)."""
     import av
 
-    from api.safety import analysis_spec
-    from api.settings import Settings
+    from api.core.settings import Settings
+    from api.safety.routing import analysis_spec
     from engine.analysis import AnalysisSpec, build_analyzers
 
     full = analysis_spec(Settings(fingerprint_enabled=True))

@@ -20,10 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PROBE_LOOP = (
-    "import sys; from engine.source import probe\n"
-    "for _ in range(50): probe(sys.argv[1])\n"
-)
+PROBE_LOOP = "import sys; from engine.source import probe\nfor _ in range(50): probe(sys.argv[1])\n"
 
 
 def run_once(tree: Path, source: Path, probe_only: bool) -> tuple[float, float]:

@@ -29,8 +29,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Select, delete, func, insert, select
 
-from api.db import now_ms
-from api.tables import audio_postings, audio_ref_prints, audio_refs
+from api.core.db import now_ms
+from api.core.tables import audio_postings, audio_ref_prints, audio_refs
 from classifiers.fingerprint import FORMAT_VERSION, FRAME_SECONDS, HASH_BITS, Fingerprint
 
 Policy = Literal["block", "mute", "allow"]

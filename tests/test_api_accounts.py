@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from api.db import now_ms, sync_engine
-from api.tables import tokens, users, videos
+from api.core.db import now_ms, sync_engine
+from api.core.tables import tokens, users, videos
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 
 

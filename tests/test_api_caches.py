@@ -18,14 +18,14 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import insert, select
 
-from api.cache import MemoryCache, RedisCache
-from api.db import now_ms, sync_engine
-from api.following import CREATOR_DEPTH, CreatorVideos, merge_newest
-from api.ranking import HOUR_MS
-from api.seenset import FILLED, seen_key
-from api.tables import follows, seen, videos
-from api.trending import Entry, Pool, from_pool
-from api.ttlcache import TTLCache
+from api.core.cache import MemoryCache, RedisCache
+from api.core.db import now_ms, sync_engine
+from api.core.tables import follows, seen, videos
+from api.core.ttlcache import TTLCache
+from api.feed.following import CREATOR_DEPTH, CreatorVideos, merge_newest
+from api.feed.ranking import HOUR_MS
+from api.feed.seen import FILLED, seen_key
+from api.feed.trending import Entry, Pool, from_pool
 from tests.support.api import api_client, auth, register, seed_video
 from tests.support.pg import fresh_database
 from tests.support.services import redis_database

@@ -13,11 +13,12 @@ import redis
 from litestar.testing import TestClient
 from sqlalchemy import insert, update
 
-from api import feedstore, trending
-from api.db import now_ms, sync_engine
-from api.ranking import HOUR_MS
-from api.settings import Settings
-from api.tables import follows, seen, videos
+from api.core.db import now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import follows, seen, videos
+from api.feed import store as feedstore
+from api.feed import trending
+from api.feed.ranking import HOUR_MS
 from tests.support.api import api_client, auth, register, seed_video
 from tests.support.pg import fresh_database
 from tests.support.services import redis_database

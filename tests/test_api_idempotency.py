@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from api.db import create_schema, now_ms, sync_engine
-from api.idempotency import IN_FLIGHT_LEASE_MS, KEY_TTL_MS, PENDING, fingerprint
-from api.settings import Settings
-from api.tables import comments, follows, idempotency_keys, likes, users, videos
+from api.core.db import create_schema, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import comments, follows, idempotency_keys, likes, users, videos
+from api.middleware.idempotency import IN_FLIGHT_LEASE_MS, KEY_TTL_MS, PENDING, fingerprint
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from api.ratelimit import AUTH_LIMIT_PER_MINUTE, WINDOW_SECONDS
+from api.middleware.ratelimit import AUTH_LIMIT_PER_MINUTE, WINDOW_SECONDS
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

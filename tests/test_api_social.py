@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from api.db import now_ms, sync_engine
-from api.settings import Settings
-from api.tables import comments, follows, likes, seen, users, videos, watch_events
+from api.core.db import now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import comments, follows, likes, seen, users, videos, watch_events
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 from tests.support.pg import fresh_database
 

@@ -14,9 +14,9 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import func, select
 
-from api.db import now_ms, sync_engine
-from api.tables import videos
-from api.uploads import signed_upload_url
+from api.core.db import now_ms, sync_engine
+from api.core.tables import videos
+from api.uploads.service import signed_upload_url
 from tests.support import s3
 from tests.support.api import api_client, auth, register, seed_video
 from tests.support.uploads import (

@@ -11,8 +11,8 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import update
 
-from api.db import sync_engine
-from api.tables import videos
+from api.core.db import sync_engine
+from api.core.tables import videos
 from tests.support.api import api_client, auth, register, seed_video
 from tests.support.uploads import (
     Enqueued,

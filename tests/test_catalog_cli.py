@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from api.db import create_schema, sync_engine
-from api.settings import Settings
-from api.tables import audio_postings, audio_refs
+from api.core.db import create_schema, sync_engine
+from api.core.settings import Settings
+from api.core.tables import audio_postings, audio_refs
 from bench.fingerprint_eval import MUSIC_DIR
 from classifiers import catalog
 from classifiers.catalog import DEFAULT_MIN_SCORE
@@ -204,9 +204,9 @@ def test_references_of_an_older_format_stop_the_workers(tmp_path: Path) -> None:
     """A reference whose fingerprint this version cannot read (an older format's, or none)
     can never match: `catalog match` warns, workers and the embedded server refuse to start,
     until its file is added again or it is removed."""
-    from api.safety import check_catalog
-    from api.settings import SettingsError
-    from api.tables import audio_ref_prints
+    from api.core.settings import SettingsError
+    from api.core.tables import audio_ref_prints
+    from api.safety.routing import check_catalog
     from worker import build
 
     track = str(MUSIC_DIR / "wonrace1-jt.ogg")

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
-from api.copyright import CopyrightOutcome, evaluate, mute_outputs, record_claim
-from api.db import create_schema, now_ms, sync_engine
-from api.settings import Settings
-from api.tables import audio_refs, copyright_claims, users, videos
+from api.core.db import create_schema, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import audio_refs, copyright_claims, users, videos
+from api.safety.copyright import CopyrightOutcome, evaluate, mute_outputs, record_claim
 from bench.fingerprint_eval import MUSIC_DIR
 from classifiers import catalog
 from classifiers.fingerprint import (

@@ -37,8 +37,8 @@ from packaging.utils import canonicalize_name
 
 import cli
 import worker as worker_module
-from api.db import new_id
-from api.settings import Settings, SettingsError
+from api.core.db import new_id
+from api.core.settings import Settings, SettingsError
 from cdn.edge import cache_file
 from engine.encoders import ENCODERS
 from tests.support.services import (

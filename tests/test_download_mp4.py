@@ -17,8 +17,8 @@ from typing import Any
 import av
 import pytest
 
-from api.copyright import mute_outputs
-from api.processing import without_audio
+from api.jobs.transcode import without_audio
+from api.safety.copyright import mute_outputs
 from packager.isobmff import iter_boxes
 from tests.conftest import JobResult
 from tests.support.ffprobe import joined_rendition, probe_packets, probe_streams, run_ffprobe
@@ -181,9 +181,7 @@ def test_an_upload_without_video_gets_no_download(
     assert not result.outdir.exists()
 
 
-def test_the_download_can_be_turned_off(
-    generated: Callable[[str], Path], tmp_path: Path
-) -> None:
+def test_the_download_can_be_turned_off(generated: Callable[[str], Path], tmp_path: Path) -> None:
     from engine.pipeline import TranscodeOptions, transcode
 
     report: dict[str, Any] = transcode(

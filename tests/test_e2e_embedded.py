@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from api.tables import videos
+from api.core.tables import videos
 from tests.support.e2e import Account, Flow
 from tests.support.services import (
     ApiProcess,

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from api.app import make_storage
-from api.settings import Settings
+from api.core.settings import Settings
 from tests.support.e2e import Account, Flow
 from tests.support.services import (
     ApiProcess,

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.views import playback_prefix
+from api.videos.schemas import playback_prefix
 from cdn.edge import EdgeConfig, EdgeConfigError, cache_file, parse_listen, parse_origin, render
 from cdn.hooks import NginxCachePurge
 from tests.support.e2e import Flow
@@ -284,9 +284,7 @@ def test_range_requests_are_served_from_the_whole_cached_object(
     assert len(edge.origin_requests(uri)) == 1
 
 
-def test_download_mp4_seeks_through_the_edge_public_and_signed(
-    site: Site, edge: NginxEdge
-) -> None:
+def test_download_mp4_seeks_through_the_edge_public_and_signed(site: Site, edge: NginxEdge) -> None:
     """`mp4_url` (download.mp4) as a progressive player reads it: ranges from the front (the
     moov) and from anywhere after; public from the shared cache, signed straight through."""
     body = site.stored("download.mp4")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from api.context import AppContext
-from api.feedstore import WARM_TOP
+from api.core.context import AppContext
+from api.feed.store import WARM_TOP
 from tests.support.api import api_client, register, seed_video
 from tests.support.s3 import free_port
 from tests.support.uploads import record_jobs

@@ -20,9 +20,9 @@ import pytest
 from scipy import ndimage, signal
 from sqlalchemy import select, update
 
-from api.db import create_schema, sync_engine
-from api.settings import Settings
-from api.tables import audio_postings, audio_ref_prints, audio_refs
+from api.core.db import create_schema, sync_engine
+from api.core.settings import Settings
+from api.core.tables import audio_postings, audio_ref_prints, audio_refs
 from bench import fingerprint_eval as ev
 from classifiers import catalog, filters
 from classifiers.fingerprint import (

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.processing import Runtime
-from api.settings import Settings, SettingsError
+from api.core.settings import Settings, SettingsError
+from api.jobs.transcode import Runtime
 from engine.audiopass import reencode_audio
 from engine.loudness import (
     ABSOLUTE_GATE_LUFS,
@@ -102,9 +102,7 @@ def test_output_is_at_target_under_the_ceiling(
     assert loud["target_lufs"] == TARGET and loud["true_peak_ceiling_dbtp"] == CEILING
 
 
-def test_loud_music_is_turned_down(
-    sources: Callable[[str], Path], job: Callable[..., Any]
-) -> None:
+def test_loud_music_is_turned_down(sources: Callable[[str], Path], job: Callable[..., Any]) -> None:
     """A brickwalled −5 LUFS master: 9 dB down, no limiter needed."""
     source = sources("music_-5")
     assert ebur128(source).integrated >= -6.0  # as loud as limiting this track gets
@@ -317,6 +315,7 @@ def test_the_audio_only_pass_writes_the_same_track(
     info = probe(source)
     reencode_audio(info, AudioRung(), info.output_frame_rate, FAST.segment_seconds,
                    GainPlan(0.0, None, "normalized"), again)  # fmt: skip
+
     def media(folder: Path) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if p.suffix in (".mp4", ".m4s"))
 

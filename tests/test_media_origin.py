@@ -17,12 +17,12 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import Engine, insert, update
 
-from api.context import AppContext
-from api.db import new_id, now_ms, sync_engine
-from api.processing import Runtime
-from api.routes.media import VISIBILITY_TTL_S, object_key
-from api.tables import users, videos
-from api.views import playback_keyring
+from api.core.context import AppContext
+from api.core.db import new_id, now_ms, sync_engine
+from api.core.tables import users, videos
+from api.jobs.transcode import Runtime
+from api.media.controllers import VISIBILITY_TTL_S, object_key
+from api.videos.schemas import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import expiry
 from engine.sample import make_sample

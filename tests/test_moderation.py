@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.safety import check_startup, moderation_findings
-from api.settings import Settings, SettingsError
+from api.core.settings import Settings, SettingsError
+from api.safety.routing import check_startup, moderation_findings
 from classifiers.moderation import (
     ModelConfig,
     ModelError,

@@ -19,11 +19,10 @@ import av
 import pytest
 from sqlalchemy import select
 
-from api import safety
 from api.app import make_storage
-from api.db import now_ms, sync_engine
-from api.settings import Settings
-from api.tables import (
+from api.core.db import now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import (
     appeals,
     audio_refs,
     copyright_claims,
@@ -32,6 +31,7 @@ from api.tables import (
     users,
     videos,
 )
+from api.safety import routing as safety
 from classifiers.pdq import hash_frame
 from engine.thumbnails import encode_jpeg
 from tests.support.api import api_client, auth, make_settings, register, seed_video

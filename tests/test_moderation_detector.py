@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from api import lifecycle
-from api.safety import check_startup, decide, model_config, moderation_findings
-from api.settings import Settings, SettingsError
+from api.core import lifecycle
+from api.core.settings import Settings, SettingsError
+from api.safety.routing import check_startup, decide, model_config, moderation_findings
 from classifiers.moderation import (
     ModelConfig,
     ModelError,

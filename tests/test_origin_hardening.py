@@ -26,10 +26,10 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import insert, update
 
-from api.db import new_id, now_ms, sync_engine
-from api.settings import Settings
-from api.tables import users, videos
-from api.views import playback_prefix
+from api.core.db import new_id, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import users, videos
+from api.videos.schemas import playback_prefix
 from cdn.origin import IMMUTABLE, http_date
 from cdn.storage import LocalStorage, Storage
 from tests.support.api import api_client, seed_video

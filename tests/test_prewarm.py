@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api.edgejobs import EdgeJobs
-from api.processing import Runtime
-from api.settings import Settings, SettingsError
+from api.core.settings import Settings, SettingsError
+from api.jobs.edge import EdgeJobs
+from api.jobs.transcode import Runtime
 from cdn.hooks import (
     Edge,
     EdgeUnavailable,

@@ -20,18 +20,18 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import Engine, insert, select, update
 
-from api import lifecycle
-from api.context import AppContext
-from api.db import new_id, now_ms, sync_engine
-from api.processing import (
+from api.core import lifecycle
+from api.core.context import AppContext
+from api.core.db import new_id, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import users, videos
+from api.jobs.transcode import (
     MAX_ATTEMPTS,
     Runtime,
     UploadIncompleteError,
     owner_reason,
     summarize,
 )
-from api.settings import Settings
-from api.tables import users, videos
 from cdn.storage import LocalStorage, ObjectInfo
 from engine.errors import NotMediaError
 from engine.sample import make_sample

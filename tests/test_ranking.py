@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from api import ranking
-from api.ranking import HOUR_MS, Candidate, Exclusions, MergeState, VideoStats
+from api.feed import ranking
+from api.feed.ranking import HOUR_MS, Candidate, Exclusions, MergeState, VideoStats
 
 NOW = 1_750_000_000_000
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from api.context import AppContext
-from api.db import now_ms, sync_engine
-from api.reaper import requeue_stale, stale_after_ms
-from api.tables import videos
+from api.core.context import AppContext
+from api.core.db import now_ms, sync_engine
+from api.core.tables import videos
+from api.jobs.reaper import requeue_stale, stale_after_ms
 from tests.support.api import api_client, register, seed_video
 from tests.support.pg import fresh_database
 from tests.support.services import redis_database

@@ -16,17 +16,17 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import func, select
 
-from api.db import sync_engine
-from api.moderation import (
+from api.core.db import sync_engine
+from api.core.settings import Settings
+from api.core.tables import reports, users, video_history, videos
+from api.moderation.report_controllers import ReportReason
+from api.moderation.service import (
     DEPRIORITIZE_OVER,
     PULLED_BY_REPORTS,
     REPORT_REASONS,
     REVIEW_OVER,
     report_penalty,
 )
-from api.routes.reports import ReportReason
-from api.settings import Settings
-from api.tables import reports, users, video_history, videos
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 from tests.support.moderation import make_moderator, seed_users
 from tests.support.pg import fresh_database

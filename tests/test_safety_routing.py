@@ -22,9 +22,11 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import Engine, select
 
-from api import lifecycle
-from api.db import sync_engine
-from api.safety import (
+from api.core import lifecycle
+from api.core.db import sync_engine
+from api.core.settings import Settings
+from api.core.tables import pdq_blocklist, video_safety, videos
+from api.safety.routing import (
     APPEAL,
     BlocklistError,
     Finding,
@@ -35,8 +37,6 @@ from api.safety import (
     pdq_findings,
     word_findings,
 )
-from api.settings import Settings
-from api.tables import pdq_blocklist, video_safety, videos
 from classifiers.moderation import ModelConfig, ModerationAnalyzer, ModerationModel
 from classifiers.pdq import Match
 from classifiers.sampling import FrameSampler, SamplingSpec
@@ -480,7 +480,7 @@ def music_clip(folder: Path, track: str, start: float) -> Path:
 def test_copyright_policies_are_applied_by_the_job(
     stub_app: TestClient[Any], tmp_path: Path
 ) -> None:
-    from api.tables import copyright_claims
+    from api.core.tables import copyright_claims
     from classifiers.catalog import add_reference
     from classifiers.fingerprint import fingerprint, load_audio
 
@@ -522,8 +522,8 @@ def test_copyright_policies_are_applied_by_the_job(
 
 
 def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
-    from api.safety import check_startup, model_config
-    from api.settings import SettingsError
+    from api.core.settings import SettingsError
+    from api.safety.routing import check_startup, model_config
 
     env = {
         "REELFORGE_DATA_DIR": str(tmp_path),

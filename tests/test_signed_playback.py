@@ -23,12 +23,12 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import update
 
-from api.db import sync_engine
-from api.processing import Runtime
-from api.routes.media import FORBIDDEN_MESSAGE, VISIBILITY_TTL_S
-from api.settings import Settings
-from api.tables import videos
-from api.views import playback_keyring
+from api.core.db import sync_engine
+from api.core.settings import Settings
+from api.core.tables import videos
+from api.jobs.transcode import Runtime
+from api.media.controllers import FORBIDDEN_MESSAGE, VISIBILITY_TTL_S
+from api.videos.schemas import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import Keyring, PlaybackKey, expiry
 from tests.support.api import api_client, auth, register, seed_video

@@ -10,8 +10,8 @@ from urllib.parse import quote, urljoin
 
 import pytest
 
-from api.settings import Settings, SettingsError
-from api.views import playback_keyring, playback_prefix
+from api.core.settings import Settings, SettingsError
+from api.videos.schemas import playback_keyring, playback_prefix
 from cdn.signing import (
     DERIVED_KID,
     EXPIRY_STEP_S,

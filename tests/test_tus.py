@@ -15,7 +15,7 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
-from api.tus import parse_metadata
+from api.uploads.tus import parse_metadata
 from tests.support.uploads import (
     LiveServer,
     live_server,

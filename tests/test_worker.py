@@ -20,9 +20,9 @@ from sqlalchemy import Engine, insert
 
 import worker
 from api.app import make_storage
-from api.db import create_schema, new_id, now_ms, sync_engine
-from api.processing import MAX_ATTEMPTS, InputRejectedError
-from api.tables import users
+from api.core.db import create_schema, new_id, now_ms, sync_engine
+from api.core.tables import users
+from api.jobs.transcode import MAX_ATTEMPTS, InputRejectedError
 from engine.sample import make_sample
 from tests.support.api import api_client, make_settings
 from tests.support.jobs import history, insert_processing_video, put_upload, stage_video, video_row

@@ -19,9 +19,9 @@ from litestar.testing import TestClient
 from sqlalchemy import insert, update
 
 from api.app import create_app
-from api.db import create_schema, new_id, now_ms, sync_engine
-from api.settings import Settings
-from api.tables import users, videos
+from api.core.db import create_schema, new_id, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import users, videos
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

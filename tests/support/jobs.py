@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from api.db import new_id, now_ms
-from api.tables import video_history, videos
+from api.core.db import new_id, now_ms
+from api.core.tables import video_history, videos
 from cdn.storage import Storage
 
 

@@ -99,8 +99,7 @@ SPEECH = (
 )
 # Speech plus a full-scale click (2 ms) every 1.5 s: peaks ~30 dB over the loudness.
 CREST = (
-    SPEECH + ",aeval=exprs='val(0)+if(lt(mod(t\\,1.5)\\,0.002)\\,0.98*sin(2*PI*3000*t)\\,0)'"
-    ":c=same"
+    SPEECH + ",aeval=exprs='val(0)+if(lt(mod(t\\,1.5)\\,0.002)\\,0.98*sin(2*PI*3000*t)\\,0)':c=same"
 )
 
 SOURCES: dict[str, tuple[str, float | None]] = {

@@ -19,10 +19,10 @@ from litestar import Litestar
 from sqlalchemy import select
 
 from api.app import create_app
-from api.context import AppContext
-from api.db import sync_engine
-from api.settings import Settings
-from api.tables import videos
+from api.core.context import AppContext
+from api.core.db import sync_engine
+from api.core.settings import Settings
+from api.core.tables import videos
 from cdn.storage import Storage
 from tests.support.api import make_settings
 from tests.support.clips import ffmpeg

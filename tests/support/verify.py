@@ -248,8 +248,7 @@ def _check_track(
             problems.append(f"{where}: the only segment lasts {_t(d)}, the GOP is {_t(gop)}")
         if i == last and last > 0 and not gop / 2 - low - eps <= d < gop * 3 / 2 + tolerance:
             problems.append(
-                f"{where}: the last segment lasts {_t(d)}, not within [0.5, 1.5) GOPs of "
-                f"{_t(gop)}"
+                f"{where}: the last segment lasts {_t(d)}, not within [0.5, 1.5) GOPs of {_t(gop)}"
             )
     for a, b in pairwise(rend.segments):
         if a.start is not None and b.start is not None:

@@ -1,0 +1,458 @@
+"""The processing job: an uploaded video in, a published (or rejected, or failed) video out.
+
+Issue 3, "Video lifecycle and jobs". A job carries only a video id; `Runtime.process` reloads
+the row and is idempotent:
+
+1. claim: the video must be `processing` (anything else, deleted included, is skipped) and
+   `attempts` is counted up; past the retry budget the video becomes `failed`;
+2. the upload parts (`uploads/{vid}/{offset:012d}`, concatenated in key order) are joined
+   into one private file under `settings.work_dir` and checked against `upload_size`;
+3. the engine transcodes it in its bounded child process (`engine.jobs.transcode_limited`);
+   input the engine refuses makes the video `rejected` with the engine's one-line reason and
+   is never retried;
+4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
+5. one transaction flips the video to `published` (compare-and-set on `processing`) and
+   counts it on its author; or, when the safety checks that ran on the transcode's decode
+   say so (api/safety.py: moderation scores, caption words, the PDQ blocklist, copyright),
+   to `in_review` or `rejected` with the reason, the outputs stored but served nowhere, and
+   the checks' findings in `video_safety` (worst-frame JPEGs under `safety/{vid}/`). When
+   that fails (deleted meanwhile, or another delivery of the same job won), this run's
+   prefixes are deleted: a reader never sees a half-published video and a job delivered
+   twice publishes once.
+
+Our own failures (storage, database, the engine's own errors) raise, so that Dramatiq retries
+them with backoff; on the last attempt the video is marked `failed` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from api.core import lifecycle
+from api.core.db import new_id, now_ms, sync_engine
+from api.core.settings import Settings
+from api.core.tables import users, videos
+from api.safety import routing as safety
+from cdn.storage import ObjectInfo, Storage
+from engine.errors import InputRejected
+from engine.jobs import transcode_limited
+from engine.loudness import LoudnessSpec
+from engine.pipeline import TranscodeOptions
+from engine.policy import InputPolicy
+
+log = logging.getLogger("reelforge.processing")
+
+MAX_ATTEMPTS = 6
+"""Deliveries of one video's job before it is marked failed (worker.py: 1 + max_retries).
+
+Every delivery counts, including those after a worker was killed mid-job, so a video that
+keeps taking workers down ends `failed` instead of cycling forever."""
+
+PART_NAME = re.compile(r"[0-9]{12}")
+
+
+class InputRejectedError(Exception):
+    """The upload itself was refused; never retried (`process` records it and returns)."""
+
+
+class UploadIncompleteError(Exception):
+    """The stored parts do not add up to the declared upload (retried: a listing may lag)."""
+
+
+def upload_prefix(video_id: str) -> str:
+    return f"uploads/{video_id}/"
+
+
+def media_prefix(video_id: str, render_id: str | None = None) -> str:
+    """`media/{vid}/` or one render's immutable prefix `media/{vid}/{render_id}/`."""
+    return f"media/{video_id}/" if render_id is None else f"media/{video_id}/{render_id}/"
+
+
+class Runtime:
+    """What the worker's actors call; one per worker process, shared by its threads.
+
+    The database engine and the storage client are built from the settings on first use,
+    once; a caller may hand in its own (tests, tools).
+    """
+
+    def __init__(
+        self, settings: Settings, *, storage: Storage | None = None, db: Engine | None = None
+    ) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._db: Engine | None = db
+        self._owns_db = db is None
+        self._storage: Storage | None = storage
+        self._swept = False
+        # Called with the video id once a video is published (worker.py: the edge pre-warm);
+        # its failure is logged and never touches the publication.
+        self.on_published: Callable[[str], object] | None = None
+
+    # -- resources --------------------------------------------------------------------
+
+    @property
+    def db(self) -> Engine:
+        with self._lock:
+            if self._db is None:
+                self._db = sync_engine(self.settings)
+            return self._db
+
+    @property
+    def storage(self) -> Storage:
+        with self._lock:
+            if self._storage is None:
+                from api.app import make_storage
+
+                self._storage = make_storage(self.settings)
+            return self._storage
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._owns_db:
+                self._db.dispose()
+                self._db = None
+
+    # -- the jobs -----------------------------------------------------------------------
+
+    def process(self, video_id: str) -> None:
+        """Transcode and publish one video (see the module docstring)."""
+        claimed = self._claim(video_id)
+        if claimed is None:
+            return
+        row, attempt = claimed
+        if attempt > MAX_ATTEMPTS:
+            self.give_up(video_id, _failed_reason(attempt - 1, None))
+            return
+        try:
+            self._run(row)
+        except Exception as exc:
+            if attempt < MAX_ATTEMPTS:
+                log.warning("video %s attempt %d failed: %r (retried)", video_id, attempt, exc)
+                raise
+            log.exception("video %s failed on its last attempt", video_id)
+            self.give_up(video_id, _failed_reason(attempt, exc))
+
+    def give_up(self, video_id: str, reason: str = "") -> bool:
+        """Mark a still-processing video `failed`; True if this call moved it."""
+        reason = reason or _failed_reason(None, None)
+        with self.db.begin() as conn:
+            status = _status(conn, video_id)
+            if status != lifecycle.PROCESSING:
+                return False
+            try:
+                lifecycle.move_sync(conn, video_id, lifecycle.FAILED, reason)
+            except lifecycle.TransitionError:
+                return False
+        return True
+
+    def cleanup(self, video_id: str) -> None:
+        """Remove a deleted video's media and upload objects (idempotent)."""
+        with self.db.connect() as conn:
+            status = _status(conn, video_id)
+        if status is not None and status != lifecycle.DELETED:
+            log.info("cleanup of video %s skipped: it is %s", video_id, status)
+            return
+        removed = self.storage.delete_prefix(media_prefix(video_id))
+        removed += self.storage.delete_prefix(upload_prefix(video_id))
+        log.info("cleanup of video %s removed %d object(s)", video_id, removed)
+
+    def unfinished(self) -> list[tuple[str, str]]:
+        """(video id, lane) of every video the database says still needs processing."""
+        query = (
+            select(videos.c.id, videos.c.lane)
+            .where(videos.c.status.in_(lifecycle.UNFINISHED))
+            .order_by(videos.c.updated_at)
+        )
+        with self.db.connect() as conn:
+            return [(row.id, row.lane) for row in conn.execute(query)]
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _claim(self, video_id: str) -> tuple[Any, int] | None:
+        """Count one more attempt on a `processing` video; None when there is nothing to do."""
+        with self.db.begin() as conn:
+            counted = conn.execute(
+                update(videos)
+                .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
+                # updated_at marks the claim: api/reaper.py re-enqueues only claims older than
+                # any job can live.
+                .values(attempts=videos.c.attempts + 1, updated_at=now_ms())
+            )
+            if counted.rowcount != 1:
+                status = _status(conn, video_id)
+                log.info("video %s not processed: it is %s", video_id, status or "missing")
+                return None
+            row = conn.execute(select(videos).where(videos.c.id == video_id)).one()
+        return row, int(row.attempts)
+
+    def sweep_work(self, older_than_s: float | None = None) -> int:
+        """Remove work dirs left by runs that were killed (SIGKILL skips `finally`).
+
+        By default only dirs older than the longest a job may live (its time limit plus the
+        transfer margin, plus ten minutes) go, so a job still running on this machine in
+        another worker process keeps its files. Embedded mode sweeps everything at start.
+        """
+        root = self.settings.work_dir
+        if older_than_s is None:
+            older_than_s = self.settings.transcode_time_limit_s + 900.0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        if not root.is_dir():
+            return 0
+        for entry in root.iterdir():
+            try:
+                if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime <= cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        if removed:
+            log.info("removed %d stale work dir(s) under %s", removed, root)
+        return removed
+
+    def _run(self, row: Any) -> None:
+        work_root = self.settings.work_dir
+        work_root.mkdir(parents=True, exist_ok=True)
+        if not self._swept:
+            self._swept = True
+            self.sweep_work()
+        workdir = Path(tempfile.mkdtemp(prefix=f"{row.id}-", dir=work_root))
+        try:
+            source = workdir / "source"
+            self._fetch_upload(row.id, int(row.upload_size), source)
+            try:
+                report = transcode_limited(
+                    source, workdir / "out", self._options(workdir / "analysis")
+                )
+            except InputRejected as exc:
+                self._reject(row.id, owner_reason(exc, workdir))
+                return
+            if _status_now(self.db, row.id) != lifecycle.PROCESSING:
+                log.info("video %s left processing during its transcode; not stored", row.id)
+                return
+            self._publish(row, workdir / "out", report, workdir / "analysis")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _options(self, artifacts_dir: Path | None = None) -> TranscodeOptions:
+        # The engine's own deadline: past it the input counts as hostile (rejected); the
+        # actor's Dramatiq time limit (worker.py) adds room for the transfers around it.
+        policy = replace(
+            InputPolicy(),
+            max_wall_seconds=float(self.settings.transcode_time_limit_s),
+            max_duration=float(self.settings.max_duration_seconds),
+            max_file_size=max(InputPolicy().max_file_size, self.settings.max_upload_bytes),
+        )
+        return TranscodeOptions(
+            segment_seconds=self.settings.segment_seconds,
+            preset=self.settings.preset,
+            encoder=self.settings.encoder,
+            policy=policy,
+            analysis=safety.analysis_spec(self.settings, artifacts_dir),
+            loudness=LoudnessSpec(
+                enabled=self.settings.loudness_normalize,
+                target_lufs=self.settings.loudness_target_lufs,
+                true_peak_dbtp=self.settings.true_peak_dbtp,
+            ),
+        )
+
+    def _fetch_upload(self, video_id: str, expected: int, target: Path) -> None:
+        """Join the upload's parts into `target`, checking offsets and the total size."""
+        parts = _upload_parts(self.storage.list(upload_prefix(video_id)), video_id)
+        written = 0
+        with open(target, "wb") as fh:
+            for offset, info in parts:
+                if offset != written:
+                    raise UploadIncompleteError(
+                        f"upload of {video_id}: part at {offset} but {written} bytes before it"
+                    )
+                for chunk in self.storage.open_range(info.key):
+                    fh.write(chunk)
+                written += info.size
+        if written != expected:
+            raise UploadIncompleteError(
+                f"upload of {video_id}: {written} bytes stored, {expected} declared"
+            )
+
+    def _reject(self, video_id: str, reason: str) -> None:
+        """The engine refused the input: `rejected`, with its reason for the owner."""
+        with self.db.begin() as conn:
+            if _status(conn, video_id) != lifecycle.PROCESSING:
+                return
+            lifecycle.move_sync(conn, video_id, lifecycle.REJECTED, reason)
+        log.info("video %s rejected: %s", video_id, reason)
+
+    def _publish(
+        self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None = None
+    ) -> None:
+        """Route (api/safety.py), store, then move the video in one transaction.
+
+        The outputs are stored whatever the routing says (a video in review, or rejected and
+        then appealed, may be published by a moderator later); only `published` is served.
+        """
+        analysis = report.get("analysis")
+        with self.db.begin() as conn:
+            routing = safety.route(conn, row.caption, analysis, self.settings)
+        if routing.mute:
+            safety.mute(outdir)
+            report = without_audio(report, outdir)
+        render_id = new_id("r")
+        prefix = media_prefix(row.id, render_id)
+        frames_prefix = safety.safety_prefix(row.id, render_id)
+        try:
+            self.storage.put_tree(prefix.rstrip("/"), outdir)
+            if artifacts is not None and artifacts.is_dir():
+                self.storage.put_tree(frames_prefix.rstrip("/"), artifacts)
+        except BaseException:
+            self._discard(prefix)
+            self._discard(frames_prefix)
+            raise
+        summary = summarize(report)
+        published = routing.status == lifecycle.PUBLISHED
+        moderation = (analysis or {}).get("moderation")
+        try:
+            with self.db.begin() as conn:
+                lifecycle.move_sync(
+                    conn,
+                    row.id,
+                    routing.status,
+                    routing.reason,
+                    render_id=render_id,
+                    **({"published_at": now_ms()} if published else {}),
+                    **summary,
+                )
+                if analysis is not None:
+                    frames = safety.worst_frames(moderation, frames_prefix)
+                    safety.record(conn, row.id, routing, analysis, frames)
+                if published:
+                    conn.execute(
+                        update(users)
+                        .where(users.c.id == row.owner_id)
+                        .values(video_count=users.c.video_count + 1)
+                    )
+        except lifecycle.TransitionError as exc:
+            log.info("video %s not published by this run (%s); removing %s", row.id, exc, prefix)
+            self._discard(prefix)
+            self._discard(frames_prefix)
+        except BaseException:
+            self._discard(prefix)
+            self._discard(frames_prefix)
+            raise
+        else:
+            log.info("video %s %s as %s: %s", row.id, routing.status, render_id, routing.reason)
+            if published:
+                self._announce(row.id)
+
+    def _announce(self, video_id: str) -> None:
+        """Tell `on_published` (the edge pre-warm) without ever failing the publication."""
+        if self.on_published is None:
+            return
+        try:
+            self.on_published(video_id)
+        except Exception:
+            log.exception("video %s: the after-publication hook failed", video_id)
+
+    def _discard(self, prefix: str) -> None:
+        try:
+            self.storage.delete_prefix(prefix)
+        except Exception:  # the objects are unreachable without a published row
+            log.exception("could not remove %s", prefix)
+
+
+def without_audio(report: dict[str, Any], outdir: Path | None = None) -> dict[str, Any]:
+    """The report as it reads once the audio track was removed (a copyright mute); with
+    `outdir`, the muted outputs, `output.download` gets the size of the video-only MP4."""
+    renditions = {k: v for k, v in report.get("renditions", {}).items() if k != "audio"}
+    ladder = {**report.get("ladder", {}), "audio": None}
+    muted = {**report, "renditions": renditions, "ladder": ladder}
+    download = report.get("output", {}).get("download")
+    if download is not None:
+        download = {**download, "audio": None}
+        path = outdir / download["file"] if outdir is not None else None
+        if path is not None and path.is_file():
+            download["bytes"] = path.stat().st_size
+        muted["output"] = {**report["output"], "download": download}
+    return muted
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The published row's media columns from the engine's report.json.
+
+    `renditions` lists each video rung as the HLS master announces it (RFC 8216 §4.3.4.2):
+    BANDWIDTH and CODECS of the variant, i.e. the rung's peak plus the shared audio's.
+    """
+    rendered = report.get("renditions", {})
+    audio = rendered.get("audio")
+    audio_peak = int(audio["peak_bitrate"]) if audio else 0
+    renditions = []
+    for rung in report["ladder"]["video"]:
+        measured = rendered[rung["name"]]
+        codecs = [measured["codecs"], *([audio["codecs"]] if audio else [])]
+        renditions.append(
+            {
+                "name": rung["name"],
+                "width": int(rung["width"]),
+                "height": int(rung["height"]),
+                "bandwidth": int(measured["peak_bitrate"]) + audio_peak,
+                "codecs": ",".join(codecs),
+            }
+        )
+    top = max(renditions, key=lambda r: r["width"] * r["height"])
+    top_measured = rendered[top["name"]]
+    duration = top_measured.get("duration") or report["source"].get("duration")
+    return {
+        "duration_s": round(float(duration), 3),
+        "width": top["width"],
+        "height": top["height"],
+        "renditions": json.dumps(renditions),
+    }
+
+
+_ERRNO = re.compile(r"\[Errno -?[0-9]+\] ")
+
+
+def owner_reason(exc: InputRejected, workdir: Path) -> str:
+    """The engine's one-line rejection as the owner reads it: no server paths, no errno."""
+    text = str(exc) or type(exc).__name__
+    text = re.sub(rf":?\s*'?{re.escape(str(workdir))}[^'\s]*'?", "", text)
+    return _ERRNO.sub("", text).strip() or type(exc).__name__
+
+
+def _upload_parts(objects: list[ObjectInfo], video_id: str) -> list[tuple[int, ObjectInfo]]:
+    """(offset, object) of each part, in key order; other names under the prefix are ignored."""
+    prefix = upload_prefix(video_id)
+    parts = []
+    for info in sorted(objects, key=lambda item: item.key):
+        name = info.key[len(prefix) :]
+        if PART_NAME.fullmatch(name):
+            parts.append((int(name), info))
+    return parts
+
+
+def _status(conn: Any, video_id: str) -> str | None:
+    value = conn.execute(select(videos.c.status).where(videos.c.id == video_id)).scalar()
+    return None if value is None else str(value)
+
+
+def _status_now(db: Engine, video_id: str) -> str | None:
+    with db.connect() as conn:
+        return _status(conn, video_id)
+
+
+def _failed_reason(attempts: int | None, exc: BaseException | None) -> str:
+    """What the owner reads on a failed video: ours, not theirs; no internals."""
+    tries = f" after {attempts} attempts" if attempts else ""
+    kind = f" ({type(exc).__name__})" if exc is not None else ""
+    return f"processing failed{tries}{kind}; this was our fault, please try again later"

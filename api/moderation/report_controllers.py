@@ -1,0 +1,108 @@
+"""Routes: reports and appeals (issue 5, "Human review and reports"); logic in api/reports.py.
+
+- `POST /v1/videos/{id}/report {reason, details?}` → 201 `{video_id, reason}`: any signed-in
+  viewer who can see the video except its owner (403); once per viewer (a second report is
+  409); `reason` one of spam, nudity, violence, hate, copyright, other (422 otherwise).
+- `POST /v1/videos/{id}/appeal {reason}` → 202 `{video_id, status: "in_review"}`: the owner of
+  a rejected video, once (a second appeal is 409); others get 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+
+from api.accounts.tokens import User, require_user
+from api.core import lifecycle
+from api.core.context import AppContext
+from api.core.errors import Unprocessable
+from api.media.controllers import forget_visibility
+from api.moderation import reports as service
+from api.videos.service import owned_video
+
+MAX_DETAILS = 500
+MAX_APPEAL = 1000
+
+# Keep in step with api.moderation.REPORT_REASONS (a test checks they match).
+ReportReason = Literal["spam", "nudity", "violence", "hate", "copyright", "other"]
+USER = {"user": Provide(require_user)}
+SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
+
+
+class ReportIn(msgspec.Struct):
+    reason: ReportReason
+    details: Annotated[str, msgspec.Meta(max_length=MAX_DETAILS)] = ""
+
+
+class ReportOut(msgspec.Struct):
+    video_id: str
+    reason: str
+
+
+class AppealIn(msgspec.Struct):
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_APPEAL)]
+
+
+class AppealOut(msgspec.Struct):
+    video_id: str
+    status: str
+
+
+def _ctx(request: Request[Any, Any, Any]) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+@post(
+    "/v1/videos/{video_id:str}/report",
+    status_code=HTTP_201_CREATED,
+    dependencies=USER,
+    security=SECURITY,
+    tags=["moderation"],
+)
+async def report_video(
+    request: Request[Any, Any, Any],
+    video_id: FromPath[str],
+    data: JSONBody[ReportIn],
+    user: NamedDependency[User],
+) -> ReportOut:
+    """Report a video you can see (not your own), once."""
+    done = await service.report(_ctx(request), video_id, user, data.reason, data.details.strip())
+    if done.pulled:
+        # Pulled into review: this process's origin stops serving it at once (others within
+        # their visibility TTL).
+        forget_visibility(request.app.state, video_id)
+    return ReportOut(video_id=video_id, reason=data.reason)
+
+
+@post(
+    "/v1/videos/{video_id:str}/appeal",
+    status_code=HTTP_202_ACCEPTED,
+    dependencies=USER,
+    security=SECURITY,
+    tags=["moderation"],
+)
+async def appeal_video(
+    request: Request[Any, Any, Any],
+    video_id: FromPath[str],
+    data: JSONBody[AppealIn],
+    user: NamedDependency[User],
+) -> AppealOut:
+    """Appeal the rejection of your video, once: it goes back to the moderators' queue."""
+    reason = data.reason.strip()
+    if not reason:
+        raise Unprocessable("reason: say why the rejection is wrong")
+    ctx = _ctx(request)
+    row = await owned_video(ctx, video_id, user, reveal=False)
+    await service.appeal(ctx, row, user, reason)
+    # In review now: this process's origin serves it to moderators' review URLs at once.
+    forget_visibility(request.app.state, video_id)
+    return AppealOut(video_id=video_id, status=lifecycle.IN_REVIEW)
+
+
+ROUTES: list[Any] = [report_video, appeal_video]

@@ -1,1 +1,0 @@
-"""Litestar route handlers, one module per resource."""

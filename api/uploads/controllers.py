@@ -1,0 +1,319 @@
+"""Routes: getting a file in (issue 3, "Upload").
+
+- `POST /v1/videos/upload-url` → 201 `{video_id, upload_url, method, headers, expires_at}`:
+  a presigned PUT to object storage, or (local storage) the API's own signed
+  `PUT /v1/uploads/{id}?expires=&signature=`;
+- `PUT /v1/videos/{id}/file`: the owner streams the file through the API (both modes);
+- tus 1.0 (core + creation + termination) at `/v1/uploads/tus` for flaky mobile networks.
+
+Bodies are streamed to storage, never held in memory (`api/uploads.py`); these routes alone
+lift the app's request size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, head, patch, post, put, route
+from litestar.di import NamedDependency, Provide
+from litestar.enums import HttpMethod, MediaType
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from api.accounts.tokens import User, require_user
+from api.core import lifecycle
+from api.core.context import AppContext
+from api.core.errors import ApiError, Conflict, NotFound, ServiceUnavailable, UnsupportedMediaType
+from api.uploads import service as up
+from api.uploads import tus
+from api.videos.service import delete_video, load_video, owned_video
+from cdn.storage import StorageError
+
+TUS_PATH = "/v1/uploads/tus"
+
+
+class UploadUrlIn(msgspec.Struct):
+    file_size_bytes: int
+    content_type: str
+
+
+class UploadUrlOut(msgspec.Struct):
+    video_id: str
+    upload_url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: int
+
+
+class UploadedOut(msgspec.Struct):
+    video_id: str
+    status: str
+    size: int
+
+
+def _ctx(request: Request[Any, Any, Any]) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+# ----------------------------------------------------------- one-shot uploads
+
+
+@post(
+    "/v1/videos/upload-url",
+    status_code=HTTP_201_CREATED,
+    dependencies={"user": Provide(require_user)},
+    security=[{"BearerToken": []}],
+)
+async def create_upload_url(
+    request: Request[Any, Any, Any], data: JSONBody[UploadUrlIn], user: NamedDependency[User]
+) -> UploadUrlOut:
+    """Declare a file and get where to PUT it: 413 over the size limit, 422 for an empty
+    file, 415 for a media type not accepted. The video starts `awaiting_upload`."""
+    ctx = _ctx(request)
+    media_type = up.check_declared(ctx.settings, data.file_size_bytes, data.content_type)
+    upload = await up.create_upload(
+        ctx,
+        user.id,
+        kind=up.PRESIGNED,
+        size=data.file_size_bytes,
+        content_type=media_type,
+        ttl_ms=ctx.settings.upload_url_ttl_seconds * 1000,
+    )
+    url = await asyncio.to_thread(
+        up.storage_upload_url, ctx, upload.video_id, upload.expires_at, media_type
+    )
+    return UploadUrlOut(
+        video_id=upload.video_id,
+        upload_url=url,
+        method="PUT",
+        headers={"Content-Type": media_type},
+        expires_at=upload.expires_at,
+    )
+
+
+@put("/v1/uploads/{video_id:str}", request_max_body_size=None, include_in_schema=True)
+async def put_signed_upload(
+    request: Request[Any, Any, Any], video_id: FromPath[str]
+) -> UploadedOut:
+    """The signed upload URL of local storage: no token, the signature is the credential
+    (403 when tampered with or expired). Exactly the declared size, else nothing is kept."""
+    ctx = _ctx(request)
+    up.verify_signature(
+        ctx.settings,
+        video_id,
+        request.query_params.get("expires"),
+        request.query_params.get("signature"),
+    )
+    row = await load_video(ctx, video_id)
+    if row is None or row.status == lifecycle.DELETED:
+        raise NotFound("no such video")
+    _check_awaiting(row)
+    size = await up.receive_whole_file(request, ctx, row, kind=up.PRESIGNED)
+    return UploadedOut(video_id=video_id, status=lifecycle.UPLOADED, size=size)
+
+
+@put(
+    "/v1/videos/{video_id:str}/file",
+    request_max_body_size=None,
+    dependencies={"user": Provide(require_user)},
+    security=[{"BearerToken": []}],
+)
+async def put_direct_upload(
+    request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
+) -> UploadedOut:
+    """The owner streams the whole file through the API (into object storage in
+    production). Exactly the declared size, else nothing is kept."""
+    ctx = _ctx(request)
+    row = await owned_video(ctx, video_id, user)
+    _check_awaiting(row)
+    if row.upload_kind == up.TUS:
+        raise Conflict("this is a tus upload: continue it at its tus URL")
+    size = await up.receive_whole_file(request, ctx, row, kind=up.DIRECT)
+    return UploadedOut(video_id=video_id, status=lifecycle.UPLOADED, size=size)
+
+
+def _check_awaiting(row: Any) -> None:
+    if row.status != lifecycle.AWAITING_UPLOAD:
+        raise Conflict(f"the video is {row.status}: its file was already received")
+
+
+# ------------------------------------------------------------------------ tus
+
+
+async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
+    """Run a tus handler so that its errors carry `Tus-Resumable` too."""
+    try:
+        return await work
+    except ApiError as exc:
+        raise tus.with_tus_headers(exc) from exc
+    except StorageError as exc:
+        raise tus.with_tus_headers(
+            ServiceUnavailable("object storage is unavailable; retry later")
+        ) from exc
+
+
+async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
+    """Version check, caller, and the caller's own tus upload (404 for anyone else's)."""
+    tus.check_resumable(request.headers)
+    ctx = _ctx(request)
+    user = await require_user(request)
+    row = await owned_video(ctx, video_id, user, reveal=False)
+    if row.upload_kind != up.TUS:
+        raise NotFound("no such tus upload")
+    return ctx, row
+
+
+@route(
+    [TUS_PATH, TUS_PATH + "/{video_id:str}"],
+    http_method=[HttpMethod.OPTIONS],
+    status_code=HTTP_204_NO_CONTENT,
+    include_in_schema=False,
+)
+async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
+    """Core §OPTIONS: what this server supports; no version check, no token."""
+    headers = tus.options_headers(_ctx(request).settings.max_upload_bytes)
+    return _empty(HTTP_204_NO_CONTENT, headers)
+
+
+@post(TUS_PATH, status_code=HTTP_201_CREATED, security=[{"BearerToken": []}])
+async def tus_create(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Creation §POST: `Upload-Length` and `Upload-Metadata` (`filetype`, `filename`) in,
+    201 with the upload's absolute URL in `Location`; the video starts `awaiting_upload`."""
+    return await _tus(_create(request))
+
+
+async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
+    tus.check_resumable(request.headers)
+    ctx = _ctx(request)
+    user = await require_user(request)
+    length = tus.parse_length(request.headers.get("upload-length"))
+    raw_metadata = request.headers.get("upload-metadata", "")
+    metadata = tus.parse_metadata(raw_metadata)
+    media_type = up.check_declared(ctx.settings, length, tus.declared_content_type(metadata))
+    upload = await up.create_upload(
+        ctx,
+        user.id,
+        kind=up.TUS,
+        size=length,
+        content_type=media_type,
+        ttl_ms=up.TUS_UPLOAD_TTL_MS,
+        metadata=raw_metadata,
+    )
+    headers = {
+        **tus.base_headers(),
+        "Location": f"{ctx.settings.public_url}{TUS_PATH}/{upload.video_id}",
+    }
+    return _empty(HTTP_201_CREATED, headers)
+
+
+@head(TUS_PATH + "/{video_id:str}", security=[{"BearerToken": []}])
+async def tus_offset(request: Request[Any, Any, Any], video_id: FromPath[str]) -> Response[None]:
+    """Core §HEAD: how much the server has (`Upload-Offset`), never cached."""
+    return await _tus(_offset(request, video_id))
+
+
+async def _offset(request: Request[Any, Any, Any], video_id: str) -> Response[Any]:
+    _, row = await _tus_video(request, video_id)
+    headers = {
+        **tus.base_headers(),
+        "Upload-Offset": str(row.upload_offset),
+        "Upload-Length": str(row.upload_size),
+        "Cache-Control": "no-store",
+    }
+    if row.upload_metadata:
+        headers["Upload-Metadata"] = row.upload_metadata
+    return _empty(200, headers)
+
+
+@patch(
+    TUS_PATH + "/{video_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    request_max_body_size=None,
+    security=[{"BearerToken": []}],
+)
+async def tus_append(request: Request[Any, Any, Any], video_id: FromPath[str]) -> Response[None]:
+    """Core §PATCH: append the body at `Upload-Offset` (409 unless it is the server's
+    offset, 415 without `application/offset+octet-stream`, 413 past `Upload-Length`).
+    The chunk is one part, kept whole or not at all; 204 with the new offset."""
+    return await _tus(_append(request, video_id))
+
+
+async def _append(request: Request[Any, Any, Any], video_id: str) -> Response[Any]:
+    ctx, row = await _tus_video(request, video_id)
+    content_type = up.normalize_content_type(request.headers.get("content-type", ""))
+    if content_type != tus.OFFSET_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"PATCH needs Content-Type: {tus.OFFSET_CONTENT_TYPE}")
+    offset = tus.parse_offset(request.headers.get("upload-offset"))
+    if offset != row.upload_offset:
+        raise Conflict(f"Upload-Offset is {offset} but the server has {row.upload_offset} bytes")
+    remaining = int(row.upload_size) - offset
+    up.check_announced_length(request, limit=remaining, exact=False)
+    if row.status != lifecycle.AWAITING_UPLOAD or request.headers.get("content-length") == "0":
+        return _offset_response(offset)
+    async with up.UploadLease(ctx, video_id, offset) as lease:
+        key = up.part_key(video_id, offset)
+        try:
+            written = await up.stream_body(
+                request, ctx.storage, key, limit=remaining, exact=False, lease=lease
+            )
+        except up.BODY_ERRORS as exc:
+            raise up.body_errors_as_api(exc) from exc
+        if written == 0:
+            await asyncio.to_thread(ctx.storage.delete, key)
+            return _offset_response(offset)
+        new_offset = offset + written
+        committed = await up.commit_part(
+            ctx,
+            lease,
+            new_offset,
+            complete=new_offset == row.upload_size,
+            reason=f"upload received (tus, {row.upload_size} bytes)",
+        )
+    if not committed:
+        raise Conflict("another request advanced this upload first; HEAD for the offset")
+    return _offset_response(new_offset)
+
+
+def _empty(status: int, headers: dict[str, str]) -> Response[Any]:
+    """A tus answer: headers only (`null` is not an empty body)."""
+    return Response(content=b"", status_code=status, headers=headers, media_type=MediaType.TEXT)
+
+
+def _offset_response(offset: int) -> Response[Any]:
+    headers = {**tus.base_headers(), "Upload-Offset": str(offset)}
+    return _empty(HTTP_204_NO_CONTENT, headers)
+
+
+@delete(
+    TUS_PATH + "/{video_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    security=[{"BearerToken": []}],
+)
+async def tus_terminate(request: Request[Any, Any, Any], video_id: FromPath[str]) -> Response[None]:
+    """Termination §DELETE: the upload's parts are removed and the video is deleted."""
+    return await _tus(_terminate(request, video_id))
+
+
+async def _terminate(request: Request[Any, Any, Any], video_id: str) -> Response[Any]:
+    ctx, _ = await _tus_video(request, video_id)
+    await delete_video(ctx, video_id, "upload terminated by its owner")
+    with contextlib.suppress(StorageError):  # the cleanup job removes them otherwise
+        await asyncio.to_thread(ctx.storage.delete_prefix, up.upload_prefix(video_id))
+    return _empty(HTTP_204_NO_CONTENT, tus.base_headers())
+
+
+ROUTES: list[Any] = [
+    create_upload_url,
+    put_signed_upload,
+    put_direct_upload,
+    tus_options,
+    tus_create,
+    tus_offset,
+    tus_append,
+    tus_terminate,
+]
