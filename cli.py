@@ -327,8 +327,9 @@ def cmd_moderator(args: argparse.Namespace) -> int:
     """`reelforge moderator grant|revoke HANDLE`: set `users.role` on the configured database
     (`REELFORGE_*`, or `--data-dir` for the embedded one); the only way to make a moderator."""
     from api.core.db import create_schema, sync_engine
+    from api.core.identity import MODERATOR, USER
     from api.core.settings import Settings, SettingsError
-    from api.moderation.service import MODERATOR, USER, set_role
+    from api.moderation.service import set_role
 
     environ = dict(os.environ)
     if args.data_dir is not None:

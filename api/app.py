@@ -21,10 +21,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api import health
 from api.accounts import controllers as accounts
-from api.core.cache import Cache, MemoryCache, RedisCache
 from api.core.context import AppContext, LocalCaches
 from api.core.db import async_engine, create_schema, read_engine, sync_engine
 from api.core.errors import EXCEPTION_HANDLERS
+from api.core.services import make_cache, make_storage
 from api.core.settings import Settings
 from api.feed import controllers as feed
 from api.feed.store import FeedStore
@@ -38,26 +38,9 @@ from api.moderation import report_controllers as reports
 from api.social import controllers as social
 from api.uploads import controllers as uploads
 from api.videos import controllers as videos
-from cdn.storage import Storage, StorageError, build_storage
+from cdn.storage import StorageError
 
 log = logging.getLogger("reelforge.api")
-
-
-def make_storage(settings: Settings) -> Storage:
-    return build_storage(
-        settings.storage,
-        root=settings.origin_dir,
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        bucket=settings.s3_bucket,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-    )
-
-
-def make_cache(settings: Settings) -> Cache:
-    return RedisCache(settings.redis_url) if settings.redis_url else MemoryCache()
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -22,7 +22,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app, make_storage
+from api.app import create_app
+from api.core.services import make_storage
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

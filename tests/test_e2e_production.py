@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from api.app import make_storage
+from api.core.services import make_storage
 from api.core.settings import Settings
 from tests.support.e2e import Account, Flow
 from tests.support.services import (

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.videos.schemas import playback_prefix
+from api.media.playback import playback_prefix
 from cdn.edge import EdgeConfig, EdgeConfigError, cache_file, parse_listen, parse_origin, render
 from cdn.hooks import NginxCachePurge
 from tests.support.e2e import Flow

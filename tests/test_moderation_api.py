@@ -19,8 +19,8 @@ import av
 import pytest
 from sqlalchemy import select
 
-from api.app import make_storage
 from api.core.db import now_ms, sync_engine
+from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import (
     appeals,

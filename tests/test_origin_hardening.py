@@ -29,7 +29,7 @@ from sqlalchemy import insert, update
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.settings import Settings
 from api.core.tables import users, videos
-from api.videos.schemas import playback_prefix
+from api.media.playback import playback_prefix
 from cdn.origin import IMMUTABLE, http_date
 from cdn.storage import LocalStorage, Storage
 from tests.support.api import api_client, seed_video

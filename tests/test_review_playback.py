@@ -28,10 +28,11 @@ from litestar.testing import TestClient
 from sqlalchemy import update
 
 from api.core.db import sync_engine
+from api.core.identity import MODERATOR, USER
 from api.core.settings import Settings, SettingsError
 from api.core.tables import videos
-from api.moderation.service import MODERATOR, REVIEW_OVER, USER, set_role
-from api.videos.schemas import playback_keyring, playback_prefix, review_prefix
+from api.media.playback import playback_keyring, playback_prefix, review_prefix
+from api.moderation.service import REVIEW_OVER, set_role
 from cdn.signing import EXPIRY_STEP_S, PLAYBACK, REVIEW, InvalidToken, expiry
 from tests.support.api import api_client, auth, make_settings, register
 from tests.support.e2e import Flow

@@ -28,7 +28,7 @@ from api.core.settings import Settings
 from api.core.tables import videos
 from api.jobs.transcode import Runtime
 from api.media.controllers import FORBIDDEN_MESSAGE, VISIBILITY_TTL_S
-from api.videos.schemas import playback_keyring
+from api.media.playback import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import Keyring, PlaybackKey, expiry
 from tests.support.api import api_client, auth, register, seed_video

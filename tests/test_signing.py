@@ -11,7 +11,7 @@ from urllib.parse import quote, urljoin
 import pytest
 
 from api.core.settings import Settings, SettingsError
-from api.videos.schemas import playback_keyring, playback_prefix
+from api.media.playback import playback_keyring, playback_prefix
 from cdn.signing import (
     DERIVED_KID,
     EXPIRY_STEP_S,

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import Engine, insert
 
 import worker
-from api.app import make_storage
 from api.core.db import create_schema, new_id, now_ms, sync_engine
+from api.core.services import make_storage
 from api.core.tables import users
 from api.jobs.transcode import MAX_ATTEMPTS, InputRejectedError
 from engine.sample import make_sample

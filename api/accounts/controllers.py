@@ -17,28 +17,26 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts.tokens import (
-    HASHER,
+from api.accounts.tokens import HASHER, hash_password, issue_token, verify_password
+from api.core.caller import (
+    AS_USER,
+    AS_VIEWER,
     User,
+    context_of,
     forget_token,
-    hash_password,
-    issue_token,
-    optional_user,
-    require_user,
     token_digest,
-    verify_password,
 )
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms
 from api.core.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, next_cursor
 from api.core.tables import tokens, users, videos
-from api.feed.store import visible
+from api.core.visibility import listed
 from api.videos.schemas import UserOut, VideoOut, user_out, video_out, video_query
 from api.videos.viewcache import published_views
 
@@ -72,11 +70,6 @@ class SessionOut(msgspec.Struct):
 class VideoPage(msgspec.Struct):
     videos: list[VideoOut]
     next_cursor: str | None
-
-
-def _ctx(request: Request[Any, Any, Any]) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
 
 
 def clean_handle(raw: str) -> str:
@@ -122,7 +115,7 @@ async def _session(ctx: AppContext, user_id: str) -> SessionOut:
 async def register(request: Request[Any, Any, Any], data: RequestBody[RegisterIn]) -> SessionOut:
     """Create an account and sign it in: 201 `{user, token, expires_at}`; 409 if the handle
     is taken, 422 for a malformed handle or a short password."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     handle = clean_handle(data.handle)
     password = check_password(data.password)
     display_name = clean_display_name(data.display_name, handle)
@@ -155,7 +148,7 @@ async def register(request: Request[Any, Any, Any], data: RequestBody[RegisterIn
 @post("/v1/auth/login", status_code=200, tags=["accounts"])
 async def login(request: Request[Any, Any, Any], data: RequestBody[LoginIn]) -> SessionOut:
     """Exchange a handle and password for a new token: 200 `{user, token, expires_at}`."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     handle = data.handle.strip().lower()
     async with ctx.db.connect() as conn:
         row = (
@@ -185,13 +178,13 @@ async def _rehash(ctx: AppContext, user_id: str, password: str) -> None:
 @post(
     "/v1/auth/logout",
     status_code=204,
-    dependencies={"user": Provide(require_user)},
+    dependencies=AS_USER,
     tags=["accounts"],
 )
 async def logout(request: Request[Any, Any, Any], user: NamedDependency[User]) -> None:
     """Revoke the token this request presents (other sessions stay signed in)."""
     token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    ctx = _ctx(request)
+    ctx = context_of(request)
     async with ctx.db.begin() as conn:
         await conn.execute(
             delete(tokens).where(
@@ -205,12 +198,12 @@ async def logout(request: Request[Any, Any, Any], user: NamedDependency[User]) -
 @get("/v1/users/{user_id:str}", tags=["accounts"])
 async def get_user(request: Request[Any, Any, Any], user_id: FromPath[str]) -> UserOut:
     """A public profile with its follower/following/video counters (404 if unknown)."""
-    return user_out(await _load_user(_ctx(request), user_id))
+    return user_out(await _load_user(context_of(request), user_id))
 
 
 @get(
     "/v1/users/{user_id:str}/videos",
-    dependencies={"viewer": Provide(optional_user)},
+    dependencies=AS_VIEWER,
     tags=["accounts"],
 )
 async def user_videos(
@@ -225,7 +218,7 @@ async def user_videos(
     Others see published public videos only; the owner also sees their unlisted, private and
     not yet published videos (never deleted ones).
     """
-    ctx = _ctx(request)
+    ctx = context_of(request)
     await _load_user(ctx, user_id)
     if viewer is None or viewer.id != user_id:
         return await _public_grid(ctx, user_id, cursor, limit)
@@ -245,7 +238,7 @@ async def user_videos(
 async def _public_grid(ctx: AppContext, user_id: str, cursor: str | None, limit: int) -> VideoPage:
     """What everyone else sees: the published public videos, their views from
     `api.viewcache` (the grid's query reads ids only)."""
-    query = select(videos.c.id, videos.c.created_at).where(videos.c.owner_id == user_id, visible())
+    query = select(videos.c.id, videos.c.created_at).where(videos.c.owner_id == user_id, listed())
     after = after_cursor(cursor, videos.c.created_at, videos.c.id)
     if after is not None:
         query = query.where(after)

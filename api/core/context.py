@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.core.cache import Cache
+from api.core.identity import User
 from api.core.settings import Settings
 from api.core.ttlcache import TTLCache
 from cdn.storage import Storage
-
-if TYPE_CHECKING:
-    from api.accounts.tokens import User
-    from api.feed.following import CreatorVideos
-    from api.videos.schemas import VideoOut
 
 
 class JobQueue(Protocol):
@@ -35,12 +32,13 @@ class LocalCaches:
 
     # token digest → (its user, when the token expires in ms)
     tokens: TTLCache[str, tuple[User, int]]
-    # video id → its public view while published and public, None while it is not
-    videos: TTLCache[str, VideoOut | None]
+    # video id → its public view (`api.videos.schemas.VideoOut`) while published and public,
+    # None while it is not; typed where it is read (`api.videos.viewcache`)
+    videos: TTLCache[str, Any]
     # user id → the ids of the creators they follow
     followees: TTLCache[str, tuple[str, ...]]
-    # creator id → their newest published public videos
-    creator_videos: TTLCache[str, CreatorVideos]
+    # creator id → their newest published public videos (`api.feed.following.CreatorVideos`)
+    creator_videos: TTLCache[str, Any]
     # viewer id → (the version it was read at, the videos they watched or marked)
     seen: TTLCache[str, tuple[bytes, frozenset[str]]]
 
@@ -54,6 +52,18 @@ class LocalCaches:
             # Checked against the shared version on every read; the TTL only bounds memory.
             seen=TTLCache(min(settings.seen_cache_seconds, 60), max_items=5_000),
         )
+
+    def forget_videos(self, video_ids: Iterable[str]) -> None:
+        """Evict videos this process just changed (deleted, liked, ...)."""
+        self.videos.pop_many(video_ids)
+
+    def forget_followees(self, user_id: str) -> None:
+        """Evict a viewer's followees after a follow or unfollow through this process."""
+        self.followees.pop(user_id)
+
+    def forget_creator(self, owner_id: str) -> None:
+        """Evict a creator's newest videos after one of them changed through this process."""
+        self.creator_videos.pop(owner_id)
 
 
 @dataclass

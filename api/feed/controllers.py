@@ -35,7 +35,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from api.accounts.tokens import User, optional_user
+from api.core.caller import User, optional_user
 from api.core.context import AppContext
 from api.core.errors import BadRequest, Unauthorized
 from api.feed import ranking

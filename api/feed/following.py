@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.core.context import AppContext
 from api.core.tables import follows, videos
-from api.feed.store import visible
+from api.core.visibility import listed
 
 # Newest videos kept per creator: two full pages of one creator's videos.
 CREATOR_DEPTH = 30
@@ -73,7 +73,7 @@ def _lateral_query(cursor: bool) -> Any:
         select(videos.c.published_at, videos.c.id)
         .where(
             videos.c.owner_id == owners.c.owner_id,
-            visible(),
+            listed(),
             videos.c.published_at.is_not(None),
             _before(cursor),
         )
@@ -96,7 +96,7 @@ def _window_query(cursor: bool) -> Any:
         select(videos.c.owner_id, videos.c.published_at, videos.c.id, rank.label("rank"))
         .where(
             videos.c.owner_id.in_(bindparam("owners", expanding=True)),
-            visible(),
+            listed(),
             videos.c.published_at.is_not(None),
             _before(cursor),
         )
@@ -207,13 +207,3 @@ async def newest_followed(
     page = merge_newest(found.values(), before, n, exclude)
     assert page is not None  # each list holds n + len(exclude) rows or all there are
     return page
-
-
-def forget_followees(ctx: AppContext, user_id: str) -> None:
-    """Evict a viewer's followees after a follow or unfollow through this process."""
-    ctx.local.followees.pop(user_id)
-
-
-def forget_creator(ctx: AppContext, owner_id: str) -> None:
-    """Evict a creator's newest videos after one of them changed through this process."""
-    ctx.local.creator_videos.pop(owner_id)

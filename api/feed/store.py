@@ -32,12 +32,12 @@ from collections import OrderedDict
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.lifecycle import PUBLISHED
 from api.core.tables import videos
+from api.core.visibility import listed
 from api.feed import ranking
 
 log = logging.getLogger("reelforge.feed")
@@ -98,14 +98,9 @@ def warm_top(ctx: AppContext, snapshot: Snapshot, count: int | None = None) -> i
     return sent
 
 
-def visible() -> Any:
-    """The one condition for a video to appear in any feed: published and public."""
-    return and_(videos.c.status == PUBLISHED, videos.c.privacy == "public")
-
-
 _SCAN = (
     select(*_STATS_COLUMNS)
-    .where(visible(), videos.c.published_at.is_not(None))
+    .where(listed(), videos.c.published_at.is_not(None))
     .order_by(videos.c.published_at.desc())
     .limit(SCAN_LIMIT)
 )

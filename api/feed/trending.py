@@ -28,7 +28,7 @@ from sqlalchemy import and_, bindparam, case, exists, or_, select
 from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.tables import seen, videos
-from api.feed.store import visible
+from api.core.visibility import listed
 
 TRENDING_WINDOW_MS = 7 * 24 * 3_600_000
 POOL_SIZE = 500
@@ -66,7 +66,7 @@ def _order(cutoff: Any) -> tuple[Any, Any]:
 
 def _query(*, after: bool, viewer: bool) -> Any:
     recent, engagement = _order(bindparam("cutoff"))
-    query = select(recent, engagement, videos.c.id, videos.c.owner_id).where(visible())
+    query = select(recent, engagement, videos.c.id, videos.c.owner_id).where(listed())
     if viewer:
         watched = select(seen.c.video_id).where(
             seen.c.user_id == bindparam("viewer"), seen.c.video_id == videos.c.id

@@ -25,10 +25,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from api.core import lifecycle
+from api.core.keys import media_prefix
 from api.core.settings import Settings
 from api.core.tables import videos
-from api.jobs.transcode import Runtime, media_prefix
+from api.core.visibility import is_warmed
+from api.jobs.transcode import Runtime
 from cdn.hooks import (
     Edge,
     Fetched,
@@ -44,8 +45,6 @@ from cdn.hooks import (
 from cdn.prewarm import WarmPlan, plan_warm
 
 log = logging.getLogger("reelforge.edge")
-
-WARMED_PRIVACY = frozenset({"public"})
 
 
 def build_purge_hook(settings: Settings) -> PurgeHook:
@@ -126,7 +125,7 @@ class EdgeJobs:
         )
         with self.runtime.db.connect() as conn:
             row: Any = conn.execute(query).first()
-        if row is None or row.status != lifecycle.PUBLISHED or row.privacy not in WARMED_PRIVACY:
+        if row is None or not is_warmed(row.status, row.privacy):
             return None
         return str(row.render_id) if row.render_id else None
 

@@ -42,6 +42,7 @@ from sqlalchemy import Engine, select, update
 
 from api.core import lifecycle
 from api.core.db import new_id, now_ms, sync_engine
+from api.core.keys import PART_NAME, media_prefix, safety_prefix, upload_prefix
 from api.core.settings import Settings
 from api.core.tables import users, videos
 from api.safety import routing as safety
@@ -60,8 +61,6 @@ MAX_ATTEMPTS = 6
 Every delivery counts, including those after a worker was killed mid-job, so a video that
 keeps taking workers down ends `failed` instead of cycling forever."""
 
-PART_NAME = re.compile(r"[0-9]{12}")
-
 
 class InputRejectedError(Exception):
     """The upload itself was refused; never retried (`process` records it and returns)."""
@@ -69,15 +68,6 @@ class InputRejectedError(Exception):
 
 class UploadIncompleteError(Exception):
     """The stored parts do not add up to the declared upload (retried: a listing may lag)."""
-
-
-def upload_prefix(video_id: str) -> str:
-    return f"uploads/{video_id}/"
-
-
-def media_prefix(video_id: str, render_id: str | None = None) -> str:
-    """`media/{vid}/` or one render's immutable prefix `media/{vid}/{render_id}/`."""
-    return f"media/{video_id}/" if render_id is None else f"media/{video_id}/{render_id}/"
 
 
 class Runtime:
@@ -113,7 +103,7 @@ class Runtime:
     def storage(self) -> Storage:
         with self._lock:
             if self._storage is None:
-                from api.app import make_storage
+                from api.core.services import make_storage
 
                 self._storage = make_storage(self.settings)
             return self._storage
@@ -310,7 +300,7 @@ class Runtime:
             report = without_audio(report, outdir)
         render_id = new_id("r")
         prefix = media_prefix(row.id, render_id)
-        frames_prefix = safety.safety_prefix(row.id, render_id)
+        frames_prefix = safety_prefix(row.id, render_id)
         try:
             self.storage.put_tree(prefix.rstrip("/"), outdir)
             if artifacts is not None and artifacts.is_dir():

@@ -56,11 +56,12 @@ from sqlalchemy import select
 
 from api.core.context import AppContext
 from api.core.errors import Forbidden, NotFound
-from api.core.lifecycle import IN_REVIEW, PUBLISHED
+from api.core.identity import MODERATOR
+from api.core.keys import media_key
 from api.core.tables import users, videos
 from api.core.ttlcache import TTLCache
-from api.moderation.service import MODERATOR
-from api.videos.schemas import playback_keyring
+from api.core.visibility import origin_access
+from api.media.playback import playback_keyring
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
 from cdn.signing import REVIEW, InvalidToken, Keyring, split_token
 from cdn.storage import ObjectInfo, ObjectNotFound, validate_key
@@ -69,7 +70,6 @@ log = logging.getLogger("reelforge.api.media")
 
 VISIBILITY_TTL_S = 2.0
 CACHE_MAX_ENTRIES = 10_000
-SERVED_PRIVACY = frozenset({"public", "unlisted", "private"})
 PRESIGNED_GET_TTL = timedelta(seconds=60)
 FORBIDDEN_MESSAGE = "this media needs a valid playback token"
 # What a player needs; report.json (encoder settings, timings) stays internal.
@@ -127,7 +127,7 @@ def object_key(video_id: str, render_id: str, path: str) -> str | None:
         return None
     if not path.endswith(SERVED_SUFFIXES):
         return None
-    key = f"media/{video_id}/{render_id}/{path}"
+    key = media_key(video_id, render_id, path)
     try:
         return validate_key(key)
     except ValueError:
@@ -146,10 +146,9 @@ async def _visibility(
     )
     async with ctx.db.connect() as conn:
         row = (await conn.execute(query)).first()
-    if row is not None and row.status == PUBLISHED and row.privacy in SERVED_PRIVACY:
-        known = Visibility(row.render_id, row.privacy, row.owner_id)
-    elif row is not None and row.status == IN_REVIEW and row.render_id:
-        known = Visibility(row.render_id, row.privacy, row.owner_id, review=True)
+    access = None if row is None else origin_access(row.status, row.privacy, row.render_id)
+    if row is not None and access is not None:
+        known = Visibility(row.render_id, row.privacy, row.owner_id, review=access == "review")
     else:
         known = Visibility(None)
     cache.put(video_id, known)

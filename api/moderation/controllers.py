@@ -22,34 +22,22 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from api.accounts.tokens import User, require_user
-from api.core.context import AppContext
-from api.core.errors import Forbidden, NotFound
+from api.core.caller import AS_MODERATOR, BEARER, User, context_of
+from api.core.errors import NotFound
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.settings import Settings
 from api.media.controllers import forget_visibility
+from api.media.playback import review_prefix
 from api.moderation import service
-from api.videos.schemas import AuthorOut, review_prefix
+from api.videos.schemas import AuthorOut
 
 MAX_REASON = 1000
 FRAME_NAME = re.compile(r"^(\d{1,4})\.jpg$")
 
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-
-
-async def require_moderator(request: Request[Any, Any, Any]) -> User:
-    """The caller, who must be a moderator: 401 without a valid token, 403 otherwise."""
-    user = await require_user(request)
-    if not user.is_moderator:
-        raise Forbidden("this route is for moderators")
-    return user
-
-
-MODERATOR = {"moderator": Provide(require_moderator)}
-SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
 class DecisionIn(msgspec.Struct):
@@ -134,11 +122,6 @@ class DecisionsOut(msgspec.Struct):
     decisions: list[DecisionOut]
 
 
-def _ctx(request: Request[Any, Any, Any]) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
 def _json(raw: str | None) -> Any:
     try:
         return msgspec.json.decode(raw or "null")
@@ -185,7 +168,7 @@ def _item_out(entry: service.QueueEntry, settings: Settings, moderator_id: str) 
     )
 
 
-@get("/v1/moderation/queue", dependencies=MODERATOR, security=SECURITY, tags=["moderation"])
+@get("/v1/moderation/queue", dependencies=AS_MODERATOR, security=BEARER, tags=["moderation"])
 async def review_queue(
     request: Request[Any, Any, Any],
     moderator: NamedDependency[User],
@@ -194,7 +177,7 @@ async def review_queue(
 ) -> QueueOut:
     """The videos waiting for review, oldest in review first, with what flagged them and
     media URLs the calling moderator's player can open."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     entries, next_cursor = await service.queue_page(ctx, cursor, limit)
     return QueueOut(
         videos=[_item_out(e, ctx.settings, moderator.id) for e in entries],
@@ -205,8 +188,8 @@ async def review_queue(
 @post(
     "/v1/moderation/{video_id:str}/decision",
     status_code=200,
-    dependencies=MODERATOR,
-    security=SECURITY,
+    dependencies=AS_MODERATOR,
+    security=BEARER,
     tags=["moderation"],
 )
 async def decide(
@@ -218,7 +201,12 @@ async def decide(
     """Approve (→ published) or reject (→ rejected, the reason goes to the owner) a video in
     review; 409 when it is not in review, 404 when it does not exist."""
     result = await service.decide(
-        _ctx(request), video_id, moderator.id, data.decision, data.reason, data.add_to_blocklist
+        context_of(request),
+        video_id,
+        moderator.id,
+        data.decision,
+        data.reason,
+        data.add_to_blocklist,
     )
     # This process's origin applies the new status at once (others within their cache TTL).
     forget_visibility(request.app.state, video_id)
@@ -233,15 +221,15 @@ async def decide(
 
 @get(
     "/v1/moderation/{video_id:str}/decisions",
-    dependencies=MODERATOR,
-    security=SECURITY,
+    dependencies=AS_MODERATOR,
+    security=BEARER,
     tags=["moderation"],
 )
 async def list_decisions(
     request: Request[Any, Any, Any], video_id: FromPath[str], moderator: NamedDependency[User]
 ) -> DecisionsOut:
     """Every decision on the video, oldest first: who, when, why."""
-    rows = await service.decisions(_ctx(request), video_id)
+    rows = await service.decisions(context_of(request), video_id)
     return DecisionsOut(
         video_id=video_id,
         decisions=[
@@ -260,8 +248,8 @@ async def list_decisions(
 
 @get(
     "/v1/moderation/{video_id:str}/frames/{name:str}",
-    dependencies=MODERATOR,
-    security=SECURITY,
+    dependencies=AS_MODERATOR,
+    security=BEARER,
     tags=["moderation"],
 )
 async def worst_frame(
@@ -274,7 +262,7 @@ async def worst_frame(
     match = FRAME_NAME.match(name)
     if match is None:
         raise NotFound("no such frame")
-    data = await service.read_frame(_ctx(request), video_id, int(match.group(1)))
+    data = await service.read_frame(context_of(request), video_id, int(match.group(1)))
     return Response(
         content=data,
         media_type="image/jpeg",

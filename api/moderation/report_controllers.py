@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from api.accounts.tokens import User, require_user
 from api.core import lifecycle
-from api.core.context import AppContext
+from api.core.caller import AS_USER, BEARER, User, context_of
 from api.core.errors import Unprocessable
 from api.media.controllers import forget_visibility
 from api.moderation import reports as service
@@ -30,8 +29,6 @@ MAX_APPEAL = 1000
 
 # Keep in step with api.moderation.REPORT_REASONS (a test checks they match).
 ReportReason = Literal["spam", "nudity", "violence", "hate", "copyright", "other"]
-USER = {"user": Provide(require_user)}
-SECURITY: list[dict[str, list[str]]] = [{"BearerToken": []}]
 
 
 class ReportIn(msgspec.Struct):
@@ -53,16 +50,11 @@ class AppealOut(msgspec.Struct):
     status: str
 
 
-def _ctx(request: Request[Any, Any, Any]) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
 @post(
     "/v1/videos/{video_id:str}/report",
     status_code=HTTP_201_CREATED,
-    dependencies=USER,
-    security=SECURITY,
+    dependencies=AS_USER,
+    security=BEARER,
     tags=["moderation"],
 )
 async def report_video(
@@ -72,7 +64,9 @@ async def report_video(
     user: NamedDependency[User],
 ) -> ReportOut:
     """Report a video you can see (not your own), once."""
-    done = await service.report(_ctx(request), video_id, user, data.reason, data.details.strip())
+    done = await service.report(
+        context_of(request), video_id, user, data.reason, data.details.strip()
+    )
     if done.pulled:
         # Pulled into review: this process's origin stops serving it at once (others within
         # their visibility TTL).
@@ -83,8 +77,8 @@ async def report_video(
 @post(
     "/v1/videos/{video_id:str}/appeal",
     status_code=HTTP_202_ACCEPTED,
-    dependencies=USER,
-    security=SECURITY,
+    dependencies=AS_USER,
+    security=BEARER,
     tags=["moderation"],
 )
 async def appeal_video(
@@ -97,7 +91,7 @@ async def appeal_video(
     reason = data.reason.strip()
     if not reason:
         raise Unprocessable("reason: say why the rejection is wrong")
-    ctx = _ctx(request)
+    ctx = context_of(request)
     row = await owned_video(ctx, video_id, user, reveal=False)
     await service.appeal(ctx, row, user, reason)
     # In review now: this process's origin serves it to moderators' review URLs at once.

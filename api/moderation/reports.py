@@ -22,14 +22,15 @@ from typing import Any, NamedTuple
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.accounts.tokens import User
 from api.core import lifecycle
+from api.core.caller import User
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
 from api.core.errors import Conflict, Forbidden, NotFound
 from api.core.tables import appeals, copyright_claims, reports, videos
+from api.core.visibility import visible_to
 from api.moderation.service import PULLED_BY_REPORTS, REVIEW_OVER, count_published
-from api.videos.service import purge_from_edges, visible_to
+from api.videos.service import purge_from_edges
 
 APPEALED = "appealed by the owner: waiting for a moderator"
 

@@ -36,6 +36,8 @@ from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.errors import Conflict, NotFound, Unprocessable
+from api.core.identity import ROLES
+from api.core.keys import safety_prefix
 from api.core.paging import decode_cursor, encode_cursor
 from api.core.tables import (
     appeals,
@@ -47,10 +49,6 @@ from api.core.tables import (
     videos,
 )
 from cdn.storage import ObjectNotFound
-
-MODERATOR = "moderator"
-USER = "user"
-ROLES = (USER, MODERATOR)
 
 REPORT_REASONS = ("spam", "nudity", "violence", "hate", "copyright", "other")
 DEPRIORITIZE_OVER = 10
@@ -169,7 +167,7 @@ async def frame_key(ctx: AppContext, video_id: str, n: int) -> str:
         rows = await _safety_rows(conn, [video_id])
     row = rows.get(video_id)
     frames = parse_worst_frames(row.worst_frames) if row is not None else []
-    if not 0 <= n < len(frames) or not frames[n].key.startswith(f"safety/{video_id}/"):
+    if not 0 <= n < len(frames) or not frames[n].key.startswith(safety_prefix(video_id)):
         raise NotFound("no such frame")
     return frames[n].key
 

@@ -363,11 +363,6 @@ def route(
 # ------------------------------------------------------------------------------ records
 
 
-def safety_prefix(video_id: str, render_id: str) -> str:
-    """Where a render's worst-frame JPEGs live: under `safety/{vid}/` (moderators only)."""
-    return f"safety/{video_id}/{render_id}/"
-
-
 def worst_frames(moderation: dict[str, Any] | None, prefix: str) -> list[dict[str, Any]]:
     """`video_safety.worst_frames`: [{key, time_s, label, score}], worst first per label."""
     frames = []

@@ -15,12 +15,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 from sqlalchemy import (
     BigInteger,
     String,
-    and_,
     bindparam,
     exists,
     insert,
@@ -33,22 +32,20 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.accounts.tokens import User, optional_user, require_user
+from api.core.caller import AS_USER, AS_VIEWER, User, context_of
 from api.core.context import AppContext
 from api.core.db import dialect_insert, insert_ignore, new_id, now_ms
 from api.core.errors import NotFound, Unprocessable
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, next_cursor
 from api.core.tables import comments, follows, likes, seen, users, videos, watch_events
-from api.feed.following import forget_followees
+from api.core.visibility import readable_by_others, visible_to
 from api.feed.seen import remember_seen
 from api.videos.schemas import AuthorOut
-from api.videos.viewcache import forget as forget_views
 
 MAX_COMMENT = 2000
 MAX_EVENTS = 100
 # One watch_ms event reports at most an hour of watching (short videos, generous for loops).
 MAX_EVENT_VALUE = 3_600_000
-VISIBLE_PRIVACY = ("public", "unlisted")
 
 EventType = Literal[
     "impression", "play", "watch_ms", "completed", "loop", "skip", "share", "not_interested"
@@ -65,8 +62,6 @@ COUNTER_OF: dict[str, str] = {
 # Events after which the for-you feed never shows the video to this viewer again.
 MARKS_SEEN = frozenset({"play", "completed", "skip", "not_interested"})
 
-USER = {"user": Provide(require_user)}
-VIEWER = {"viewer": Provide(optional_user)}
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
 
 
@@ -119,27 +114,13 @@ class EventsOut(msgspec.Struct):
     rejected: list[RejectedEvent]
 
 
-def _ctx(request: Request[Any, Any, Any]) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
-def can_see(row: Any, viewer_id: str | None) -> bool:
-    """Published public/unlisted videos, and every non-deleted video to its owner."""
-    if row.status == "deleted":
-        return False
-    if viewer_id is not None and row.owner_id == viewer_id:
-        return True
-    return bool(row.status == "published" and row.privacy in VISIBLE_PRIVACY)
-
-
 async def visible_video(conn: AsyncConnection, video_id: str, viewer_id: str | None) -> None:
     """404 unless the viewer may see the video."""
     query = select(videos.c.owner_id, videos.c.status, videos.c.privacy).where(
         videos.c.id == video_id
     )
     row = (await conn.execute(query)).first()
-    if row is None or not can_see(row, viewer_id):
+    if row is None or not visible_to(row, viewer_id):
         raise NotFound("no such video")
 
 
@@ -157,7 +138,8 @@ async def _scalar(conn: AsyncConnection, query: Any) -> int:
 
 def _like_statements() -> tuple[Any, Any]:
     """PostgreSQL: a like and an unlike, each in one statement (one round trip, atomic on its
-    own): the visibility check (`can_see`), the `INSERT ... ON CONFLICT DO NOTHING` (or the
+    own): the visibility check (`api.core.visibility`), the `INSERT ... ON CONFLICT DO NOTHING`
+    (or the
     DELETE) and the counter moved by what really changed. Without a change the current count
     is read and nothing is updated (no dead row version per repeated like). No row back: the
     video is not visible (404).
@@ -170,14 +152,7 @@ def _like_statements() -> tuple[Any, Any]:
         .where(
             videos.c.id == video_id,
             videos.c.status != "deleted",
-            or_(
-                videos.c.owner_id == user_id,
-                and_(
-                    videos.c.status == "published",
-                    # Plain comparisons: an IN list is re-expanded on every execution.
-                    or_(*(videos.c.privacy == privacy for privacy in VISIBLE_PRIVACY)),
-                ),
-            ),
+            or_(videos.c.owner_id == user_id, readable_by_others()),
         )
         .cte("target")
     )
@@ -223,12 +198,12 @@ async def _like_pg(ctx: AppContext, statement: Any, params: dict[str, Any]) -> i
     return int(count)
 
 
-@post("/v1/videos/{video_id:str}/like", status_code=200, dependencies=USER, tags=["social"])
+@post("/v1/videos/{video_id:str}/like", status_code=200, dependencies=AS_USER, tags=["social"])
 async def like(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
     """Like a video (idempotent): 200 `{liked: true, like_count}`."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if ctx.db.dialect.name == "postgresql":
         params = {"liker": user.id, "liked": video_id, "liked_at": now_ms()}
         count = await _like_pg(ctx, _LIKE_PG, params)
@@ -239,16 +214,16 @@ async def like(
             if (await conn.execute(insert_ignore(conn.dialect.name, likes, row))).rowcount == 1:
                 await _bump(conn, videos, video_id, "like_count", 1)
             count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
-    forget_views(ctx, [video_id])
+    ctx.local.forget_videos([video_id])
     return LikeOut(liked=True, like_count=count)
 
 
-@delete("/v1/videos/{video_id:str}/like", status_code=200, dependencies=USER, tags=["social"])
+@delete("/v1/videos/{video_id:str}/like", status_code=200, dependencies=AS_USER, tags=["social"])
 async def unlike(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
     """Take a like back (idempotent): 200 `{liked: false, like_count}`."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if ctx.db.dialect.name == "postgresql":
         count = await _like_pg(ctx, _UNLIKE_PG, {"liker": user.id, "liked": video_id})
     else:
@@ -260,7 +235,7 @@ async def unlike(
             if gone.rowcount == 1:
                 await _bump(conn, videos, video_id, "like_count", -1)
             count = await _scalar(conn, select(videos.c.like_count).where(videos.c.id == video_id))
-    forget_views(ctx, [video_id])
+    ctx.local.forget_videos([video_id])
     return LikeOut(liked=False, like_count=count)
 
 
@@ -283,27 +258,27 @@ async def _move_follow_counters(
         await _bump(conn, users, user_id, columns[user_id], delta)
 
 
-@post("/v1/users/{user_id:str}/follow", status_code=200, dependencies=USER, tags=["social"])
+@post("/v1/users/{user_id:str}/follow", status_code=200, dependencies=AS_USER, tags=["social"])
 async def follow(
     request: Request[Any, Any, Any], user_id: FromPath[str], user: NamedDependency[User]
 ) -> FollowOut:
     """Follow a creator (idempotent): 200 `{following: true, follower_count}`."""
-    async with _ctx(request).db.begin() as conn:
+    async with context_of(request).db.begin() as conn:
         await _follow_target(conn, user.id, user_id)
         row = {"follower_id": user.id, "followee_id": user_id, "created_at": now_ms()}
         if (await conn.execute(insert_ignore(conn.dialect.name, follows, row))).rowcount == 1:
             await _move_follow_counters(conn, user.id, user_id, 1)
         count = await _scalar(conn, select(users.c.follower_count).where(users.c.id == user_id))
-    forget_followees(_ctx(request), user.id)
+    context_of(request).local.forget_followees(user.id)
     return FollowOut(following=True, follower_count=count)
 
 
-@delete("/v1/users/{user_id:str}/follow", status_code=200, dependencies=USER, tags=["social"])
+@delete("/v1/users/{user_id:str}/follow", status_code=200, dependencies=AS_USER, tags=["social"])
 async def unfollow(
     request: Request[Any, Any, Any], user_id: FromPath[str], user: NamedDependency[User]
 ) -> FollowOut:
     """Stop following (idempotent): 200 `{following: false, follower_count}`."""
-    async with _ctx(request).db.begin() as conn:
+    async with context_of(request).db.begin() as conn:
         await _follow_target(conn, user.id, user_id)
         gone = await conn.execute(
             sql_delete(follows).where(
@@ -313,7 +288,7 @@ async def unfollow(
         if gone.rowcount == 1:
             await _move_follow_counters(conn, user.id, user_id, -1)
         count = await _scalar(conn, select(users.c.follower_count).where(users.c.id == user_id))
-    forget_followees(_ctx(request), user.id)
+    context_of(request).local.forget_followees(user.id)
     return FollowOut(following=False, follower_count=count)
 
 
@@ -351,7 +326,7 @@ def comment_out(row: Any) -> CommentOut:
     )
 
 
-@post("/v1/videos/{video_id:str}/comments", status_code=201, dependencies=USER, tags=["social"])
+@post("/v1/videos/{video_id:str}/comments", status_code=201, dependencies=AS_USER, tags=["social"])
 async def add_comment(
     request: Request[Any, Any, Any],
     video_id: FromPath[str],
@@ -361,7 +336,7 @@ async def add_comment(
     """Comment on a video: 201 CommentOut; the video's comment_count moves with it."""
     body = clean_comment(data.body)
     comment_id = new_id("c")
-    async with _ctx(request).db.begin() as conn:
+    async with context_of(request).db.begin() as conn:
         await visible_video(conn, video_id, user.id)
         await conn.execute(
             insert(comments).values(
@@ -377,7 +352,7 @@ async def add_comment(
     return comment_out(row)
 
 
-@get("/v1/videos/{video_id:str}/comments", dependencies=VIEWER, tags=["social"])
+@get("/v1/videos/{video_id:str}/comments", dependencies=AS_VIEWER, tags=["social"])
 async def list_comments(
     request: Request[Any, Any, Any],
     video_id: FromPath[str],
@@ -391,7 +366,7 @@ async def list_comments(
     if after is not None:
         query = query.where(after)
     query = query.order_by(comments.c.created_at.desc(), comments.c.id.desc()).limit(limit + 1)
-    async with _ctx(request).db.connect() as conn:
+    async with context_of(request).db.connect() as conn:
         await visible_video(conn, video_id, viewer.id if viewer else None)
         rows = list((await conn.execute(query)).all())
     return CommentPage(
@@ -408,7 +383,7 @@ async def _visible_ids(conn: AsyncConnection, video_ids: set[str], viewer_id: st
     query = select(videos.c.id, videos.c.owner_id, videos.c.status, videos.c.privacy).where(
         videos.c.id.in_(sorted(video_ids))
     )
-    return {row.id for row in (await conn.execute(query)).all() if can_see(row, viewer_id)}
+    return {row.id for row in (await conn.execute(query)).all() if visible_to(row, viewer_id)}
 
 
 def _screen(
@@ -497,7 +472,7 @@ async def _mark_seen(
     return set(marks)
 
 
-@post("/v1/events", status_code=200, dependencies=USER, tags=["social"])
+@post("/v1/events", status_code=200, dependencies=AS_USER, tags=["social"])
 async def post_events(
     request: Request[Any, Any, Any], user: NamedDependency[User], data: RequestBody[EventsIn]
 ) -> EventsOut:
@@ -507,7 +482,7 @@ async def post_events(
     `rejected` while the rest of the batch is recorded.
     """
     at = now_ms()
-    ctx = _ctx(request)
+    ctx = context_of(request)
     async with ctx.db.begin() as conn:
         visible = await _visible_ids(conn, {e.video_id for e in data.events}, user.id)
         candidates, repeats, rejected = _screen(data.events, visible)

@@ -15,25 +15,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, head, patch, post, put, route
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.accounts.tokens import User, require_user
 from api.core import lifecycle
+from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
 from api.core.errors import ApiError, Conflict, NotFound, ServiceUnavailable, UnsupportedMediaType
+from api.core.keys import part_key, upload_prefix
 from api.uploads import service as up
 from api.uploads import tus
+from api.uploads.publish import publish
 from api.videos.service import delete_video, load_video, owned_video
 from cdn.storage import StorageError
 
 TUS_PATH = "/v1/uploads/tus"
+
+
+MAX_CAPTION = 2200
+
+Privacy = Literal["public", "unlisted", "private"]
+
+
+class PublishIn(msgspec.Struct):
+    caption: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION)] = ""
+    privacy: Privacy = "public"
+
+
+class PublishOut(msgspec.Struct):
+    video_id: str
+    status: str
 
 
 class UploadUrlIn(msgspec.Struct):
@@ -55,18 +72,13 @@ class UploadedOut(msgspec.Struct):
     size: int
 
 
-def _ctx(request: Request[Any, Any, Any]) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
 # ----------------------------------------------------------- one-shot uploads
 
 
 @post(
     "/v1/videos/upload-url",
     status_code=HTTP_201_CREATED,
-    dependencies={"user": Provide(require_user)},
+    dependencies=AS_USER,
     security=[{"BearerToken": []}],
 )
 async def create_upload_url(
@@ -74,7 +86,7 @@ async def create_upload_url(
 ) -> UploadUrlOut:
     """Declare a file and get where to PUT it: 413 over the size limit, 422 for an empty
     file, 415 for a media type not accepted. The video starts `awaiting_upload`."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     media_type = up.check_declared(ctx.settings, data.file_size_bytes, data.content_type)
     upload = await up.create_upload(
         ctx,
@@ -102,7 +114,7 @@ async def put_signed_upload(
 ) -> UploadedOut:
     """The signed upload URL of local storage: no token, the signature is the credential
     (403 when tampered with or expired). Exactly the declared size, else nothing is kept."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     up.verify_signature(
         ctx.settings,
         video_id,
@@ -120,7 +132,7 @@ async def put_signed_upload(
 @put(
     "/v1/videos/{video_id:str}/file",
     request_max_body_size=None,
-    dependencies={"user": Provide(require_user)},
+    dependencies=AS_USER,
     security=[{"BearerToken": []}],
 )
 async def put_direct_upload(
@@ -128,7 +140,7 @@ async def put_direct_upload(
 ) -> UploadedOut:
     """The owner streams the whole file through the API (into object storage in
     production). Exactly the declared size, else nothing is kept."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     row = await owned_video(ctx, video_id, user)
     _check_awaiting(row)
     if row.upload_kind == up.TUS:
@@ -160,7 +172,7 @@ async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
 async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
     """Version check, caller, and the caller's own tus upload (404 for anyone else's)."""
     tus.check_resumable(request.headers)
-    ctx = _ctx(request)
+    ctx = context_of(request)
     user = await require_user(request)
     row = await owned_video(ctx, video_id, user, reveal=False)
     if row.upload_kind != up.TUS:
@@ -176,7 +188,7 @@ async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[Ap
 )
 async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     """Core §OPTIONS: what this server supports; no version check, no token."""
-    headers = tus.options_headers(_ctx(request).settings.max_upload_bytes)
+    headers = tus.options_headers(context_of(request).settings.max_upload_bytes)
     return _empty(HTTP_204_NO_CONTENT, headers)
 
 
@@ -189,7 +201,7 @@ async def tus_create(request: Request[Any, Any, Any]) -> Response[Any]:
 
 async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
     tus.check_resumable(request.headers)
-    ctx = _ctx(request)
+    ctx = context_of(request)
     user = await require_user(request)
     length = tus.parse_length(request.headers.get("upload-length"))
     raw_metadata = request.headers.get("upload-metadata", "")
@@ -256,7 +268,7 @@ async def _append(request: Request[Any, Any, Any], video_id: str) -> Response[An
     if row.status != lifecycle.AWAITING_UPLOAD or request.headers.get("content-length") == "0":
         return _offset_response(offset)
     async with up.UploadLease(ctx, video_id, offset) as lease:
-        key = up.part_key(video_id, offset)
+        key = part_key(video_id, offset)
         try:
             written = await up.stream_body(
                 request, ctx.storage, key, limit=remaining, exact=False, lease=lease
@@ -303,11 +315,32 @@ async def _terminate(request: Request[Any, Any, Any], video_id: str) -> Response
     ctx, _ = await _tus_video(request, video_id)
     await delete_video(ctx, video_id, "upload terminated by its owner")
     with contextlib.suppress(StorageError):  # the cleanup job removes them otherwise
-        await asyncio.to_thread(ctx.storage.delete_prefix, up.upload_prefix(video_id))
+        await asyncio.to_thread(ctx.storage.delete_prefix, upload_prefix(video_id))
     return _empty(HTTP_204_NO_CONTENT, tus.base_headers())
 
 
+@post(
+    "/v1/videos/{video_id:str}/publish",
+    status_code=HTTP_202_ACCEPTED,
+    dependencies=AS_USER,
+    security=[{"BearerToken": []}],
+)
+async def publish_video(
+    request: Request[Any, Any, Any],
+    video_id: FromPath[str],
+    data: JSONBody[PublishIn],
+    user: NamedDependency[User],
+) -> PublishOut:
+    """Queue an uploaded video for processing with its caption and privacy (owner only;
+    everyone else gets 404). 409 when the upload is incomplete or it was already published."""
+    ctx = context_of(request)
+    row = await owned_video(ctx, video_id, user, reveal=False)
+    await publish(ctx, row, data.caption, data.privacy)
+    return PublishOut(video_id=video_id, status="processing")
+
+
 ROUTES: list[Any] = [
+    publish_video,
     create_upload_url,
     put_signed_upload,
     put_direct_upload,

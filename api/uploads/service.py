@@ -45,6 +45,7 @@ from api.core.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from api.core.keys import part_key
 from api.core.settings import Settings
 from api.core.tables import video_history, videos
 from cdn.storage import ObjectNotFound, Storage
@@ -63,15 +64,6 @@ UPLOAD_THREADS = 256
 
 
 # ------------------------------------------------------------------------- layout
-
-
-def upload_prefix(video_id: str) -> str:
-    return f"uploads/{video_id}/"
-
-
-def part_key(video_id: str, offset: int) -> str:
-    """The part that starts at byte `offset` of the upload: `uploads/{vid}/{offset:012d}`."""
-    return f"uploads/{video_id}/{offset:012d}"
 
 
 # ------------------------------------------------------------- declared uploads

@@ -14,16 +14,16 @@ entries at once (`forget`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam
 
 from api.core.context import AppContext
 from api.core.tables import videos
-from api.feed.store import visible
+from api.core.visibility import listed
 from api.videos.schemas import VideoOut, video_out, video_query
 
-_QUERY = video_query().where(videos.c.id.in_(bindparam("ids", expanding=True)), visible())
+_QUERY = video_query().where(videos.c.id.in_(bindparam("ids", expanding=True)), listed())
 _MISS = object()
 
 
@@ -49,8 +49,3 @@ async def published_views(ctx: AppContext, ids: Sequence[str]) -> dict[str, Vide
             if video_id not in found:
                 cache.put(video_id, None)
     return found
-
-
-def forget(ctx: AppContext, video_ids: Iterable[str]) -> None:
-    """Evict videos this process just changed (deleted, liked, ...)."""
-    ctx.local.videos.pop_many(video_ids)

@@ -1,0 +1,97 @@
+"""Publishing: the last step of an upload. The owner's uploaded video is queued for
+processing (issue 3, "Upload"), in the lane its creator's recent volume calls for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from api.core import lifecycle
+from api.core.context import AppContext
+from api.core.db import now_ms
+from api.core.errors import Conflict, ServiceUnavailable
+from api.core.tables import video_history, videos
+from api.uploads.service import PRESIGNED, confirm_presigned
+
+log = logging.getLogger("reelforge.api")
+
+HOUR_MS = 3600 * 1000
+
+
+async def lane_for(ctx: AppContext, owner_id: str) -> str:
+    """Fair scheduling: a creator who published more than `busy_creator_uploads_per_hour`
+    videos in the last hour (this one included) goes to the low-priority lane."""
+    since = now_ms() - HOUR_MS
+    query = (
+        select(func.count())
+        .select_from(video_history.join(videos, videos.c.id == video_history.c.video_id))
+        .where(
+            videos.c.owner_id == owner_id,
+            video_history.c.from_status == lifecycle.UPLOADED,
+            video_history.c.to_status == lifecycle.PROCESSING,
+            video_history.c.at >= since,
+        )
+    )
+    async with ctx.db.connect() as conn:
+        recent = int((await conn.execute(query)).scalar() or 0)
+    return "bulk" if recent + 1 > ctx.settings.busy_creator_uploads_per_hour else "normal"
+
+
+async def publish(ctx: AppContext, row: Any, caption: str, privacy: str) -> str:
+    """Queue the owner's uploaded video for processing; returns its lane.
+
+    A presigned upload is confirmed against storage first. 409 when the upload is not
+    complete, or when the video is already processing or published (a repeated publish).
+    A `failed` video may be published again (a retry of our failure).
+    """
+    status = row.status
+    if status == lifecycle.AWAITING_UPLOAD:
+        if row.upload_kind != PRESIGNED or not await confirm_presigned(ctx, row):
+            raise Conflict("upload not complete: send the whole file first")
+        status = lifecycle.UPLOADED
+    if status not in (lifecycle.UPLOADED, lifecycle.FAILED):
+        raise Conflict(f"the video is already {status}; it cannot be published again")
+    lane = await lane_for(ctx, row.owner_id)
+    reason = "queued for processing" if status == lifecycle.UPLOADED else "queued again"
+    async with ctx.db.begin() as conn:
+        try:
+            await lifecycle.move(
+                conn,
+                row.id,
+                lifecycle.PROCESSING,
+                reason,
+                caption=caption,
+                privacy=privacy,
+                lane=lane,
+                attempts=0,
+            )
+        except lifecycle.TransitionError as exc:
+            raise Conflict(f"the video is {exc.current}; it cannot be published now") from exc
+    try:
+        await asyncio.to_thread(ctx.jobs.enqueue_transcode, row.id, lane)
+    except Exception as exc:
+        log.exception("could not enqueue video %s", row.id)
+        await _unqueue(ctx, row.id)
+        raise ServiceUnavailable("the job queue is unavailable; publish again later") from exc
+    return lane
+
+
+async def _unqueue(ctx: AppContext, video_id: str) -> None:
+    """The job could not be queued: `failed` (publishing again retries), not a video stuck
+    in `processing` with no job behind it."""
+    async with ctx.db.begin() as conn:
+        # A worker or a delete may have got there first: then there is nothing to undo.
+        with contextlib.suppress(lifecycle.TransitionError):
+            await lifecycle.move(
+                conn,
+                video_id,
+                lifecycle.FAILED,
+                "could not be queued for processing; publish again",
+            )
+
+
+# -------------------------------------------------------------------- delete
