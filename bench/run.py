@@ -316,7 +316,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-ENGINE_PATHS = ("cli.py", "engine", "ladders", "packager", "pyproject.toml")
+ENGINE_PATHS = ("cli", "engine", "ladders", "packager", "pyproject.toml")
 
 
 def engine_state() -> dict[str, Any]:

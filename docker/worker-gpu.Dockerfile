@@ -27,7 +27,8 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
  && uv pip install -r requirements.txt
-COPY cli.py worker.py ./
+COPY worker.py ./
+COPY cli/ cli/
 COPY engine/ engine/
 COPY ladders/ ladders/
 COPY packager/ packager/

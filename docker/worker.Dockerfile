@@ -22,7 +22,8 @@ COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
  && pip install -r requirements.txt
 # Then the code: the packages and modules pyproject.toml installs.
-COPY cli.py worker.py ./
+COPY worker.py ./
+COPY cli/ cli/
 COPY engine/ engine/
 COPY ladders/ ladders/
 COPY packager/ packager/

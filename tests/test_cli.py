@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cli import ProgressBar
+from cli.media import ProgressBar
 from engine.encoders import ENCODERS, select_encoder, thread_plan, usable_cpus
 from engine.errors import EncoderUnavailableError, EngineError, ResourceLimitError
 from engine.jobs import transcode_limited

@@ -1,0 +1,123 @@
+"""`serve --demo`: a standard-library HTTP client that, once the server is ready, registers
+the `demo` account and uploads and publishes the sample clip through the server's own API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEMO_HANDLE = "demo"
+# Where the demo video stays once its job is done (api/lifecycle.py).
+SETTLED = ("published", "in_review", "rejected", "failed")
+
+
+def _call(
+    method: str, url: str, body: Any = None, token: str = "", **extra: Any
+) -> tuple[int, Any]:
+    """One JSON request with the standard library (the demo needs no HTTP client package)."""
+    import urllib.error
+    import urllib.request
+
+    headers = dict(extra.pop("headers", {}))
+    data = extra.pop("data", None)
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def _demo_account(base: str, data_dir: Path) -> str:
+    """Log in as `demo`, registering it first when missing; the password lives in the data dir."""
+    import secrets
+
+    creds_path = data_dir / "demo-account.json"
+    if creds_path.is_file():
+        creds = json.loads(creds_path.read_text())
+        status, body = _call("POST", f"{base}/v1/auth/login", creds)
+    else:
+        creds = {"handle": DEMO_HANDLE, "password": secrets.token_urlsafe(18)}
+        status, body = _call("POST", f"{base}/v1/auth/register", creds)
+        if status == 409:
+            raise RuntimeError(
+                f"account {DEMO_HANDLE!r} exists but {creds_path} (its password) is gone"
+            )
+        if status in (200, 201):
+            creds_path.write_text(json.dumps(creds))
+            creds_path.chmod(0o600)
+    if status not in (200, 201):
+        raise RuntimeError(f"demo account: HTTP {status}: {body}")
+    return str(body["token"])
+
+
+def _demo_upload(base: str, token: str, clip: Path) -> str:
+    """Upload through the signed upload URL (as a phone would), then publish; returns the id."""
+    from urllib.parse import urljoin
+
+    size = clip.stat().st_size
+    request = {"file_size_bytes": size, "content_type": "video/mp4"}
+    status, ticket = _call("POST", f"{base}/v1/videos/upload-url", request, token)
+    if status not in (200, 201):
+        raise RuntimeError(f"upload-url: HTTP {status}: {ticket}")
+    headers = {**ticket.get("headers", {}), "Content-Length": str(size)}
+    with clip.open("rb") as fh:
+        status, body = _call(
+            ticket.get("method", "PUT"),
+            urljoin(base + "/", ticket["upload_url"]),
+            headers=headers,
+            data=fh,
+        )
+    if status >= 300:
+        raise RuntimeError(f"upload: HTTP {status}: {body}")
+    video_id = str(ticket["video_id"])
+    publish = {"caption": "Reelforge demo clip", "privacy": "public"}
+    status, body = _call("POST", f"{base}/v1/videos/{video_id}/publish", publish, token)
+    if status != 202:
+        raise RuntimeError(f"publish: HTTP {status}: {body}")
+    return video_id
+
+
+def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900) -> None:
+    """`serve --demo`: once the server is ready, publish the sample clip through its own API."""
+    from engine.sample import make_sample
+
+    base = settings.public_url
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not server.started or _call("GET", f"{base}/readyz")[0] != 200:
+            if server.should_exit or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+        clip = settings.data_dir / "demo" / f"sample-{seconds:g}s.mp4"
+        if not clip.is_file():
+            make_sample(clip, seconds=seconds)
+        token = _demo_account(base, settings.data_dir)
+        video_id = _demo_upload(base, token, clip)
+        print(f"demo: account {DEMO_HANDLE!r}, token {token}", flush=True)
+        print(f"demo: video {video_id} is processing ({base}/v1/videos/{video_id})", flush=True)
+        while time.monotonic() < deadline and not server.should_exit:
+            status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
+            # in_review: held by the safety checks, it waits for a moderator, not for the job.
+            if status == 200 and video["status"] in SETTLED:
+                reason = video["status_reason"]
+                detail = f" ({reason})" if reason and reason != video["status"] else ""
+                print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
+                if video["hls_url"]:
+                    print(f"demo: play {video['hls_url']} or {video['dash_url']}", flush=True)
+                return
+            time.sleep(0.5)
+    except Exception as exc:  # the demo is a guest: it reports and leaves the server running
+        print(f"demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
