@@ -212,3 +212,51 @@ def test_rules_catch_a_violation() -> None:
     graph["api.core.db"].add("api.feed.store")
     graph["api.feed.store"].add("api.core.db")
     assert any("api.core.db" in c and "api.feed.store" in c for c in cycles(graph))
+
+
+def external_imports(path: Path) -> set[str]:
+    """Every module name a file imports (third-party ones included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _is_controller(module: str) -> bool:
+    return module.rpartition(".")[2].endswith("controllers")
+
+
+def test_controllers_hold_no_sql() -> None:
+    """Thin controllers: a handler parses, calls a service, returns a schema."""
+    assert any(_is_controller(m) for m in MODULES)
+    with_sql = {
+        module: sorted(
+            name
+            for name in external_imports(MODULES[module])
+            if _within(name, "sqlalchemy") or _within(name, "api.core.tables")
+        )
+        for module in MODULES
+        if _is_controller(module)
+    }
+    assert {module: names for module, names in with_sql.items() if names} == {}
+
+
+HTTP_LAYER = ("api.app", "api.middleware", "api.health", "api.core.errors", "api.core.caller")
+
+
+def test_services_raise_domain_errors_not_http() -> None:
+    """Only the HTTP layer (controllers, middlewares, the app, the error table) knows HTTP
+    exceptions and status codes; services raise domain errors."""
+    http = ("litestar.exceptions", "litestar.status_codes", "litestar.response")
+    found = {
+        module: sorted(n for n in external_imports(path) if any(_within(n, h) for h in http))
+        for module, path in MODULES.items()
+        if _within(module, "api")
+        and not _is_controller(module)
+        and not any(_within(module, layer) for layer in HTTP_LAYER)
+    }
+    assert {module: names for module, names in found.items() if names} == {}
