@@ -4,9 +4,9 @@ audio fingerprints"; Wang 2003 §2.3 "searching and scoring").
 The catalog is an inverted index, on SQLite (embedded) and PostgreSQL alike: `audio_postings`
 holds one row per landmark hash whose blob lists every (reference, offset) that has it (a
 query reads a row per hash of the clip, not a row per posting: 8× faster), and
-`audio_ref_prints` what each reference put there. Hashes held by very many references are
-stop-words a query skips (`postings_cap`): they cost most of the lookup and the votes, and
-bring mostly chance votes.
+`audio_ref_prints` what each reference put there (tables: classifiers/catalog_tables.py).
+Hashes held by very many references are stop-words a query skips (`postings_cap`): they cost
+most of the lookup and the votes, and bring mostly chance votes.
 
 A query fetches the postings of the clip's hashes; for each reference it histograms
 `ref_offset − query_offset`: a clip taken from the reference piles its votes into one bin
@@ -20,6 +20,7 @@ from each landmark.
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,8 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Select, delete, func, insert, select
 
-from api.core.db import now_ms
-from api.core.tables import audio_postings, audio_ref_prints, audio_refs
+from classifiers.catalog_tables import audio_postings, audio_ref_prints, audio_refs
 from classifiers.fingerprint import FORMAT_VERSION, FRAME_SECONDS, HASH_BITS, Fingerprint
 
 Policy = Literal["block", "mute", "allow"]
@@ -57,6 +57,11 @@ _SHIFT = 1 << 31
 PREFILTER_PAIRS = 20_000
 _BUCKET_BITS = 2
 _TABLE_BITS = 18
+
+
+def _now_ms() -> int:
+    """Milliseconds since the Unix epoch, as every table of the metadata store keeps times."""
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,7 @@ def add_reference(
                 owner=owner,
                 policy=policy,
                 duration_s=round(fingerprint.duration_s, 3),
-                created_at=now_ms(),
+                created_at=_now_ms(),
             )
             .returning(audio_refs.c.id)
         ).scalar_one()
