@@ -298,7 +298,7 @@ class FingerprintAnalyzer:
     """An `Analyzer` (classifiers/base.py) on the engine's audio taps: landmark hashes.
 
     `result()` is `Fingerprint.to_json()`, or `{"count": 0, ...}` for a video without audio;
-    api/copyright.py `evaluate` matches it against the catalog.
+    api/safety/copyright.py `evaluate` matches it against the catalog.
     """
 
     name = "fingerprint"

@@ -1,5 +1,6 @@
 """How per-frame moderation scores are aggregated over time: a sample's score confirmed by its
-neighbours (`sustained_scores`), which routing (api/safety.py) weighs against the thresholds.
+neighbours (`sustained_scores`), which routing (api/safety/routing.py) weighs against the
+thresholds.
 """
 
 from __future__ import annotations
