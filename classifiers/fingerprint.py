@@ -8,7 +8,7 @@ that stand out from a running per-band background survive noise, equalization an
 Each peak (the anchor) is paired with the next few peaks in a target zone ahead of it (§2.2
 "fast combinatorial hashing"); a pair is a 21-bit hash `f1 | f2 - f1 | t2 - t1` stamped with the
 anchor's frame. A clip matches a reference when many of its hashes occur there with the same
-time difference (§2.3, done in classifiers/catalog.py).
+time difference (§2.3, done in classifiers/voting.py).
 
 A clip starts anywhere between two of the reference's frames, so its peaks can land a frame
 early or late and a pair's `t2 - t1` round the other way. Queries are therefore fingerprinted at
@@ -197,7 +197,7 @@ def fingerprint(
 
 def _pool(hashes: NDArray[np.int64], offsets: NDArray[np.int64], duration: float) -> Fingerprint:
     """One landmark per hash and ±1 frame: the shifts mostly find the same landmarks a frame
-    apart, and catalog.vote already pools ±1 frame (counted once, a reference row gets one vote
+    apart, and voting.vote already pools ±1 frame (counted once, a reference row gets one vote
     from each landmark, not one from each shift that found it)."""
     order = np.lexsort((offsets, hashes))
     hashes, offsets = hashes[order], offsets[order]
@@ -298,7 +298,7 @@ class FingerprintAnalyzer:
     """An `Analyzer` (classifiers/base.py) on the engine's audio taps: landmark hashes.
 
     `result()` is `Fingerprint.to_json()`, or `{"count": 0, ...}` for a video without audio;
-    api/copyright.py `evaluate` matches it against the catalog.
+    api/safety/copyright.py `evaluate` matches it against the catalog.
     """
 
     name = "fingerprint"

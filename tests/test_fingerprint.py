@@ -24,7 +24,7 @@ from api.core.db import create_schema, sync_engine
 from api.core.settings import Settings
 from api.core.tables import audio_postings, audio_ref_prints, audio_refs
 from bench import fingerprint_eval as ev
-from classifiers import catalog, filters
+from classifiers import catalog, filters, voting
 from classifiers.fingerprint import (
     FORMAT_VERSION,
     FRAME_SECONDS,
@@ -119,7 +119,7 @@ def test_fingerprint_json_round_trip() -> None:
         Fingerprint.from_json({**data, "version": 99})
 
 
-@pytest.mark.parametrize("prefilter_above", [catalog.PREFILTER_PAIRS, 0])
+@pytest.mark.parametrize("prefilter_above", [voting.PREFILTER_PAIRS, 0])
 def test_vote_finds_the_offset_consistent_reference(prefilter_above: int) -> None:
     """Table test of the scoring: aligned votes beat more numerous scattered ones."""
     query = Fingerprint(
@@ -130,15 +130,15 @@ def test_vote_finds_the_offset_consistent_reference(prefilter_above: int) -> Non
     rows = [(1, 7, 100), (2, 7, 103), (3, 7, 105), (4, 7, 110), (5, 7, 112)]
     rows += [(h, 8, o) for h in range(1, 6) for o in (h * 37, 500 + h * 11)]
     hashes, refs, offsets = (np.array(column) for column in zip(*rows, strict=True))
-    best = catalog.vote(query, hashes, refs, offsets, prefilter_above)
+    best = voting.vote(query, hashes, refs, offsets, prefilter_above)
     assert best is not None
     assert (best.ref_id, best.score) == (7, 5)
     assert best.offset_frames == pytest.approx(100.2)
-    assert catalog.vote(query, hashes[:0], refs[:0], offsets[:0], prefilter_above) is None
+    assert voting.vote(query, hashes[:0], refs[:0], offsets[:0], prefilter_above) is None
 
 
 def test_the_vote_prefilter_changes_no_answer(small_catalog: tuple[Any, list[Any]]) -> None:
-    """Dropping the hopeless votes first (`catalog._contenders`) gives the same reference,
+    """Dropping the hopeless votes first (`voting._contenders`) gives the same reference,
     score and offset as voting over all of them: clips of catalog tracks and foreign audio."""
     engine, references = small_catalog
     rng = np.random.default_rng(13)
@@ -149,8 +149,8 @@ def test_the_vote_prefilter_changes_no_answer(small_catalog: tuple[Any, list[Any
         for clip in clips:
             query = fingerprint(ev.degrade(clip, rng), QUERY_PARAMS)
             rows = catalog.lookup(conn, query.hashes.tolist())
-            everything = catalog.vote(query, *rows, prefilter_above=10**12)
-            assert catalog.vote(query, *rows, prefilter_above=0) == everything
+            everything = voting.vote(query, *rows, prefilter_above=10**12)
+            assert voting.vote(query, *rows, prefilter_above=0) == everything
             answers.append(everything)
     assert sum(answer is not None for answer in answers) >= 8
 
@@ -164,9 +164,9 @@ def test_query_shifts_pool_the_landmarks_of_a_clip_between_frames() -> None:
     rows = (reference.hashes, np.zeros(len(reference), np.int64), reference.offsets)
     start = 40 * SAMPLE_RATE + HOP // 2
     clip = samples[start : start + 5 * SAMPLE_RATE]
-    single = catalog.vote(fingerprint(clip, replace(QUERY_PARAMS, shifts=1)), *rows)
+    single = voting.vote(fingerprint(clip, replace(QUERY_PARAMS, shifts=1)), *rows)
     pooled_print = fingerprint(clip, QUERY_PARAMS)
-    pooled = catalog.vote(pooled_print, *rows)
+    pooled = voting.vote(pooled_print, *rows)
     assert single is not None and pooled is not None
     assert abs(pooled.offset_frames - start / HOP) <= 1
     assert pooled.score > 2 * single.score

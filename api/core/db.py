@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.core.settings import Settings
 from api.core.tables import metadata
+from classifiers.catalog_tables import catalog_metadata
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -73,11 +74,13 @@ def create_schema(engine: Engine) -> None:
     """Create missing tables (idempotent; safe when several processes start at once)."""
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    try:
-        metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError):
-        # Another process created the same table between our check and our CREATE.
-        metadata.create_all(engine)
+    # The catalog's first: `copyright_claims` has a foreign key into `audio_refs`.
+    for schema in (catalog_metadata, metadata):
+        try:
+            schema.create_all(engine)
+        except (IntegrityError, ProgrammingError):
+            # Another process created the same table between our check and our CREATE.
+            schema.create_all(engine)
 
 
 def dialect_insert(dialect_name: str) -> Any:

@@ -22,6 +22,10 @@ from sqlalchemy import (
     Text,
 )
 
+from classifiers.catalog_tables import audio_postings as audio_postings
+from classifiers.catalog_tables import audio_ref_prints as audio_ref_prints
+from classifiers.catalog_tables import audio_refs as audio_refs
+
 metadata = MetaData()
 
 users = Table(
@@ -209,53 +213,15 @@ appeals = Table(
     Column("resolved", Boolean, nullable=False, default=False),
 )
 
-# Copyright catalog (classifiers/catalog.py): reference recordings, their landmark hashes
-# (classifiers/fingerprint.py) and the claims matched uploads produced (api/copyright.py).
-# `policy` is what happens to an upload that uses the reference: block | mute | allow.
-audio_refs = Table(
-    "audio_refs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=False, unique=True),
-    Column("owner", String(128), nullable=False),
-    Column("policy", String(8), nullable=False, default="block"),
-    Column("duration_s", Float, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-)
-
-# The catalog's inverted index (classifiers/catalog.py): one row per landmark hash, whose
-# `entries` are the postings of every reference holding it, packed little-endian u32
-# (ref_id, offset) pairs (`offset`: the anchor's frame, classifiers/fingerprint.FRAME_SECONDS).
-# A lookup reads one row per hash of a clip instead of one per posting.
-audio_postings = Table(
-    "audio_postings",
-    metadata,
-    Column("hash", Integer, primary_key=True, autoincrement=False),
-    Column("entries", LargeBinary, nullable=False),
-)
-
-# What a reference put into `audio_postings`: its landmark count and its distinct hashes
-# (zlib-compressed little-endian u32 deltas), so that removing it touches only its own rows.
-audio_ref_prints = Table(
-    "audio_ref_prints",
-    metadata,
-    Column(
-        "ref_id",
-        Integer,
-        ForeignKey("audio_refs.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("version", Integer, nullable=False),
-    Column("landmarks", Integer, nullable=False),
-    Column("hashes", LargeBinary, nullable=False),
-)
-
+# The copyright catalog's tables are the catalog's own (classifiers/catalog_tables.py, on
+# `catalog_metadata`, which `api.core.db.create_schema` creates first); re-exported here. The
+# claims matched uploads produced (api/safety/copyright.py) point at a reference by column,
+# across the two MetaData objects.
 copyright_claims = Table(
     "copyright_claims",
     metadata,
     Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
-    Column("ref_id", Integer, ForeignKey("audio_refs.id", ondelete="CASCADE"), nullable=False),
+    Column("ref_id", Integer, ForeignKey(audio_refs.c.id, ondelete="CASCADE"), nullable=False),
     Column("owner", String(128), nullable=False),
     Column("offset_s", Float, nullable=False),
     Column("score", Integer, nullable=False),
