@@ -6,7 +6,7 @@ arguments); `build_analyzers` makes the live objects (an ONNX Runtime session, a
 in the child, where `engine.pipeline.transcode` feeds them as taps and puts each one's
 `result()` under `report["analysis"][name]`.
 
-- moderation (classifiers/moderation.py) and PDQ (classifiers/pdq.py) share one
+- moderation (classifiers/moderation/) and PDQ (classifiers/pdq.py) share one
   `FrameSampler` (classifiers/sampling.py), so they look at the same frames;
 - fingerprint: `classifiers.fingerprint.FingerprintAnalyzer(spec.fingerprint)` on the audio
   taps (the copyright matcher's; imported only when enabled, so a server without it runs the
