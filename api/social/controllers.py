@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
@@ -40,16 +39,23 @@ from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT, after_cursor, next_cursor
 from api.core.tables import comments, follows, likes, seen, users, videos, watch_events
 from api.core.visibility import readable_by_others, visible_to
 from api.feed.seen import remember_seen
+from api.social.schemas import (
+    CommentIn,
+    CommentOut,
+    CommentPage,
+    EventIn,
+    EventsIn,
+    EventsOut,
+    FollowOut,
+    LikeOut,
+    RejectedEvent,
+)
 from api.videos.schemas import AuthorOut
 
 MAX_COMMENT = 2000
-MAX_EVENTS = 100
 # One watch_ms event reports at most an hour of watching (short videos, generous for loops).
 MAX_EVENT_VALUE = 3_600_000
 
-EventType = Literal[
-    "impression", "play", "watch_ms", "completed", "loop", "skip", "share", "not_interested"
-]
 # Which video counter each new event bumps by one ("watch_ms" adds its value, "loop" none).
 COUNTER_OF: dict[str, str] = {
     "impression": "impression_count",
@@ -63,55 +69,6 @@ COUNTER_OF: dict[str, str] = {
 MARKS_SEEN = frozenset({"play", "completed", "skip", "not_interested"})
 
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-
-
-class LikeOut(msgspec.Struct):
-    liked: bool
-    like_count: int
-
-
-class FollowOut(msgspec.Struct):
-    following: bool
-    follower_count: int
-
-
-class CommentIn(msgspec.Struct):
-    body: str
-
-
-class CommentOut(msgspec.Struct):
-    id: str
-    video_id: str
-    author: AuthorOut
-    body: str
-    created_at: int
-
-
-class CommentPage(msgspec.Struct):
-    comments: list[CommentOut]
-    next_cursor: str | None
-
-
-class EventIn(msgspec.Struct):
-    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    video_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    type: EventType
-    value: int | None = None
-
-
-class EventsIn(msgspec.Struct):
-    events: Annotated[list[EventIn], msgspec.Meta(max_length=MAX_EVENTS)]
-
-
-class RejectedEvent(msgspec.Struct):
-    event_id: str
-    reason: str
-
-
-class EventsOut(msgspec.Struct):
-    accepted: int
-    duplicates: int
-    rejected: list[RejectedEvent]
 
 
 async def visible_video(conn: AsyncConnection, video_id: str, viewer_id: str | None) -> None:
