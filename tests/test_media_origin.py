@@ -21,7 +21,7 @@ from api.core.context import AppContext
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.tables import users, videos
 from api.jobs.transcode import Runtime
-from api.media.controllers import VISIBILITY_TTL_S, object_key
+from api.media.origin import VISIBILITY_TTL_S, object_key
 from api.media.playback import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import expiry

@@ -27,7 +27,7 @@ from api.core.db import sync_engine
 from api.core.settings import Settings
 from api.core.tables import videos
 from api.jobs.transcode import Runtime
-from api.media.controllers import FORBIDDEN_MESSAGE, VISIBILITY_TTL_S
+from api.media.origin import FORBIDDEN_MESSAGE, VISIBILITY_TTL_S
 from api.media.playback import playback_keyring
 from cdn.origin import IMMUTABLE, MANIFEST
 from cdn.signing import Keyring, PlaybackKey, expiry

@@ -1,41 +1,76 @@
-"""Keyset cursors for "newest first" lists: opaque to clients, stable under inserts.
+"""Cursors, the one codec every paged list uses, and keyset paging for "newest first" lists.
 
-A cursor is the sort key `(created_at, id)` of the last item of a page, as url-safe base64
-(RFC 4648 §5) of a small JSON array. The next page is every row strictly after that key in the
-`ORDER BY created_at DESC, id DESC` order, so paging never repeats nor skips a row even when
-new rows arrive between requests (unlike OFFSET).
+A cursor is opaque to clients: url-safe base64 without padding (RFC 4648 §5) of the msgspec
+JSON of a small value whose type the list declares (`CursorCodec`). Decoding is strict: a
+character outside that alphabet, bad JSON, or a value not of the declared type (msgspec's
+strict validation: no bool for an int, no extra array items) is the same 400, `BAD_CURSOR`.
+
+Keyset lists (`encode_cursor`, `after_cursor`, `next_cursor`) page on the sort key
+`(created_at, id)` of the last item of a page, a JSON array of both. The next page is every
+row strictly after that key in the `ORDER BY created_at DESC, id DESC` order, so paging never
+repeats nor skips a row even when new rows arrive between requests (unlike OFFSET). The feed's
+cursors are tagged structs of their own (`api.feed.cursors`) through the same codec.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-from typing import Any
+import binascii
+import re
+from typing import Annotated, Any, Generic, TypeVar
 
+import msgspec
 from sqlalchemy import Column, ColumnElement, and_, or_
 
 from api.core.errors import BadRequest
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
+BAD_CURSOR = "the cursor is not one this API handed out"
+
+T = TypeVar("T")
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class CursorCodec(Generic[T]):
+    """Cursors of one type (a struct, or a tagged union of structs) to text and back."""
+
+    def __init__(self, kind: Any) -> None:
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(kind)
+
+    def encode(self, value: T) -> str:
+        return base64.urlsafe_b64encode(msgspec.json.encode(value)).rstrip(b"=").decode()
+
+    def decode(self, text: str) -> T:
+        """The value `text` names; a 400 (`BAD_CURSOR`) for anything we did not hand out."""
+        if not _BASE64URL.fullmatch(text):
+            raise BadRequest(BAD_CURSOR)
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            return self._decoder.decode(raw)
+        except (binascii.Error, ValueError, msgspec.DecodeError):
+            raise BadRequest(BAD_CURSOR) from None
+
+
+class Keyset(msgspec.Struct, array_like=True, frozen=True):
+    """Where a newest-first page ended: `[created_at, id]` on the wire."""
+
+    created_at: int
+    id: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+KEYSET = CursorCodec[Keyset](Keyset)
 
 
 def encode_cursor(created_at: int, item_id: str) -> str:
-    raw = json.dumps([created_at, item_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return KEYSET.encode(Keyset(created_at, item_id))
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     """The `(created_at, id)` a cursor names; 400 for anything we did not hand out."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        created_at, item_id = value
-    except (ValueError, TypeError, UnicodeError):
-        raise BadRequest("the cursor is not one this API handed out") from None
-    if not isinstance(created_at, int) or not isinstance(item_id, str) or len(item_id) > 64:
-        raise BadRequest("the cursor is not one this API handed out")
-    return created_at, item_id
+    key = KEYSET.decode(cursor)
+    return key.created_at, key.id
 
 
 def after_cursor(

@@ -231,15 +231,6 @@ def horizon_for(items: Sequence[Candidate], state: MergeState, unserved: int) ->
     return len(items)
 
 
-def window_ids(
-    items: Sequence[Candidate], cold: Sequence[int], state: MergeState, horizon: int
-) -> list[str]:
-    """The ids `merge` may look at with this horizon (to read the viewer's seen rows for)."""
-    indexes = [i for i in range(horizon) if i not in state.served]
-    indexes += [i for i in cold if i >= horizon and i not in state.served]
-    return [items[i].id for i in indexes]
-
-
 def merge(
     items: Sequence[Candidate],
     cold: Sequence[int],

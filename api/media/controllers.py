@@ -1,239 +1,38 @@
-"""The origin: published media served from storage (issue 3, "Origin serving"; issue 4,
-"Signed playback" and "Origin hardening"), and videos in review to moderators (issue 5).
+"""The origin's route: published media served from storage (issue 3, "Origin serving";
+issue 4, "Signed playback" and "Origin hardening"), and videos in review to moderators
+(issue 5).
 
-`GET|HEAD|OPTIONS /media/{video_id}/{render_id}/{path}` answers with the object stored at
-`media/{video_id}/{render_id}/{path}` only while the video is published under that render id.
-Unknown, unpublished and deleted videos, another render, a report, a malformed or traversing
-path, and a symlink leading out of a local media root all get the same 404, so that nothing
-tells which. HTTP semantics (ETag/304, Range/206/416, Cache-Control, CORS) come from
-`cdn.origin.plan_response` (RFC 9110); the bytes are streamed from `Storage.open_range`.
+`GET|HEAD|OPTIONS /media/{video_id}/{render_id}/{path}`. Who may get what, and the one 404 and
+one 403, are `api.media.origin`'s. HTTP semantics (ETag/304, Range/206/416, Cache-Control,
+CORS) come from `cdn.origin.plan_response` (RFC 9110); the bytes are streamed from
+`Storage.open_range`.
 
-Signed playback (cdn/signing.py): private and unlisted videos are served only under
-`/media/{video_id}/{render_id}/~{token}/{path}`, for manifests, init and media segments
-alike. A missing, malformed, tampered, expired, other-video or unknown-kid token gets one and
-the same 403 (and a private video's token must be bound to its owner). 403 rather than 404:
-it is only ever answered to a request naming the video's current render id, which only a URL
-handed out by the API contains, so it reveals nothing to someone guessing ids while it tells
-the holder of an old or unsigned link what is wrong. Responses to token-carrying URLs are
-`Cache-Control: private, ...` (shared caches must not keep them; browsers keep `immutable`);
-public media keep `public, max-age=31536000, immutable` under plain URLs, so an edge's shared
-cache key is the plain path. A token on a public video's URL is checked all the same.
-
-Review playback (issue 5, "Human review"): a video in review (held by the automated checks,
-pulled by reports, or rejected and appealed) keeps its stored outputs under its render id,
-and the origin serves them only under a review token (cdn/signing.py `REVIEW`, handed out
-in the moderation queue) bound to a user who is a moderator when the request comes (the
-role is re-read at most every `VISIBILITY_TTL_S`). Anything else, a plain URL, a playback
-token (the creator's own, an unlisted link) or a review token whose holder is no longer a
-moderator, gets the same 404 as any unpublished video: nothing tells that the video is in
-review. Once it is published again the normal rules above apply, and review tokens open
-nothing (they never verify as playback tokens).
+Responses to token-carrying URLs are `Cache-Control: private, ...` (shared caches must not
+keep them; browsers keep `immutable`); public media keep `public, max-age=31536000, immutable`
+under plain URLs, so an edge's shared cache key is the plain path.
 
 With S3 storage the objects are private in the bucket and read with the API's credentials;
 with `s3_redirect_private`, token-checked GETs that would send a body are answered instead
 with a 307 to a presigned GET valid for `PRESIGNED_GET_TTL` (60 s); HEAD, 304, 412 and 416
 are still answered here.
-
-Visibility is cached in-process for `VISIBILITY_TTL_S` (2 s) so that a player's segment
-requests do not each query the database: a deletion or a privacy change takes effect on the
-origin within 2 s (a CDN in front adds its own caching on top, for public media only).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
-import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod, MediaType
 from litestar.response import Stream
-from sqlalchemy import select
 
-from api.core.context import AppContext
-from api.core.errors import Forbidden, NotFound
-from api.core.identity import MODERATOR
-from api.core.keys import media_key
-from api.core.tables import users, videos
-from api.core.ttlcache import TTLCache
-from api.core.visibility import origin_access
-from api.media.playback import playback_keyring
+from api.core.caller import context_of
+from api.media import origin
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
-from cdn.signing import REVIEW, InvalidToken, Keyring, split_token
-from cdn.storage import ObjectInfo, ObjectNotFound, validate_key
+from cdn.signing import split_token
 
-log = logging.getLogger("reelforge.api.media")
-
-VISIBILITY_TTL_S = 2.0
-CACHE_MAX_ENTRIES = 10_000
 PRESIGNED_GET_TTL = timedelta(seconds=60)
-FORBIDDEN_MESSAGE = "this media needs a valid playback token"
-# What a player needs; report.json (encoder settings, timings) stays internal.
-SERVED_SUFFIXES = (".m3u8", ".mpd", ".m4s", ".mp4", ".jpg", ".vtt")
-
-_ID = re.compile(r"[a-z]_[0-9a-z]{1,30}")
-# Segments of letters, digits, '_', '-', '.', never starting with '.' (so no '.', '..',
-# hidden or temp names); no '%', '\\', control characters or empty segments.
-_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}"
-_PATH = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,7}}")
-
-
-@dataclass(frozen=True)
-class Visibility:
-    """The render id the origin may serve for a video (None: nothing, 404), and to whom
-    (`review`: moderators only, under a review token)."""
-
-    render_id: str | None
-    privacy: str = "public"
-    owner_id: str = ""
-    review: bool = False
-
-
-class VisibilityCache:
-    """video id → (expiry, what the origin may serve of it), for `VISIBILITY_TTL_S`."""
-
-    def __init__(self, ttl: float = VISIBILITY_TTL_S, max_entries: int = CACHE_MAX_ENTRIES):
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Visibility]] = {}
-
-    def get(self, video_id: str) -> Visibility | None:
-        entry = self._entries.get(video_id)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, video_id: str, visibility: Visibility) -> None:
-        now = time.monotonic()
-        if len(self._entries) >= self.max_entries:
-            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-        self._entries[video_id] = (now + self.ttl, visibility)
-
-    def forget(self, video_id: str) -> None:
-        self._entries.pop(video_id, None)
-
-
-def object_key(video_id: str, render_id: str, path: str) -> str | None:
-    """The storage key a media URL names (after its token segment, if any), or None when
-    the URL is not one we serve."""
-    path = path.removeprefix("/")  # Litestar's path parameters keep their leading '/'
-    if not (_ID.fullmatch(video_id) and _ID.fullmatch(render_id) and _PATH.fullmatch(path)):
-        return None
-    if not path.endswith(SERVED_SUFFIXES):
-        return None
-    key = media_key(video_id, render_id, path)
-    try:
-        return validate_key(key)
-    except ValueError:
-        return None
-
-
-async def _visibility(
-    request: Request[Any, Any, Any], ctx: AppContext, video_id: str
-) -> Visibility:
-    cache = _cache(request)
-    known = cache.get(video_id)
-    if known is not None:
-        return known
-    query = select(videos.c.status, videos.c.render_id, videos.c.privacy, videos.c.owner_id).where(
-        videos.c.id == video_id
-    )
-    async with ctx.db.connect() as conn:
-        row = (await conn.execute(query)).first()
-    access = None if row is None else origin_access(row.status, row.privacy, row.render_id)
-    if row is not None and access is not None:
-        known = Visibility(row.render_id, row.privacy, row.owner_id, review=access == "review")
-    else:
-        known = Visibility(None)
-    cache.put(video_id, known)
-    return known
-
-
-def _cache(request: Request[Any, Any, Any]) -> VisibilityCache:
-    state = request.app.state
-    cache = getattr(state, "media_visibility", None)
-    if cache is None:
-        cache = VisibilityCache()
-        state.media_visibility = cache
-    return cache
-
-
-def forget_visibility(state: Any, video_id: str) -> None:
-    """Drop this process's cached visibility of a video whose status it just changed (a
-    moderator's decision), so that its origin applies the new status at once."""
-    cache = getattr(state, "media_visibility", None)
-    if cache is not None:
-        cache.forget(video_id)
-
-
-async def _is_moderator(request: Request[Any, Any, Any], ctx: AppContext, user_id: str) -> bool:
-    """Whether `user_id` is a moderator now (cached for `VISIBILITY_TTL_S`)."""
-    state = request.app.state
-    cache: TTLCache[str, bool] | None = getattr(state, "media_reviewers", None)
-    if cache is None:
-        cache = TTLCache(VISIBILITY_TTL_S, max_items=CACHE_MAX_ENTRIES)
-        state.media_reviewers = cache
-    known = cache.get(user_id)
-    if known is not None:
-        return known
-    query = select(users.c.role).where(users.c.id == user_id)
-    async with ctx.db.connect() as conn:
-        role = (await conn.execute(query)).scalar()
-    found = role == MODERATOR
-    cache.put(user_id, found)
-    return found
-
-
-def _not_found() -> NotFound:
-    return NotFound("not found", headers=cors_headers())
-
-
-def _forbidden() -> Forbidden:
-    return Forbidden(FORBIDDEN_MESSAGE, headers={**cors_headers(), "Cache-Control": "no-store"})
-
-
-def check_access(visible: Visibility, video_id: str, token: str | None, keys: Keyring) -> bool:
-    """Whether the request is token-checked (True) or plainly public (False); raises 403.
-
-    No token: public videos only. A token: it must verify for this video (cdn/signing.py),
-    and a private video's token must be bound to its owner.
-    """
-    if token is None:
-        if visible.privacy == "public":
-            return False
-        raise _forbidden()
-    try:
-        claims = keys.verify(token, video_id)
-    except InvalidToken as exc:
-        log.debug("media %s: %s", video_id, exc.reason)
-        raise _forbidden() from None
-    if visible.privacy == "private" and claims.viewer_id != visible.owner_id:
-        log.debug("media %s: private video, token bound to %s", video_id, claims.viewer_id)
-        raise _forbidden()
-    return True
-
-
-async def check_review(
-    request: Request[Any, Any, Any], ctx: AppContext, video_id: str, token: str | None
-) -> None:
-    """A video in review: only a review token for it, bound to a user who is a moderator
-    now; anything else is the 404 of an unpublished video (see the module doc)."""
-    if token is None:
-        raise _not_found()
-    try:
-        claims = playback_keyring(ctx.settings).verify(token, video_id, scope=REVIEW)
-    except InvalidToken as exc:
-        log.debug("media %s in review: %s", video_id, exc.reason)
-        raise _not_found() from None
-    if claims.viewer_id is None or not await _is_moderator(request, ctx, claims.viewer_id):
-        log.debug("media %s in review: %s is not a moderator", video_id, claims.viewer_id)
-        raise _not_found()
 
 
 def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
@@ -243,13 +42,6 @@ def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
     if value is None or not value.startswith("public"):
         return headers
     return {**headers, "Cache-Control": "private" + value.removeprefix("public")}
-
-
-async def _stat(ctx: AppContext, key: str) -> ObjectInfo:
-    try:
-        return await asyncio.to_thread(ctx.storage.stat, key)
-    except (ObjectNotFound, ValueError):  # ValueError: a local symlink leading out of the root
-        raise _not_found() from None
 
 
 @route(
@@ -264,23 +56,16 @@ async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
         return Response(
             content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
         )
-    ctx: AppContext = request.app.state.ctx
+    ctx = context_of(request)
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
     # Litestar's path parameters keep their leading '/'.
     token, path = split_token(params["path"].removeprefix("/"))
-    key = object_key(video_id, render_id, path)
+    key = origin.object_key(video_id, render_id, path)
     if key is None:
-        raise _not_found()
-    visible = await _visibility(request, ctx, video_id)
-    if visible.render_id is None or visible.render_id != render_id:
-        raise _not_found()
-    if visible.review:
-        await check_review(request, ctx, video_id, token)
-        signed = True
-    else:
-        signed = check_access(visible, video_id, token, playback_keyring(ctx.settings))
-    info = await _stat(ctx, key)
+        raise origin.not_found()
+    signed = await origin.check_request(request.app.state, ctx, video_id, render_id, token)
+    info = await origin.stat(ctx, key)
     plan = plan_response(request.method, dict(request.headers), info)
     headers = private_cache_control(plan.headers) if signed else plan.headers
     media_type = headers.get("Content-Type", MediaType.TEXT)
@@ -292,14 +77,7 @@ async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
         location = await asyncio.to_thread(ctx.storage.presigned_get, key, PRESIGNED_GET_TTL)
         if location is not None:  # None: local storage, streamed below
             return _redirect(location)
-    # Opened here, so that an object gone since the stat is still a clean 404; the chunks
-    # are then read in Litestar's thread pool as they are sent.
-    try:
-        chunks = await asyncio.to_thread(
-            ctx.storage.open_range, key, plan.body.start, plan.body.end
-        )
-    except (ObjectNotFound, ValueError):
-        raise _not_found() from None
+    chunks = await origin.open_range(ctx, key, plan.body.start, plan.body.end)
     return Stream(content=chunks, status_code=plan.status, headers=headers, media_type=media_type)
 
 

@@ -1,6 +1,6 @@
 """Playback URLs: where a player fetches a published video's files, and the tokens signed into
 them for unlisted, private and in-review videos (issue 4, "Signed playback"; the token format
-is cdn/signing.py's, verified by the origin, `api.media.controllers`)."""
+is cdn/signing.py's, verified by the origin, `api.media.origin`)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from api.core.caller import AS_MODERATOR, BEARER, User, context_of
 from api.core.errors import NotFound
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.settings import Settings
-from api.media.controllers import forget_visibility
+from api.media.origin import forget_visibility
 from api.media.playback import review_prefix
 from api.moderation import service
 from api.videos.schemas import AuthorOut

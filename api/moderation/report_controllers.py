@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from api.core import lifecycle
 from api.core.caller import AS_USER, BEARER, User, context_of
 from api.core.errors import Unprocessable
-from api.media.controllers import forget_visibility
+from api.media.origin import forget_visibility
 from api.moderation import reports as service
 from api.videos.service import owned_video
 

@@ -52,16 +52,6 @@ class VideoOut(msgspec.Struct):
     renditions: list[Rendition]
 
 
-class UserOut(msgspec.Struct):
-    id: str
-    handle: str
-    display_name: str
-    created_at: int
-    follower_count: int
-    following_count: int
-    video_count: int
-
-
 def video_query() -> Select[Any]:
     """The columns `video_out` needs: the video joined with its author."""
     return select(
@@ -104,17 +94,4 @@ def video_out(row: Any, settings: Settings, viewer_id: str | None = None) -> Vid
         poster_url=f"{base}/poster.jpg" if base else None,
         mp4_url=f"{base}/{DOWNLOAD_NAME}" if base else None,
         renditions=renditions,
-    )
-
-
-def user_out(row: Any) -> UserOut:
-    m = row._mapping
-    return UserOut(
-        id=m["id"],
-        handle=m["handle"],
-        display_name=m["display_name"],
-        created_at=m["created_at"],
-        follower_count=m["follower_count"],
-        following_count=m["following_count"],
-        video_count=m["video_count"],
     )
