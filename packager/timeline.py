@@ -32,15 +32,11 @@ from packager.cmaf import earliest_presentation, list_segment_files, read_init
 from packager.errors import MalformedSegmentError, PackagerError, UnsupportedMediaError
 from packager.fragments import SampleDefaults, read_fragment_samples, read_track_defaults
 from packager.isobmff import (
-    Box,
-    Bytes,
-    find_box,
     iter_boxes,
-    parse_trun,
     read_fragment_timing,
-    read_full_box,
 )
 from packager.model import INIT_NAME
+from packager.moofedit import rebuild_moof, replace_file, sample_count, shift_tfdts
 
 CMAF_BRAND = b"cmfc"
 
@@ -86,7 +82,7 @@ def shift_decode_times(folder: Path, ticks: int) -> None:
         return
     for path in list_segment_files(Path(folder)):
         try:
-            _replace(path, _shift_tfdts(path.read_bytes(), ticks))
+            replace_file(path, shift_tfdts(path.read_bytes(), ticks))
         except MalformedSegmentError as exc:
             raise MalformedSegmentError(f"{path}: {exc}") from exc
 
@@ -127,7 +123,7 @@ def merge_last_segments(folder: Path) -> bool:
     paths = list_segment_files(Path(folder))
     if len(paths) < 2:
         return False
-    _replace(paths[-2], paths[-2].read_bytes() + paths[-1].read_bytes())
+    replace_file(paths[-2], paths[-2].read_bytes() + paths[-1].read_bytes())
     paths[-1].unlink()
     return True
 
@@ -160,32 +156,7 @@ def add_cmaf_brand(folder: Path) -> None:
     if CMAF_BRAND in brands:
         return
     payload += CMAF_BRAND
-    _replace(path, struct.pack(">I4s", 8 + len(payload), b"ftyp") + payload + data[ftyp.size :])
-
-
-def _tfdt_positions(data: Bytes) -> list[tuple[int, int]]:
-    """(absolute offset of the baseMediaDecodeTime field, tfdt version) for every tfdt."""
-    found = []
-    for moof in iter_boxes(data):
-        if moof.type != "moof":
-            continue
-        moof_body = moof.offset + moof.size - len(moof.payload)
-        for traf in iter_boxes(moof.payload):
-            if traf.type != "traf":
-                continue
-            traf_body = moof_body + traf.offset + traf.size - len(traf.payload)
-            for box in iter_boxes(traf.payload):
-                if box.type == "tfdt":
-                    version, _, _ = read_full_box(box.payload, "tfdt")
-                    body = traf_body + box.offset + box.size - len(box.payload)
-                    found.append((body + 4, version))
-    return found
-
-
-def _replace(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.partial")
-    temp.write_bytes(data)
-    temp.replace(path)
+    replace_file(path, struct.pack(">I4s", 8 + len(payload), b"ftyp") + payload + data[ftyp.size :])
 
 
 def finish_tracks(
@@ -244,7 +215,7 @@ def start_at_first_frame(folder: Path) -> int:
     if moof is None:
         raise MalformedSegmentError(f"{paths[0]}: no moof")
     moof_end = moof.offset + moof.size
-    count = _sample_count(moof.payload, info.track_id)
+    count = sample_count(moof.payload, info.track_id)
     samples = read_fragment_samples(first, info.track_id, defaults)[:count]
     if not samples:
         raise MalformedSegmentError(f"{paths[0]}: no samples")
@@ -265,11 +236,11 @@ def start_at_first_frame(folder: Path) -> int:
     only_fragment = len(paths) == 1 and sum(b.type == "moof" for b in iter_boxes(first)) == 1
     if only_fragment:
         _give_back(durations, offsets, delay)  # the decode timeline keeps its length (below)
-    rebuilt = _rebuild_moof(first[moof.offset : moof_end], durations, offsets)
-    rest = _shift_tfdts(first[moof_end:], -delay)
-    _replace(paths[0], first[: moof.offset] + rebuilt + rest)
+    rebuilt = rebuild_moof(first[moof.offset : moof_end], durations, offsets)
+    rest = shift_tfdts(first[moof_end:], -delay)
+    replace_file(paths[0], first[: moof.offset] + rebuilt + rest)
     for path in paths[1:]:
-        _replace(path, _shift_tfdts(path.read_bytes(), -delay))
+        replace_file(path, shift_tfdts(path.read_bytes(), -delay))
     if not only_fragment:
         _lengthen_last_sample(paths[-1], info.track_id, defaults, delay)
     return delay
@@ -304,133 +275,14 @@ def _lengthen_last_sample(path: Path, track_id: int, defaults: SampleDefaults, t
     if not moofs:
         raise MalformedSegmentError(f"{path}: no moof")
     last = moofs[-1]
-    count = _sample_count(last.payload, track_id)
+    count = sample_count(last.payload, track_id)
     samples = read_fragment_samples(data, track_id, defaults)[-count:]
     durations = [s.duration for s in samples]
     offsets = [s.composition_offset for s in samples]
     _give_back(durations, offsets, ticks)
     end = last.offset + last.size
-    rebuilt = _rebuild_moof(data[last.offset : end], durations, offsets)
-    _replace(path, data[: last.offset] + rebuilt + data[end:])
-
-
-def _track_trafs(moof_payload: Bytes, track_id: int) -> list[Box]:
-    found = []
-    for traf in iter_boxes(moof_payload):
-        if traf.type != "traf":
-            continue
-        tfhd = find_box(traf.payload, "tfhd")
-        if tfhd is None:
-            raise MalformedSegmentError("traf: no tfhd")
-        _, _, r = read_full_box(tfhd.payload, "tfhd")
-        if r.uint(4) == track_id:
-            found.append(traf)
-    return found
-
-
-def _sample_count(moof_payload: Bytes, track_id: int) -> int:
-    trafs = _track_trafs(moof_payload, track_id)
-    runs = [b for t in trafs for b in iter_boxes(t.payload) if b.type == "trun"]
-    if len(trafs) != 1 or len(runs) != 1:
-        raise UnsupportedMediaError("the first fragment must hold one traf with one trun")
-    return parse_trun(runs[0].payload)[0]
-
-
-def _rebuild_moof(moof: bytes, durations: list[int], offsets: list[int]) -> bytes:
-    """The first `moof` with its `trun` rewritten: per-sample durations and composition
-    offsets given (version 0, so every offset must be >= 0), data_offset moved by the
-    growth so it still points at the same bytes of the `mdat` that follows."""
-    if any(offset < 0 for offset in offsets):
-        raise PackagerError("negative composition offset in a version 0 trun")
-    children = []
-    for child in iter_boxes(memoryview(moof)[8:]):
-        raw = bytes(memoryview(moof)[8 + child.offset : 8 + child.offset + child.size])
-        if child.type == "traf":
-            raw = _rebuild_traf(child.payload, durations, offsets)
-        children.append(raw)
-    body = b"".join(children)
-    growth = 8 + len(body) - len(moof)
-    rebuilt = _box("moof", body)
-    return _move_data_offset(rebuilt, growth)
-
-
-def _rebuild_traf(traf: Bytes, durations: list[int], offsets: list[int]) -> bytes:
-    parts = []
-    for child in iter_boxes(traf):
-        if child.type == "tfhd":
-            _, flags, _ = read_full_box(child.payload, "tfhd")
-            if flags & 0x000001:
-                raise UnsupportedMediaError("tfhd with an explicit base_data_offset")
-        if child.type == "trun":
-            parts.append(_rebuild_trun(child.payload, durations, offsets))
-        else:
-            parts.append(
-                struct.pack(">I4s", child.size, child.type.encode()) + bytes(child.payload)
-            )
-    return _box("traf", b"".join(parts))
-
-
-def _rebuild_trun(payload: Bytes, durations: list[int], offsets: list[int]) -> bytes:
-    _, flags, r = read_full_box(payload, "trun")
-    count = r.uint(4)
-    if count != len(durations):
-        raise PackagerError(f"trun holds {count} samples, {len(durations)} given")
-    head = struct.pack(">I", count)
-    if flags & 0x001:
-        head += struct.pack(">i", r.sint(4))
-    if flags & 0x004:
-        head += struct.pack(">I", r.uint(4))
-    entries = []
-    for index in range(count):
-        if flags & 0x100:
-            r.skip(4)
-        size = r.uint(4) if flags & 0x200 else None
-        sample_flags = r.uint(4) if flags & 0x400 else None
-        if flags & 0x800:
-            r.skip(4)
-        entry = struct.pack(">I", durations[index])
-        entry += struct.pack(">I", size) if size is not None else b""
-        entry += struct.pack(">I", sample_flags) if sample_flags is not None else b""
-        entries.append(entry + struct.pack(">I", offsets[index]))
-    new_flags = flags | 0x100 | 0x800
-    return _box("trun", struct.pack(">I", new_flags & 0xFFFFFF) + head + b"".join(entries))
-
-
-def _move_data_offset(moof: bytes, growth: int) -> bytes:
-    """Add `growth` to the data_offset of every trun in a moof (sizes unchanged)."""
-    data = bytearray(moof)
-    moof_body = 8
-    for traf in iter_boxes(memoryview(moof)[8:]):
-        if traf.type != "traf":
-            continue
-        traf_body = moof_body + traf.offset + 8
-        for run in iter_boxes(traf.payload):
-            if run.type != "trun":
-                continue
-            _, flags, _ = read_full_box(run.payload, "trun")
-            if flags & 0x001:
-                at = traf_body + run.offset + 8 + 8  # box header, version/flags, sample_count
-                value = int.from_bytes(data[at : at + 4], "big", signed=True) + growth
-                data[at : at + 4] = value.to_bytes(4, "big", signed=True)
-    return bytes(data)
-
-
-def _box(kind: str, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind.encode()) + payload
-
-
-def _shift_tfdts(data: bytes, ticks: int) -> bytes:
-    """`data` (moof/mdat boxes) with `ticks` added to every tfdt."""
-    out = bytearray(data)
-    for offset, version in _tfdt_positions(out):
-        width = 8 if version == 1 else 4
-        value = int.from_bytes(out[offset : offset + width], "big") + ticks
-        if value < 0:
-            raise MalformedSegmentError(f"tfdt {value} would be negative")
-        if value >= 1 << (8 * width):
-            raise MalformedSegmentError(f"tfdt {value} overflows {width} bytes")
-        out[offset : offset + width] = value.to_bytes(width, "big")
-    return bytes(out)
+    rebuilt = rebuild_moof(data[last.offset : end], durations, offsets)
+    replace_file(path, data[: last.offset] + rebuilt + data[end:])
 
 
 def _squeeze(decode: list[int], shown: list[int], base: int) -> list[int] | None:
