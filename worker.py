@@ -267,7 +267,7 @@ class Jobs:
 
 
 def build(settings: Settings) -> Jobs:
-    from api.safety.routing import check_catalog, check_startup
+    from api.safety.startup import check_catalog, check_startup
 
     # A worker that cannot run the safety checks must not start (issue 5: a missing or
     # malformed moderation model fails start-up, naming its path; so does a catalog whose

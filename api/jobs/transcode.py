@@ -13,7 +13,7 @@ the row and is idempotent:
 4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
 5. one transaction flips the video to `published` (compare-and-set on `processing`) and
    counts it on its author; or, when the safety checks that ran on the transcode's decode
-   say so (api/safety.py: moderation scores, caption words, the PDQ blocklist, copyright),
+   say so (api/safety: moderation scores, caption words, the PDQ blocklist, copyright),
    to `in_review` or `rejected` with the reason, the outputs stored but served nowhere, and
    the checks' findings in `video_safety` (worst-frame JPEGs under `safety/{vid}/`). When
    that fails (deleted meanwhile, or another delivery of the same job won), this run's
@@ -45,7 +45,9 @@ from api.core.db import new_id, now_ms, sync_engine
 from api.core.keys import PART_NAME, media_prefix, safety_prefix, upload_prefix
 from api.core.settings import Settings
 from api.core.tables import users, videos
+from api.safety import record as safety_record
 from api.safety import routing as safety
+from api.safety.config import analysis_spec
 from cdn.storage import ObjectInfo, Storage
 from engine.errors import InputRejected
 from engine.jobs import transcode_limited
@@ -250,7 +252,7 @@ class Runtime:
             preset=self.settings.preset,
             encoder=self.settings.encoder,
             policy=policy,
-            analysis=safety.analysis_spec(self.settings, artifacts_dir),
+            analysis=analysis_spec(self.settings, artifacts_dir),
             loudness=LoudnessSpec(
                 enabled=self.settings.loudness_normalize,
                 target_lufs=self.settings.loudness_target_lufs,
@@ -287,7 +289,7 @@ class Runtime:
     def _publish(
         self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None = None
     ) -> None:
-        """Route (api/safety.py), store, then move the video in one transaction.
+        """Route (api/safety/routing.py), store, then move the video in one transaction.
 
         The outputs are stored whatever the routing says (a video in review, or rejected and
         then appealed, may be published by a moderator later); only `published` is served.
@@ -324,8 +326,8 @@ class Runtime:
                     **summary,
                 )
                 if analysis is not None:
-                    frames = safety.worst_frames(moderation, frames_prefix)
-                    safety.record(conn, row.id, routing, analysis, frames)
+                    frames = safety_record.worst_frames(moderation, frames_prefix)
+                    safety_record.record(conn, row.id, routing, analysis, frames)
                 if published:
                     conn.execute(
                         update(users)
