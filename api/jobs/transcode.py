@@ -42,6 +42,7 @@ from sqlalchemy import Engine, select, update
 from api.core import lifecycle
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, safety_prefix, upload_prefix
+from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import users, videos
 from api.jobs.inputs import fetch_upload
@@ -73,11 +74,18 @@ class Runtime:
     """What the worker's actors call; one per worker process, shared by its threads.
 
     The database engine and the storage client are built from the settings on first use,
-    once; a caller may hand in its own (tests, tools).
+    once; a caller may hand in its own (tests, tools). `on_published` is called with the
+    video id once a video is published (worker.py passes its edge pre-warm); its failure is
+    logged and never touches the publication.
     """
 
     def __init__(
-        self, settings: Settings, *, storage: Storage | None = None, db: Engine | None = None
+        self,
+        settings: Settings,
+        *,
+        storage: Storage | None = None,
+        db: Engine | None = None,
+        on_published: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
         self._lock = threading.Lock()
@@ -85,9 +93,7 @@ class Runtime:
         self._owns_db = db is None
         self._storage: Storage | None = storage
         self._swept = False
-        # Called with the video id once a video is published (worker.py: the edge pre-warm);
-        # its failure is logged and never touches the publication.
-        self.on_published: Callable[[str], object] | None = None
+        self._on_published = on_published
 
     # -- resources --------------------------------------------------------------------
 
@@ -102,8 +108,6 @@ class Runtime:
     def storage(self) -> Storage:
         with self._lock:
             if self._storage is None:
-                from api.core.services import make_storage
-
                 self._storage = make_storage(self.settings)
             return self._storage
 
@@ -328,10 +332,10 @@ class Runtime:
 
     def _announce(self, video_id: str) -> None:
         """Tell `on_published` (the edge pre-warm) without ever failing the publication."""
-        if self.on_published is None:
+        if self._on_published is None:
             return
         try:
-            self.on_published(video_id)
+            self._on_published(video_id)
         except Exception:
             log.exception("video %s: the after-publication hook failed", video_id)
 
