@@ -284,12 +284,10 @@ def build(settings: Settings) -> Jobs:
 
 
 def setup() -> None:
-    """Entry point for `dramatiq worker:setup`: settings from the environment, once."""
+    """Entry point for `dramatiq worker:setup`: settings from the environment, once.
+
+    The global broker holds the actors, and they hold the runtime and the edge jobs they
+    call, so nothing else needs to keep the `Jobs` alive in a worker process.
+    """
     settings = Settings.from_env()
-    jobs = build(settings)
-    dramatiq.set_broker(jobs.broker)
-    global JOBS
-    JOBS = jobs
-
-
-JOBS: Jobs | None = None
+    dramatiq.set_broker(build(settings).broker)
