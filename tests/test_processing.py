@@ -1,4 +1,4 @@
-"""The processing job (api/processing.py) against the real embedded app: SQLite, local
+"""The processing job (api/jobs/transcode.py) against the real embedded app: SQLite, local
 storage, the engine, and the in-process Dramatiq worker.
 
 Issue 3, "Video lifecycle and jobs": reload the row, skip what is not processing, reject bad

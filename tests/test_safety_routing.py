@@ -120,7 +120,7 @@ def test_a_blocklist_match_rejects() -> None:
 
 @dataclass(frozen=True)
 class Outcome:
-    """api/copyright.py's `CopyrightOutcome` shape: an action and the claim behind it."""
+    """api/safety/copyright.py's `CopyrightOutcome` shape: an action and the claim behind it."""
 
     action: str
     claim: dict[str, Any] | None

@@ -179,7 +179,7 @@ class Runtime:
             counted = conn.execute(
                 update(videos)
                 .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                # updated_at marks the claim: api/reaper.py re-enqueues only claims older than
+                # updated_at marks the claim: api/jobs/reaper.py re-enqueues only claims older than
                 # any job can live.
                 .values(attempts=videos.c.attempts + 1, updated_at=now_ms())
             )
