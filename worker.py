@@ -87,7 +87,13 @@ def _actor(fn: Callable[..., Any], **options: Any) -> dramatiq.Actor[Any, Any]:
 
 
 class Jobs:
-    """The actors bound to one broker, and the API's way to enqueue them."""
+    """The actors bound to one broker, and the API's way to enqueue them.
+
+    The wiring is here and flows down: the job runtime (api/jobs/transcode.py) is handed the
+    edge pre-warm (`warm`) as its after-publication hook, and the edge jobs
+    (api/jobs/edge.py) share the runtime's database and storage; nothing in api/jobs knows
+    this module.
+    """
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
         from api.jobs import edge as edgejobs
@@ -95,7 +101,10 @@ class Jobs:
 
         self.settings = settings
         self.broker = broker
-        self._runtime = processing.Runtime(settings)
+        # Before the runtime: `warm` (its hook) reads them.
+        self._warmed: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._runtime = processing.Runtime(settings, on_published=self.warm)
         runtime = self._runtime
         # Set on purpose (Dramatiq's defaults are a 10-minute limit and 20 retries over a
         # week): the engine stops itself at transcode_time_limit_s and rejects the input; the
@@ -171,12 +180,9 @@ class Jobs:
             actor_name="purge_video",
             **edge_options,
         )
-        runtime.on_published = self.warm
-        self._warmed: dict[str, float] = {}
         self._worker: dramatiq.Worker | None = None
         self._edge_worker: dramatiq.Worker | None = None
         self._booted = False
-        self._lock = threading.Lock()
 
     # -- the API's side -------------------------------------------------------------------
     def enqueue_transcode(self, video_id: str, lane: str) -> None:
@@ -267,7 +273,7 @@ class Jobs:
 
 
 def build(settings: Settings) -> Jobs:
-    from api.safety.routing import check_catalog, check_startup
+    from api.safety.startup import check_catalog, check_startup
 
     # A worker that cannot run the safety checks must not start (issue 5: a missing or
     # malformed moderation model fails start-up, naming its path; so does a catalog whose
@@ -278,12 +284,10 @@ def build(settings: Settings) -> Jobs:
 
 
 def setup() -> None:
-    """Entry point for `dramatiq worker:setup`: settings from the environment, once."""
+    """Entry point for `dramatiq worker:setup`: settings from the environment, once.
+
+    The global broker holds the actors, and they hold the runtime and the edge jobs they
+    call, so nothing else needs to keep the `Jobs` alive in a worker process.
+    """
     settings = Settings.from_env()
-    jobs = build(settings)
-    dramatiq.set_broker(jobs.broker)
-    global JOBS
-    JOBS = jobs
-
-
-JOBS: Jobs | None = None
+    dramatiq.set_broker(build(settings).broker)

@@ -45,7 +45,7 @@ VARIANTS = ("plain", "thread", "end")
 def child(variant: str, source: Path, outdir: Path, artifacts: Path) -> int:
     """One transcode as the worker runs it (the measured process)."""
     from api.core.settings import Settings
-    from api.safety.routing import analysis_spec
+    from api.safety.config import analysis_spec
     from engine.jobs import transcode_limited
     from engine.pipeline import TranscodeOptions
 
@@ -63,7 +63,7 @@ def profile_analyzers(source: Path, repeats: int = 3) -> dict[str, Any]:
     import av
 
     from api.core.settings import Settings
-    from api.safety.routing import analysis_spec
+    from api.safety.config import analysis_spec
     from engine.analysis import AnalysisSpec, build_analyzers
 
     full = analysis_spec(Settings(fingerprint_enabled=True))

@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.core.settings import SettingsError
-    from api.safety.routing import check_catalog, check_startup
+    from api.safety.startup import check_catalog, check_startup
 
     try:
         settings = serve_settings(args)

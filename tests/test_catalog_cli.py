@@ -206,7 +206,7 @@ def test_references_of_an_older_format_stop_the_workers(tmp_path: Path) -> None:
     until its file is added again or it is removed."""
     from api.core.settings import SettingsError
     from api.core.tables import audio_ref_prints
-    from api.safety.routing import check_catalog
+    from api.safety.startup import check_catalog
     from worker import build
 
     track = str(MUSIC_DIR / "wonrace1-jt.ogg")

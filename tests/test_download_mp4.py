@@ -17,7 +17,7 @@ from typing import Any
 import av
 import pytest
 
-from api.jobs.transcode import without_audio
+from api.jobs.report import without_audio
 from api.safety.copyright import mute_outputs
 from packager.isobmff import iter_boxes
 from tests.conftest import JobResult

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from api.core.settings import Settings, SettingsError
-from api.safety.routing import check_startup, moderation_findings
+from api.safety.routing import moderation_findings
+from api.safety.startup import check_startup
 from classifiers.moderation import (
     ModelConfig,
     ModelError,

@@ -25,7 +25,9 @@ from litestar.testing import TestClient
 
 from api.core import lifecycle
 from api.core.settings import Settings, SettingsError
-from api.safety.routing import check_startup, decide, model_config, moderation_findings
+from api.safety.config import model_config
+from api.safety.routing import decide, moderation_findings
+from api.safety.startup import check_startup
 from classifiers.moderation import (
     ModelConfig,
     ModelError,

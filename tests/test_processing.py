@@ -1,4 +1,4 @@
-"""The processing job (api/processing.py) against the real embedded app: SQLite, local
+"""The processing job (api/jobs/transcode.py) against the real embedded app: SQLite, local
 storage, the engine, and the in-process Dramatiq worker.
 
 Issue 3, "Video lifecycle and jobs": reload the row, skip what is not processing, reject bad
@@ -25,13 +25,9 @@ from api.core.context import AppContext
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.settings import Settings
 from api.core.tables import users, videos
-from api.jobs.transcode import (
-    MAX_ATTEMPTS,
-    Runtime,
-    UploadIncompleteError,
-    owner_reason,
-    summarize,
-)
+from api.jobs.inputs import UploadIncompleteError
+from api.jobs.report import owner_reason, summarize
+from api.jobs.transcode import MAX_ATTEMPTS, Runtime
 from cdn.storage import LocalStorage, ObjectInfo
 from engine.errors import NotMediaError
 from engine.sample import make_sample

@@ -26,11 +26,10 @@ from api.core import lifecycle
 from api.core.db import sync_engine
 from api.core.settings import Settings
 from api.core.tables import pdq_blocklist, video_safety, videos
+from api.safety.blocklist import BlocklistError, add_video_to_blocklist
 from api.safety.routing import (
     APPEAL,
-    BlocklistError,
     Finding,
-    add_video_to_blocklist,
     copyright_findings,
     decide,
     moderation_findings,
@@ -121,7 +120,7 @@ def test_a_blocklist_match_rejects() -> None:
 
 @dataclass(frozen=True)
 class Outcome:
-    """api/copyright.py's `CopyrightOutcome` shape: an action and the claim behind it."""
+    """api/safety/copyright.py's `CopyrightOutcome` shape: an action and the claim behind it."""
 
     action: str
     claim: dict[str, Any] | None
@@ -523,7 +522,8 @@ def test_copyright_policies_are_applied_by_the_job(
 
 def test_safety_settings_from_the_environment(tmp_path: Path) -> None:
     from api.core.settings import SettingsError
-    from api.safety.routing import check_startup, model_config
+    from api.safety.config import model_config
+    from api.safety.startup import check_startup
 
     env = {
         "REELFORGE_DATA_DIR": str(tmp_path),

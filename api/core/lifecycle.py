@@ -30,17 +30,6 @@ REJECTED = "rejected"
 FAILED = "failed"
 DELETED = "deleted"
 
-STATES = (
-    AWAITING_UPLOAD,
-    UPLOADED,
-    PROCESSING,
-    PUBLISHED,
-    IN_REVIEW,
-    REJECTED,
-    FAILED,
-    DELETED,
-)
-
 ALLOWED: dict[str, frozenset[str]] = {
     AWAITING_UPLOAD: frozenset({UPLOADED, DELETED}),
     UPLOADED: frozenset({PROCESSING, REJECTED, FAILED, DELETED}),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +127,3 @@ class EdgeJobs:
         if row is None or not is_warmed(row.status, row.privacy):
             return None
         return str(row.render_id) if row.render_id else None
-
-
-def edge_urls(settings: Settings) -> Sequence[str]:
-    """The configured edges, normalized as the jobs compare them."""
-    return [parse_edge(url).url for url in settings.edges]

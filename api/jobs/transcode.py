@@ -6,14 +6,15 @@ the row and is idempotent:
 1. claim: the video must be `processing` (anything else, deleted included, is skipped) and
    `attempts` is counted up; past the retry budget the video becomes `failed`;
 2. the upload parts (`uploads/{vid}/{offset:012d}`, concatenated in key order) are joined
-   into one private file under `settings.work_dir` and checked against `upload_size`;
+   into one private file under `settings.work_dir` and checked against `upload_size`
+   (api/jobs/inputs.py);
 3. the engine transcodes it in its bounded child process (`engine.jobs.transcode_limited`);
    input the engine refuses makes the video `rejected` with the engine's one-line reason and
    is never retried;
 4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
 5. one transaction flips the video to `published` (compare-and-set on `processing`) and
    counts it on its author; or, when the safety checks that ran on the transcode's decode
-   say so (api/safety.py: moderation scores, caption words, the PDQ blocklist, copyright),
+   say so (api/safety: moderation scores, caption words, the PDQ blocklist, copyright),
    to `in_review` or `rejected` with the reason, the outputs stored but served nowhere, and
    the checks' findings in `video_safety` (worst-frame JPEGs under `safety/{vid}/`). When
    that fails (deleted meanwhile, or another delivery of the same job won), this run's
@@ -26,9 +27,7 @@ them with backoff; on the last attempt the video is marked `failed` instead.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import shutil
 import tempfile
 import threading
@@ -42,11 +41,16 @@ from sqlalchemy import Engine, select, update
 
 from api.core import lifecycle
 from api.core.db import new_id, now_ms, sync_engine
-from api.core.keys import PART_NAME, media_prefix, safety_prefix, upload_prefix
+from api.core.keys import media_prefix, safety_prefix, upload_prefix
+from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import users, videos
+from api.jobs.inputs import fetch_upload
+from api.jobs.report import failed_reason, owner_reason, summarize, without_audio
+from api.safety import record as safety_record
 from api.safety import routing as safety
-from cdn.storage import ObjectInfo, Storage
+from api.safety.config import analysis_spec
+from cdn.storage import Storage
 from engine.errors import InputRejected
 from engine.jobs import transcode_limited
 from engine.loudness import LoudnessSpec
@@ -66,19 +70,22 @@ class InputRejectedError(Exception):
     """The upload itself was refused; never retried (`process` records it and returns)."""
 
 
-class UploadIncompleteError(Exception):
-    """The stored parts do not add up to the declared upload (retried: a listing may lag)."""
-
-
 class Runtime:
     """What the worker's actors call; one per worker process, shared by its threads.
 
     The database engine and the storage client are built from the settings on first use,
-    once; a caller may hand in its own (tests, tools).
+    once; a caller may hand in its own (tests, tools). `on_published` is called with the
+    video id once a video is published (worker.py passes its edge pre-warm); its failure is
+    logged and never touches the publication.
     """
 
     def __init__(
-        self, settings: Settings, *, storage: Storage | None = None, db: Engine | None = None
+        self,
+        settings: Settings,
+        *,
+        storage: Storage | None = None,
+        db: Engine | None = None,
+        on_published: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
         self._lock = threading.Lock()
@@ -86,9 +93,7 @@ class Runtime:
         self._owns_db = db is None
         self._storage: Storage | None = storage
         self._swept = False
-        # Called with the video id once a video is published (worker.py: the edge pre-warm);
-        # its failure is logged and never touches the publication.
-        self.on_published: Callable[[str], object] | None = None
+        self._on_published = on_published
 
     # -- resources --------------------------------------------------------------------
 
@@ -103,8 +108,6 @@ class Runtime:
     def storage(self) -> Storage:
         with self._lock:
             if self._storage is None:
-                from api.core.services import make_storage
-
                 self._storage = make_storage(self.settings)
             return self._storage
 
@@ -123,7 +126,7 @@ class Runtime:
             return
         row, attempt = claimed
         if attempt > MAX_ATTEMPTS:
-            self.give_up(video_id, _failed_reason(attempt - 1, None))
+            self.give_up(video_id, failed_reason(attempt - 1, None))
             return
         try:
             self._run(row)
@@ -132,11 +135,11 @@ class Runtime:
                 log.warning("video %s attempt %d failed: %r (retried)", video_id, attempt, exc)
                 raise
             log.exception("video %s failed on its last attempt", video_id)
-            self.give_up(video_id, _failed_reason(attempt, exc))
+            self.give_up(video_id, failed_reason(attempt, exc))
 
     def give_up(self, video_id: str, reason: str = "") -> bool:
         """Mark a still-processing video `failed`; True if this call moved it."""
-        reason = reason or _failed_reason(None, None)
+        reason = reason or failed_reason(None, None)
         with self.db.begin() as conn:
             status = _status(conn, video_id)
             if status != lifecycle.PROCESSING:
@@ -176,7 +179,7 @@ class Runtime:
             counted = conn.execute(
                 update(videos)
                 .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                # updated_at marks the claim: api/reaper.py re-enqueues only claims older than
+                # updated_at marks the claim: api/jobs/reaper.py re-enqueues only claims older than
                 # any job can live.
                 .values(attempts=videos.c.attempts + 1, updated_at=now_ms())
             )
@@ -221,7 +224,7 @@ class Runtime:
         workdir = Path(tempfile.mkdtemp(prefix=f"{row.id}-", dir=work_root))
         try:
             source = workdir / "source"
-            self._fetch_upload(row.id, int(row.upload_size), source)
+            fetch_upload(self.storage, row.id, int(row.upload_size), source)
             try:
                 report = transcode_limited(
                     source, workdir / "out", self._options(workdir / "analysis")
@@ -250,31 +253,13 @@ class Runtime:
             preset=self.settings.preset,
             encoder=self.settings.encoder,
             policy=policy,
-            analysis=safety.analysis_spec(self.settings, artifacts_dir),
+            analysis=analysis_spec(self.settings, artifacts_dir),
             loudness=LoudnessSpec(
                 enabled=self.settings.loudness_normalize,
                 target_lufs=self.settings.loudness_target_lufs,
                 true_peak_dbtp=self.settings.true_peak_dbtp,
             ),
         )
-
-    def _fetch_upload(self, video_id: str, expected: int, target: Path) -> None:
-        """Join the upload's parts into `target`, checking offsets and the total size."""
-        parts = _upload_parts(self.storage.list(upload_prefix(video_id)), video_id)
-        written = 0
-        with open(target, "wb") as fh:
-            for offset, info in parts:
-                if offset != written:
-                    raise UploadIncompleteError(
-                        f"upload of {video_id}: part at {offset} but {written} bytes before it"
-                    )
-                for chunk in self.storage.open_range(info.key):
-                    fh.write(chunk)
-                written += info.size
-        if written != expected:
-            raise UploadIncompleteError(
-                f"upload of {video_id}: {written} bytes stored, {expected} declared"
-            )
 
     def _reject(self, video_id: str, reason: str) -> None:
         """The engine refused the input: `rejected`, with its reason for the owner."""
@@ -287,7 +272,7 @@ class Runtime:
     def _publish(
         self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None = None
     ) -> None:
-        """Route (api/safety.py), store, then move the video in one transaction.
+        """Route (api/safety/routing.py), store, then move the video in one transaction.
 
         The outputs are stored whatever the routing says (a video in review, or rejected and
         then appealed, may be published by a moderator later); only `published` is served.
@@ -324,8 +309,8 @@ class Runtime:
                     **summary,
                 )
                 if analysis is not None:
-                    frames = safety.worst_frames(moderation, frames_prefix)
-                    safety.record(conn, row.id, routing, analysis, frames)
+                    frames = safety_record.worst_frames(moderation, frames_prefix)
+                    safety_record.record(conn, row.id, routing, analysis, frames)
                 if published:
                     conn.execute(
                         update(users)
@@ -347,10 +332,10 @@ class Runtime:
 
     def _announce(self, video_id: str) -> None:
         """Tell `on_published` (the edge pre-warm) without ever failing the publication."""
-        if self.on_published is None:
+        if self._on_published is None:
             return
         try:
-            self.on_published(video_id)
+            self._on_published(video_id)
         except Exception:
             log.exception("video %s: the after-publication hook failed", video_id)
 
@@ -361,76 +346,6 @@ class Runtime:
             log.exception("could not remove %s", prefix)
 
 
-def without_audio(report: dict[str, Any], outdir: Path | None = None) -> dict[str, Any]:
-    """The report as it reads once the audio track was removed (a copyright mute); with
-    `outdir`, the muted outputs, `output.download` gets the size of the video-only MP4."""
-    renditions = {k: v for k, v in report.get("renditions", {}).items() if k != "audio"}
-    ladder = {**report.get("ladder", {}), "audio": None}
-    muted = {**report, "renditions": renditions, "ladder": ladder}
-    download = report.get("output", {}).get("download")
-    if download is not None:
-        download = {**download, "audio": None}
-        path = outdir / download["file"] if outdir is not None else None
-        if path is not None and path.is_file():
-            download["bytes"] = path.stat().st_size
-        muted["output"] = {**report["output"], "download": download}
-    return muted
-
-
-def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """The published row's media columns from the engine's report.json.
-
-    `renditions` lists each video rung as the HLS master announces it (RFC 8216 §4.3.4.2):
-    BANDWIDTH and CODECS of the variant, i.e. the rung's peak plus the shared audio's.
-    """
-    rendered = report.get("renditions", {})
-    audio = rendered.get("audio")
-    audio_peak = int(audio["peak_bitrate"]) if audio else 0
-    renditions = []
-    for rung in report["ladder"]["video"]:
-        measured = rendered[rung["name"]]
-        codecs = [measured["codecs"], *([audio["codecs"]] if audio else [])]
-        renditions.append(
-            {
-                "name": rung["name"],
-                "width": int(rung["width"]),
-                "height": int(rung["height"]),
-                "bandwidth": int(measured["peak_bitrate"]) + audio_peak,
-                "codecs": ",".join(codecs),
-            }
-        )
-    top = max(renditions, key=lambda r: r["width"] * r["height"])
-    top_measured = rendered[top["name"]]
-    duration = top_measured.get("duration") or report["source"].get("duration")
-    return {
-        "duration_s": round(float(duration), 3),
-        "width": top["width"],
-        "height": top["height"],
-        "renditions": json.dumps(renditions),
-    }
-
-
-_ERRNO = re.compile(r"\[Errno -?[0-9]+\] ")
-
-
-def owner_reason(exc: InputRejected, workdir: Path) -> str:
-    """The engine's one-line rejection as the owner reads it: no server paths, no errno."""
-    text = str(exc) or type(exc).__name__
-    text = re.sub(rf":?\s*'?{re.escape(str(workdir))}[^'\s]*'?", "", text)
-    return _ERRNO.sub("", text).strip() or type(exc).__name__
-
-
-def _upload_parts(objects: list[ObjectInfo], video_id: str) -> list[tuple[int, ObjectInfo]]:
-    """(offset, object) of each part, in key order; other names under the prefix are ignored."""
-    prefix = upload_prefix(video_id)
-    parts = []
-    for info in sorted(objects, key=lambda item: item.key):
-        name = info.key[len(prefix) :]
-        if PART_NAME.fullmatch(name):
-            parts.append((int(name), info))
-    return parts
-
-
 def _status(conn: Any, video_id: str) -> str | None:
     value = conn.execute(select(videos.c.status).where(videos.c.id == video_id)).scalar()
     return None if value is None else str(value)
@@ -439,10 +354,3 @@ def _status(conn: Any, video_id: str) -> str | None:
 def _status_now(db: Engine, video_id: str) -> str | None:
     with db.connect() as conn:
         return _status(conn, video_id)
-
-
-def _failed_reason(attempts: int | None, exc: BaseException | None) -> str:
-    """What the owner reads on a failed video: ours, not theirs; no internals."""
-    tries = f" after {attempts} attempts" if attempts else ""
-    kind = f" ({type(exc).__name__})" if exc is not None else ""
-    return f"processing failed{tries}{kind}; this was our fault, please try again later"

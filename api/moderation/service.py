@@ -347,7 +347,7 @@ def _blocklist(conn: Connection, video_id: str, moderator_id: str) -> int:
     decision's transaction; how many were new (0: none usable, or all there already)."""
     # Imported here: api.safety brings the classifiers (numpy), which the pure parts of this
     # module (`report_penalty`, read by the ranking) must not.
-    from api.safety.routing import BlocklistError, add_video_to_blocklist
+    from api.safety.blocklist import BlocklistError, add_video_to_blocklist
 
     try:
         return add_video_to_blocklist(conn, video_id, moderator_id)

@@ -1,8 +1,8 @@
 """Copyright: an upload's audio fingerprint against the reference catalog, the owner's policy,
 the claim, and the muted re-packaging (issue 5, "Copyright: audio fingerprints").
 
-The worker (api/safety.py `route`) calls `evaluate` with the `fingerprint` analyzer's result
-from the transcode's report: no match → allow; a match → the reference's policy, `block`
+The worker (api/safety/routing.py `route`) calls `evaluate` with the `fingerprint` analyzer's
+result from the transcode's report: no match → allow; a match → the reference's policy, `block`
 (the video is rejected), `mute` (published without its audio track: `mute_outputs`) or `allow`
 (published; the claim is recorded so the rights holder can be credited). Claims are written by
 `record_claim` in the caller's transaction, or by `evaluate` itself when given the video id.
