@@ -25,7 +25,8 @@ from api.core.identity import User
 from api.core.paging import after_cursor, next_cursor
 from api.core.tables import tokens, users, videos
 from api.core.visibility import listed
-from api.videos.schemas import video_out, video_query
+from api.videos.queries import video_query
+from api.videos.schemas import video_out
 from api.videos.viewcache import published_views
 
 HANDLE_RE = re.compile(r"[a-z0-9_.]{3,32}")

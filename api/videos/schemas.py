@@ -1,4 +1,5 @@
-"""Public representations shared by several routes (msgspec structs, built from table rows)."""
+"""Public representations of videos (msgspec structs) and how a row becomes one (`video_out`);
+the row comes from `api.videos.queries.video_query`."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import json
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, select
 
 from api.core.settings import Settings
-from api.core.tables import users, videos
 from api.media.playback import playback_prefix
 from packager.model import DOWNLOAD_NAME
 
@@ -50,15 +49,6 @@ class VideoOut(msgspec.Struct):
     # download.mp4: a progressive MP4 (720p + audio, faststart) for sharing and saving.
     mp4_url: str | None
     renditions: list[Rendition]
-
-
-def video_query() -> Select[Any]:
-    """The columns `video_out` needs: the video joined with its author."""
-    return select(
-        videos,
-        users.c.handle.label("author_handle"),
-        users.c.display_name.label("author_display_name"),
-    ).select_from(videos.join(users, users.c.id == videos.c.owner_id))
 
 
 def video_out(row: Any, settings: Settings, viewer_id: str | None = None) -> VideoOut:

@@ -20,13 +20,13 @@ from api.core.context import AppContext
 from api.core.errors import Forbidden, NotFound
 from api.core.tables import users, video_history, videos
 from api.core.visibility import visible_to
-from api.videos.schemas import video_query
+from api.videos.queries import video_query
 
 log = logging.getLogger("reelforge.api.videos")
 
 
 async def load_video(ctx: AppContext, video_id: str) -> Any | None:
-    """The video joined with its author (`api.views.video_query`), or None."""
+    """The video joined with its author (`api.videos.queries.video_query`), or None."""
     async with ctx.reads.connect() as conn:
         return (await conn.execute(video_query().where(videos.c.id == video_id))).first()
 

@@ -21,7 +21,8 @@ from sqlalchemy import bindparam
 from api.core.context import AppContext
 from api.core.tables import videos
 from api.core.visibility import listed
-from api.videos.schemas import VideoOut, video_out, video_query
+from api.videos.queries import video_query
+from api.videos.schemas import VideoOut, video_out
 
 _QUERY = video_query().where(videos.c.id.in_(bindparam("ids", expanding=True)), listed())
 _MISS = object()
