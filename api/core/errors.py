@@ -74,6 +74,15 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "unavailable"
 
 
+class StorageUnavailable(ApiError):
+    """The object store failed; the same answer as an unhandled `StorageError`."""
+
+    status, code = 503, "storage_unavailable"
+
+    def __init__(self, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__("object storage is unavailable; retry later", headers=headers)
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -122,8 +131,8 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return error_response(status, code, message, dict(exc.headers or {}))
 
 
-def _storage(_: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
-    return error_response(503, "storage_unavailable", "object storage is unavailable; retry later")
+def _storage(request: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
+    return _api_error(request, StorageUnavailable())
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -27,7 +27,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 from api.core import lifecycle
 from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
-from api.core.errors import ApiError, Conflict, NotFound, ServiceUnavailable, UnsupportedMediaType
+from api.core.errors import ApiError, Conflict, NotFound, StorageUnavailable, UnsupportedMediaType
 from api.core.keys import part_key, upload_prefix
 from api.uploads import service as up
 from api.uploads import tus
@@ -164,9 +164,7 @@ async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
     except ApiError as exc:
         raise tus.with_tus_headers(exc) from exc
     except StorageError as exc:
-        raise tus.with_tus_headers(
-            ServiceUnavailable("object storage is unavailable; retry later")
-        ) from exc
+        raise tus.with_tus_headers(StorageUnavailable()) from exc
 
 
 async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
