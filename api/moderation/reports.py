@@ -26,7 +26,7 @@ from api.core import lifecycle
 from api.core.caller import User
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
-from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.domain_errors import Conflict, Forbidden, NotFound
 from api.core.tables import appeals, copyright_claims, reports, videos
 from api.core.visibility import visible_to
 from api.moderation.service import PULLED_BY_REPORTS, REVIEW_OVER, count_published

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.errors import Conflict, NotFound, Unprocessable
+from api.core.domain_errors import Conflict, NotFound, Unprocessable
 from api.core.identity import ROLES
 from api.core.keys import safety_prefix
 from api.core.paging import decode_cursor, encode_cursor

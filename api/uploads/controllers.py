@@ -27,7 +27,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_
 from api.core import lifecycle
 from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
-from api.core.errors import ApiError, Conflict, NotFound, StorageUnavailable, UnsupportedMediaType
+from api.core.errors import Conflict, NotFound, UnsupportedMediaType
 from api.core.keys import part_key, upload_prefix
 from api.uploads import service as up
 from api.uploads import tus
@@ -158,13 +158,13 @@ def _check_awaiting(row: Any) -> None:
 
 
 async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
-    """Run a tus handler so that its errors carry `Tus-Resumable` too."""
+    """Run a tus handler so that its errors carry `Tus-Resumable` too (answered as any
+    other route's by api/core/errors.py)."""
     try:
         return await work
-    except ApiError as exc:
-        raise tus.with_tus_headers(exc) from exc
-    except StorageError as exc:
-        raise tus.with_tus_headers(StorageUnavailable()) from exc
+    except Exception as exc:
+        tus.with_tus_headers(exc)
+        raise
 
 
 async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
@@ -267,12 +267,9 @@ async def _append(request: Request[Any, Any, Any], video_id: str) -> Response[An
         return _offset_response(offset)
     async with up.UploadLease(ctx, video_id, offset) as lease:
         key = part_key(video_id, offset)
-        try:
-            written = await up.stream_body(
-                request, ctx.storage, key, limit=remaining, exact=False, lease=lease
-            )
-        except up.BODY_ERRORS as exc:
-            raise up.body_errors_as_api(exc) from exc
+        written = await up.stream_body(
+            request, ctx.storage, key, limit=remaining, exact=False, lease=lease
+        )
         if written == 0:
             await asyncio.to_thread(ctx.storage.delete, key)
             return _offset_response(offset)

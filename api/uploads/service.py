@@ -37,8 +37,11 @@ from sqlalchemy import and_, insert, or_, update
 from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms
-from api.core.errors import (
+from api.core.domain_errors import (
     BadRequest,
+    BodyIncomplete,
+    BodyInterrupted,
+    BodyTooLarge,
     Conflict,
     Forbidden,
     PayloadTooLarge,
@@ -270,22 +273,6 @@ class UploadLease:
 # ---------------------------------------------------------------- streaming
 
 
-class BodyTooLarge(Exception):
-    """The body went past the declared size (413); the write was aborted."""
-
-
-class BodyIncomplete(Exception):
-    """The body ended before the declared size (400); the write was aborted."""
-
-    def __init__(self, received: int, expected: int) -> None:
-        super().__init__(f"received {received} of {expected} bytes")
-        self.received, self.expected = received, expected
-
-
-class BodyInterrupted(Exception):
-    """The client went away mid-body, or the lease was lost; the write was aborted."""
-
-
 @dataclass
 class _Tally:
     received: int = 0
@@ -346,7 +333,7 @@ async def stream_body(
                 continue
             tally.received += len(chunk)
             if tally.received > limit:
-                raise BodyTooLarge(f"more than {limit} bytes")
+                raise BodyTooLarge(limit)
             if lease.lost:
                 raise BodyInterrupted("the upload lease was lost")
             yield chunk
@@ -366,18 +353,6 @@ async def stream_body(
 async def _close(body: AsyncGenerator[bytes, None]) -> None:
     with contextlib.suppress(Exception):
         await body.aclose()
-
-
-def body_errors_as_api(exc: Exception) -> Exception:
-    """The HTTP answer for a body that was refused while streaming."""
-    if isinstance(exc, BodyTooLarge):
-        return PayloadTooLarge(f"the body is longer than declared ({exc}); nothing was kept")
-    if isinstance(exc, BodyIncomplete):
-        return BadRequest(f"upload incomplete: {exc}; nothing was kept")
-    return BadRequest(f"the upload was interrupted ({exc}); nothing was kept")
-
-
-BODY_ERRORS = (BodyTooLarge, BodyIncomplete, BodyInterrupted)
 
 
 # --------------------------------------------------------------- committing
@@ -428,18 +403,15 @@ async def receive_whole_file(
         check_content_type(ctx.settings, request_type)
     check_announced_length(request, limit=size, exact=True)
     async with UploadLease(ctx, row.id, 0) as lease:
-        try:
-            written = await stream_body(
-                request,
-                ctx.storage,
-                part_key(row.id, 0),
-                limit=size,
-                exact=True,
-                lease=lease,
-                content_type=row.upload_content_type,
-            )
-        except BODY_ERRORS as exc:
-            raise body_errors_as_api(exc) from exc
+        written = await stream_body(
+            request,
+            ctx.storage,
+            part_key(row.id, 0),
+            limit=size,
+            exact=True,
+            lease=lease,
+            content_type=row.upload_content_type,
+        )
         committed = await commit_part(
             ctx,
             lease,
