@@ -140,6 +140,30 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+# The HTTP side: these may speak litestar; services and everything below may not.
+HTTP_SIDE = ("api/app.py", "api/health.py", "api/core/errors.py", "api/core/caller.py")
+
+
+def _http_side(path: Path) -> bool:
+    rel = path.relative_to(ROOT).as_posix()
+    return (
+        rel in HTTP_SIDE
+        or rel.startswith("api/middleware/")
+        or path.stem == "controllers"
+        or path.stem.endswith("_controllers")
+    )
+
+
+def test_only_the_http_side_imports_litestar() -> None:
+    speaking: list[str] = []
+    for path in sorted((ROOT / "api").rglob("*.py")):
+        if _http_side(path):
+            continue
+        if any(name == "litestar" or name.startswith("litestar.") for name in _imports(path)):
+            speaking.append(path.relative_to(ROOT).as_posix())
+    assert speaking == []
+
+
 def test_domain_errors_know_nothing_of_http() -> None:
     imported = _imports(ROOT / "api/core/domain_errors.py")
     assert imported <= {"__future__", "collections.abc", "typing"}

@@ -15,7 +15,8 @@ from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.domain_errors import Conflict, ServiceUnavailable
 from api.core.tables import video_history, videos
-from api.uploads.service import PRESIGNED, confirm_presigned
+from api.uploads.declare import PRESIGNED
+from api.uploads.parts import confirm_presigned
 
 log = logging.getLogger("reelforge.api")
 
