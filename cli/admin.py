@@ -16,7 +16,7 @@ def cmd_moderator(args: argparse.Namespace) -> int:
     from api.core.db import create_schema, sync_engine
     from api.core.identity import MODERATOR, USER
     from api.core.settings import Settings, SettingsError
-    from api.moderation.service import set_role
+    from api.moderation.roles import set_role
 
     environ = dict(os.environ)
     if args.data_dir is not None:

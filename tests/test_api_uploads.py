@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from api.core.db import now_ms, sync_engine
 from api.core.tables import videos
-from api.uploads.service import signed_upload_url
+from api.uploads.declare import signed_upload_url
 from tests.support import s3
 from tests.support.api import api_client, auth, register, seed_video
 from tests.support.uploads import (

@@ -32,7 +32,8 @@ from api.core.identity import MODERATOR, USER
 from api.core.settings import Settings, SettingsError
 from api.core.tables import videos
 from api.media.playback import playback_keyring, playback_prefix, review_prefix
-from api.moderation.service import REVIEW_OVER, set_role
+from api.moderation.roles import set_role
+from api.moderation.thresholds import REVIEW_OVER
 from cdn.signing import EXPIRY_STEP_S, PLAYBACK, REVIEW, InvalidToken, expiry
 from tests.support.api import api_client, auth, make_settings, register
 from tests.support.e2e import Flow

@@ -16,6 +16,7 @@ import requests
 from tusclient import client as tus_client
 
 from api.uploads.tus import parse_metadata
+from cdn.storage import StorageError
 from tests.support.uploads import (
     LiveServer,
     live_server,
@@ -253,6 +254,40 @@ def test_patch_past_the_upload_length_keeps_nothing(server: LiveServer, token: s
     assert stored_upload(server.ctx.storage, _video_id(url)) == b"a" * 60
     assert _patch(url, token, 60, b"c" * 40).status_code == 204
     assert video_row(server.settings, _video_id(url)).status == "uploaded"
+
+
+def test_a_storage_failure_is_storage_unavailable_on_tus_routes_too(
+    server: LiveServer, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tus route answers an object store failure with the code every other route uses
+    (`storage_unavailable`), plus the `Tus-Resumable` every tus answer carries."""
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise StorageError("the object store is down")
+
+    url = _new_upload(server, token, 100)
+    declared = requests.post(
+        f"{server.url}/v1/videos/upload-url",
+        json={"file_size_bytes": 10, "content_type": "video/mp4"},
+        headers=_auth(token),
+        timeout=30,
+    )
+    assert declared.status_code == 201, declared.text
+    monkeypatch.setattr(server.ctx.storage, "put_stream", unavailable)
+    tus_reply = _patch(url, token, 0, b"a" * 10)
+    direct = requests.put(
+        f"{server.url}/v1/videos/{declared.json()['video_id']}/file",
+        data=b"a" * 10,
+        headers=_auth(token),
+        timeout=30,
+    )
+    message = "object storage is unavailable; retry later"
+    expected = {"error": {"code": "storage_unavailable", "message": message}}
+    assert (tus_reply.status_code, tus_reply.json()) == (503, expected)
+    assert tus_reply.headers["Tus-Resumable"] == "1.0.0"
+    assert (direct.status_code, direct.json()) == (503, expected)
+    monkeypatch.undo()
+    assert _offset(url, token) == 0
 
 
 def test_only_the_owner_reaches_an_upload(server: LiveServer, token: str) -> None:

@@ -1,77 +1,139 @@
-"""The one place where errors become HTTP responses.
+"""The one place where errors become HTTP responses (litestar-fullstack's exception mapper).
 
-Every error the API returns has the shape `{"error": {"code": ..., "message": ...}}`. Handlers
-raise `ApiError` subclasses (or domain errors listed in `DOMAIN_ERRORS`); framework errors
-(unknown route, wrong method, malformed body) are reshaped here too.
+Every error the API returns has the shape `{"error": {"code": ..., "message": ...}}`.
+`ERROR_TABLE` maps each error class to its answer: the status, the code and, for an error
+whose own text is not meant for clients, a fixed message. It holds
+- the domain errors of `api/core/domain_errors.py`, which services raise without knowing any
+  of this (they are re-exported here: controllers and middleware import them from here);
+- the errors of lower layers that reach a handler uncaught: the state machine's
+  `TransitionError` (409: the video moved meanwhile), the object store's `ObjectNotFound`
+  (404) and `StorageError` (503, "storage_unavailable");
+- the framework's `ValidationException` (422; 400 for a body that is not JSON) and the
+  catch-all `Exception` (500, logged).
+A class's answer is that of the first class of its MRO in the table, so the most specific
+entry wins (`BodyTooLarge` before `PayloadTooLarge`, `ObjectNotFound` before `StorageError`).
+The framework's other `HTTPException`s (unknown route, wrong method) carry their own status;
+`HTTP_CODES` names the code for it.
+
+An error's `headers` (`domain_errors.with_headers`) go on its answer.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, NamedTuple
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from cdn.storage import StorageError
+from api.core.domain_errors import (
+    BadRequest,
+    BodyIncomplete,
+    BodyInterrupted,
+    BodyTooLarge,
+    Conflict,
+    DomainError,
+    Forbidden,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+    with_headers,
+)
+from api.core.lifecycle import TransitionError
+from cdn.storage import ObjectNotFound, StorageError
 
-
-class ApiError(Exception):
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(ApiError):
-    status, code = 404, "not_found"
-
-
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
-class Gone(ApiError):
-    status, code = 410, "gone"
-
-
-class PreconditionFailed(ApiError):
-    status, code = 412, "precondition_failed"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status, code = 415, "unsupported_media_type"
-
-
-class Unprocessable(ApiError):
-    status, code = 422, "validation_failed"
+__all__ = [
+    "ERROR_TABLE",
+    "EXCEPTION_HANDLERS",
+    "HTTP_CODES",
+    "Answer",
+    "BadRequest",
+    "BodyIncomplete",
+    "BodyInterrupted",
+    "BodyTooLarge",
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "IdempotencyKeyInUse",
+    "IdempotencyKeyReused",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "answer_for",
+    "error_body",
+    "error_response",
+    "with_headers",
+]
 
 
-class TooManyRequests(ApiError):
-    status, code = 429, "rate_limited"
+class Answer(NamedTuple):
+    status: int
+    code: str
+    message: str | None = None
+    """Said instead of the error's own text, which is not for clients; None: the error's."""
 
 
-class ServiceUnavailable(ApiError):
-    status, code = 503, "unavailable"
+ERROR_TABLE: dict[type[Exception], Answer] = {
+    # the families of domain errors (a bare DomainError is a bad request)
+    DomainError: Answer(400, "bad_request"),
+    BadRequest: Answer(400, "bad_request"),
+    Unauthorized: Answer(401, "unauthorized"),
+    Forbidden: Answer(403, "forbidden"),
+    NotFound: Answer(404, "not_found"),
+    Conflict: Answer(409, "conflict"),
+    PreconditionFailed: Answer(412, "precondition_failed"),
+    PayloadTooLarge: Answer(413, "payload_too_large"),
+    UnsupportedMediaType: Answer(415, "unsupported_media_type"),
+    Unprocessable: Answer(422, "validation_failed"),
+    TooManyRequests: Answer(429, "rate_limited"),
+    ServiceUnavailable: Answer(503, "unavailable"),
+    # errors of one domain
+    BodyTooLarge: Answer(413, "payload_too_large"),
+    BodyIncomplete: Answer(400, "bad_request"),
+    BodyInterrupted: Answer(400, "bad_request"),
+    IdempotencyKeyReused: Answer(422, "idempotency_key_reused"),
+    IdempotencyKeyInUse: Answer(409, "idempotency_key_in_use"),
+    # errors of lower layers
+    TransitionError: Answer(409, "conflict"),
+    ObjectNotFound: Answer(404, "not_found", "not found"),
+    StorageError: Answer(503, "storage_unavailable", "object storage is unavailable; retry later"),
+    # the framework's, and the catch-all
+    ValidationException: Answer(422, "validation_failed"),
+    Exception: Answer(500, "internal", "internal server error"),
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+"""The code of a framework `HTTPException` by its status; "error" for any other status."""
+
+
+def answer_for(exc: BaseException) -> Answer:
+    """The table's entry for the first class of `exc`'s MRO that has one."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return ERROR_TABLE[Exception]
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -84,57 +146,44 @@ def error_response(
     return Response(content=error_body(code, message), status_code=status, headers=headers)
 
 
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return error_response(exc.status, exc.code, exc.message, exc.headers)
+def _answer(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, code, message = answer_for(exc)
+    headers = getattr(exc, "headers", None) or {}
+    return error_response(status, code, message or str(exc), headers)
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     detail = str(exc.detail or "invalid request")
     extra = exc.extra if isinstance(exc.extra, list) else []
     if "malformed" in detail.lower() or "decode" in detail.lower():
-        return error_response(400, "bad_request", "the request body is not valid JSON")
+        status, code, _message = ERROR_TABLE[BadRequest]
+        return error_response(status, code, "the request body is not valid JSON")
     if extra:
         parts = [f"{e.get('key', '')}: {e.get('message', '')}".strip(": ") for e in extra]
         detail = "; ".join(p for p in parts if p) or detail
-    return error_response(422, "validation_failed", detail)
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    429: "rate_limited",
-}
+    status, code, _message = ERROR_TABLE[ValidationException]
+    return error_response(status, code, detail)
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
-    code = _HTTP_CODES.get(status, "error")
+    code = HTTP_CODES.get(status, "error")
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
     if isinstance(exc, NotFoundException):
         message = "not found"
     return error_response(status, code, message, dict(exc.headers or {}))
 
 
-def _storage(_: Request[Any, Any, Any], exc: StorageError) -> Response[Any]:
-    return error_response(503, "storage_unavailable", "object storage is unavailable; retry later")
-
-
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request.logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "internal server error")
+    status, code, message = ERROR_TABLE[Exception]
+    return error_response(status, code, message or code)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ApiError: _api_error,
+    **{cls: _answer for cls in ERROR_TABLE},
     ValidationException: _validation,
     HTTPException: _http,
-    StorageError: _storage,
     Exception: _unexpected,
 }
+"""What the app registers: litestar picks the handler of the first class of the MRO here."""

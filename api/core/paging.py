@@ -22,7 +22,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 from sqlalchemy import Column, ColumnElement, and_, or_
 
-from api.core.errors import BadRequest
+from api.core.domain_errors import BadRequest
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50

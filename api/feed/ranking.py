@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from api.moderation.service import DEPRIORITIZE_OVER, report_penalty
+from api.moderation.thresholds import DEPRIORITIZE_OVER, report_penalty
 
 HOUR_MS = 3_600_000
 

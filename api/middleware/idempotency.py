@@ -35,7 +35,7 @@ from sqlalchemy import and_, delete, select, update
 from api.core.caller import app_context, caller_id
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
-from api.core.errors import BadRequest, Conflict, Unprocessable
+from api.core.errors import BadRequest, IdempotencyKeyInUse, IdempotencyKeyReused
 from api.core.tables import idempotency_keys
 
 log = logging.getLogger("reelforge.api.idempotency")
@@ -52,14 +52,6 @@ PENDING = 0
 _TRANSIENT_HEADERS = frozenset(
     {"content-length", "date", "server", "set-cookie", "transfer-encoding", "connection"}
 )
-
-
-class IdempotencyKeyReused(Unprocessable):
-    code = "idempotency_key_reused"
-
-
-class IdempotencyKeyInUse(Conflict):
-    code = "idempotency_key_in_use"
 
 
 class StoredResponse(msgspec.Struct):

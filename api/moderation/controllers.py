@@ -31,7 +31,7 @@ from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
 from api.core.settings import Settings
 from api.media.origin import forget_visibility
 from api.media.playback import review_prefix
-from api.moderation import service
+from api.moderation import decisions, frames, queue
 from api.videos.schemas import AuthorOut
 
 MAX_REASON = 1000
@@ -129,11 +129,11 @@ def _json(raw: str | None) -> Any:
         return raw
 
 
-def _safety_out(entry: service.QueueEntry, frame_url: str) -> SafetyOut | None:
+def _safety_out(entry: queue.QueueEntry, frame_url: str) -> SafetyOut | None:
     row = entry.safety
     if row is None:
         return None
-    frames = [
+    shown = [
         FrameOut(n=n, url=f"{frame_url}/{n}.jpg", time_s=f.time_s, label=f.label, score=f.score)
         for n, f in enumerate(entry.frames)
     ]
@@ -142,11 +142,11 @@ def _safety_out(entry: service.QueueEntry, frame_url: str) -> SafetyOut | None:
         decision=m.get("decision"),
         reason=m.get("reason"),
         scores=_json(m.get("scores")),
-        frames=frames,
+        frames=shown,
     )
 
 
-def _item_out(entry: service.QueueEntry, settings: Settings, moderator_id: str) -> QueueItemOut:
+def _item_out(entry: queue.QueueEntry, settings: Settings, moderator_id: str) -> QueueItemOut:
     v = entry.video
     appeal = entry.appeal
     base = review_prefix(settings, v.id, v.render_id, moderator_id) if v.render_id else None
@@ -178,7 +178,7 @@ async def review_queue(
     """The videos waiting for review, oldest in review first, with what flagged them and
     media URLs the calling moderator's player can open."""
     ctx = context_of(request)
-    entries, next_cursor = await service.queue_page(ctx, cursor, limit)
+    entries, next_cursor = await queue.queue_page(ctx, cursor, limit)
     return QueueOut(
         videos=[_item_out(e, ctx.settings, moderator.id) for e in entries],
         next_cursor=next_cursor,
@@ -200,7 +200,7 @@ async def decide(
 ) -> DecisionResultOut:
     """Approve (→ published) or reject (→ rejected, the reason goes to the owner) a video in
     review; 409 when it is not in review, 404 when it does not exist."""
-    result = await service.decide(
+    result = await decisions.decide(
         context_of(request),
         video_id,
         moderator.id,
@@ -229,7 +229,7 @@ async def list_decisions(
     request: Request[Any, Any, Any], video_id: FromPath[str], moderator: NamedDependency[User]
 ) -> DecisionsOut:
     """Every decision on the video, oldest first: who, when, why."""
-    rows = await service.decisions(context_of(request), video_id)
+    rows = await decisions.decision_history(context_of(request), video_id)
     return DecisionsOut(
         video_id=video_id,
         decisions=[
@@ -262,7 +262,7 @@ async def worst_frame(
     match = FRAME_NAME.match(name)
     if match is None:
         raise NotFound("no such frame")
-    data = await service.read_frame(context_of(request), video_id, int(match.group(1)))
+    data = await frames.read_frame(context_of(request), video_id, int(match.group(1)))
     return Response(
         content=data,
         media_type="image/jpeg",

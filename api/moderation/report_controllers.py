@@ -27,7 +27,7 @@ from api.videos.service import owned_video
 MAX_DETAILS = 500
 MAX_APPEAL = 1000
 
-# Keep in step with api.moderation.REPORT_REASONS (a test checks they match).
+# Keep in step with api.moderation.thresholds.REPORT_REASONS (a test checks they match).
 ReportReason = Literal["spam", "nudity", "violence", "hate", "copyright", "other"]
 
 

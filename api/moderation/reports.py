@@ -4,11 +4,11 @@ Reports: any signed-in viewer who can see a video, except its owner, reports it 
 `reports` primary key; a second report is 409). Each new report bumps `videos.report_count` in
 the same transaction; when it goes over `REVIEW_OVER` a published video is pulled into review
 (`published → in_review`, "reported by many viewers", uncounted from its author's videos).
-Over `DEPRIORITIZE_OVER` the for-you ranking penalizes it (`api.moderation.report_penalty`).
+Over `DEPRIORITIZE_OVER` the for-you ranking penalizes it (api/moderation/thresholds.py).
 
 Appeals: the owner of a rejected video may appeal once (the `appeals` primary key; a second
 appeal is 409): `rejected → in_review`, back in the moderators' queue. Not appealable here:
-- a copyright block (a `copyright_claims` row with action "block", api/copyright.py): the
+- a copyright block (a `copyright_claims` row with action "block", api/safety/copyright.py): the
   claim applies the rights owner's policy, which a moderator cannot overrule; disputes go to
   the rights owner;
 - a video with no stored outputs (`render_id` unset): the engine refused the input itself
@@ -26,10 +26,11 @@ from api.core import lifecycle
 from api.core.caller import User
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
-from api.core.errors import Conflict, Forbidden, NotFound
+from api.core.domain_errors import Conflict, Forbidden, NotFound
 from api.core.tables import appeals, copyright_claims, reports, videos
 from api.core.visibility import visible_to
-from api.moderation.service import PULLED_BY_REPORTS, REVIEW_OVER, count_published
+from api.moderation.decisions import count_published
+from api.moderation.thresholds import PULLED_BY_REPORTS, REVIEW_OVER
 from api.videos.service import purge_from_edges
 
 APPEALED = "appealed by the owner: waiting for a moderator"

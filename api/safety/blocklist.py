@@ -13,11 +13,13 @@ from sqlalchemy import Connection, insert, select
 
 from api.core import lifecycle
 from api.core.db import now_ms
+from api.core.domain_errors import Conflict
 from api.core.tables import pdq_blocklist, video_safety, videos
 
 
-class BlocklistError(ValueError):
-    """The video cannot be blocklisted (not rejected, or nothing usable was hashed)."""
+class BlocklistError(Conflict, ValueError):
+    """The video cannot be blocklisted (not rejected, or nothing usable was hashed): a
+    conflict with the video's state, answered 409 by the error table."""
 
 
 def load_blocklist(conn: Connection) -> list[tuple[int, str]]:

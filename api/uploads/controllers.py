@@ -6,31 +6,34 @@
 - `PUT /v1/videos/{id}/file`: the owner streams the file through the API (both modes);
 - tus 1.0 (core + creation + termination) at `/v1/uploads/tus` for flaky mobile networks.
 
-Bodies are streamed to storage, never held in memory (`api/uploads.py`); these routes alone
-lift the app's request size limit.
+Bodies are streamed to storage, never held in memory (api/uploads/body.py); these routes
+alone lift the app's request size limit. The request becomes an `IncomingBody` here, so the
+upload services never see the web framework.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, delete, head, patch, post, put, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.core import lifecycle
 from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
-from api.core.errors import ApiError, Conflict, NotFound, ServiceUnavailable, UnsupportedMediaType
-from api.core.keys import part_key, upload_prefix
-from api.uploads import service as up
-from api.uploads import tus
+from api.core.errors import BodyInterrupted, Conflict, NotFound, UnsupportedMediaType
+from api.core.keys import upload_prefix
+from api.uploads import declare, tus
+from api.uploads.body import IncomingBody, upload_limiter
+from api.uploads.parts import append_part, receive_whole_file
 from api.uploads.publish import publish
 from api.videos.service import delete_video, load_video, owned_video
 from cdn.storage import StorageError
@@ -72,6 +75,24 @@ class UploadedOut(msgspec.Struct):
     size: int
 
 
+def _incoming(request: Request[Any, Any, Any]) -> IncomingBody:
+    return IncomingBody(
+        chunks=_chunks(request),
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        limiter=upload_limiter(request.app.state),
+    )
+
+
+async def _chunks(request: Request[Any, Any, Any]) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(request.stream()) as stream:
+        try:
+            async for chunk in stream:
+                yield chunk
+        except HTTPException as exc:  # litestar's "client disconnected prematurely"
+            raise BodyInterrupted(str(exc.detail)) from exc
+
+
 # ----------------------------------------------------------- one-shot uploads
 
 
@@ -87,17 +108,17 @@ async def create_upload_url(
     """Declare a file and get where to PUT it: 413 over the size limit, 422 for an empty
     file, 415 for a media type not accepted. The video starts `awaiting_upload`."""
     ctx = context_of(request)
-    media_type = up.check_declared(ctx.settings, data.file_size_bytes, data.content_type)
-    upload = await up.create_upload(
+    media_type = declare.check_declared(ctx.settings, data.file_size_bytes, data.content_type)
+    upload = await declare.create_upload(
         ctx,
         user.id,
-        kind=up.PRESIGNED,
+        kind=declare.PRESIGNED,
         size=data.file_size_bytes,
         content_type=media_type,
         ttl_ms=ctx.settings.upload_url_ttl_seconds * 1000,
     )
     url = await asyncio.to_thread(
-        up.storage_upload_url, ctx, upload.video_id, upload.expires_at, media_type
+        declare.storage_upload_url, ctx, upload.video_id, upload.expires_at, media_type
     )
     return UploadUrlOut(
         video_id=upload.video_id,
@@ -115,7 +136,7 @@ async def put_signed_upload(
     """The signed upload URL of local storage: no token, the signature is the credential
     (403 when tampered with or expired). Exactly the declared size, else nothing is kept."""
     ctx = context_of(request)
-    up.verify_signature(
+    declare.verify_signature(
         ctx.settings,
         video_id,
         request.query_params.get("expires"),
@@ -125,7 +146,7 @@ async def put_signed_upload(
     if row is None or row.status == lifecycle.DELETED:
         raise NotFound("no such video")
     _check_awaiting(row)
-    size = await up.receive_whole_file(request, ctx, row, kind=up.PRESIGNED)
+    size = await receive_whole_file(ctx, row, _incoming(request), kind=declare.PRESIGNED)
     return UploadedOut(video_id=video_id, status=lifecycle.UPLOADED, size=size)
 
 
@@ -143,9 +164,9 @@ async def put_direct_upload(
     ctx = context_of(request)
     row = await owned_video(ctx, video_id, user)
     _check_awaiting(row)
-    if row.upload_kind == up.TUS:
+    if row.upload_kind == declare.TUS:
         raise Conflict("this is a tus upload: continue it at its tus URL")
-    size = await up.receive_whole_file(request, ctx, row, kind=up.DIRECT)
+    size = await receive_whole_file(ctx, row, _incoming(request), kind=declare.DIRECT)
     return UploadedOut(video_id=video_id, status=lifecycle.UPLOADED, size=size)
 
 
@@ -158,15 +179,13 @@ def _check_awaiting(row: Any) -> None:
 
 
 async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
-    """Run a tus handler so that its errors carry `Tus-Resumable` too."""
+    """Run a tus handler so that its errors carry `Tus-Resumable` too (answered as any
+    other route's by api/core/errors.py)."""
     try:
         return await work
-    except ApiError as exc:
-        raise tus.with_tus_headers(exc) from exc
-    except StorageError as exc:
-        raise tus.with_tus_headers(
-            ServiceUnavailable("object storage is unavailable; retry later")
-        ) from exc
+    except Exception as exc:
+        tus.with_tus_headers(exc)
+        raise
 
 
 async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
@@ -175,7 +194,7 @@ async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[Ap
     ctx = context_of(request)
     user = await require_user(request)
     row = await owned_video(ctx, video_id, user, reveal=False)
-    if row.upload_kind != up.TUS:
+    if row.upload_kind != declare.TUS:
         raise NotFound("no such tus upload")
     return ctx, row
 
@@ -206,14 +225,14 @@ async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
     length = tus.parse_length(request.headers.get("upload-length"))
     raw_metadata = request.headers.get("upload-metadata", "")
     metadata = tus.parse_metadata(raw_metadata)
-    media_type = up.check_declared(ctx.settings, length, tus.declared_content_type(metadata))
-    upload = await up.create_upload(
+    media_type = declare.check_declared(ctx.settings, length, tus.declared_content_type(metadata))
+    upload = await declare.create_upload(
         ctx,
         user.id,
-        kind=up.TUS,
+        kind=declare.TUS,
         size=length,
         content_type=media_type,
-        ttl_ms=up.TUS_UPLOAD_TTL_MS,
+        ttl_ms=declare.TUS_UPLOAD_TTL_MS,
         metadata=raw_metadata,
     )
     headers = {
@@ -257,38 +276,11 @@ async def tus_append(request: Request[Any, Any, Any], video_id: FromPath[str]) -
 
 async def _append(request: Request[Any, Any, Any], video_id: str) -> Response[Any]:
     ctx, row = await _tus_video(request, video_id)
-    content_type = up.normalize_content_type(request.headers.get("content-type", ""))
+    content_type = declare.normalize_content_type(request.headers.get("content-type", ""))
     if content_type != tus.OFFSET_CONTENT_TYPE:
         raise UnsupportedMediaType(f"PATCH needs Content-Type: {tus.OFFSET_CONTENT_TYPE}")
     offset = tus.parse_offset(request.headers.get("upload-offset"))
-    if offset != row.upload_offset:
-        raise Conflict(f"Upload-Offset is {offset} but the server has {row.upload_offset} bytes")
-    remaining = int(row.upload_size) - offset
-    up.check_announced_length(request, limit=remaining, exact=False)
-    if row.status != lifecycle.AWAITING_UPLOAD or request.headers.get("content-length") == "0":
-        return _offset_response(offset)
-    async with up.UploadLease(ctx, video_id, offset) as lease:
-        key = part_key(video_id, offset)
-        try:
-            written = await up.stream_body(
-                request, ctx.storage, key, limit=remaining, exact=False, lease=lease
-            )
-        except up.BODY_ERRORS as exc:
-            raise up.body_errors_as_api(exc) from exc
-        if written == 0:
-            await asyncio.to_thread(ctx.storage.delete, key)
-            return _offset_response(offset)
-        new_offset = offset + written
-        committed = await up.commit_part(
-            ctx,
-            lease,
-            new_offset,
-            complete=new_offset == row.upload_size,
-            reason=f"upload received (tus, {row.upload_size} bytes)",
-        )
-    if not committed:
-        raise Conflict("another request advanced this upload first; HEAD for the offset")
-    return _offset_response(new_offset)
+    return _offset_response(await append_part(ctx, row, offset, _incoming(request)))
 
 
 def _empty(status: int, headers: dict[str, str]) -> Response[Any]:

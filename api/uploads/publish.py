@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.errors import Conflict, ServiceUnavailable
+from api.core.domain_errors import Conflict, ServiceUnavailable
 from api.core.tables import video_history, videos
-from api.uploads.service import PRESIGNED, confirm_presigned
+from api.uploads.declare import PRESIGNED
+from api.uploads.parts import confirm_presigned
 
 log = logging.getLogger("reelforge.api")
 
@@ -92,6 +93,3 @@ async def _unqueue(ctx: AppContext, video_id: str) -> None:
                 lifecycle.FAILED,
                 "could not be queued for processing; publish again",
             )
-
-
-# -------------------------------------------------------------------- delete

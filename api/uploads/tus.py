@@ -2,7 +2,7 @@
 
 Implements the core protocol plus the `creation` and `termination` extensions of
 https://tus.io/protocols/resumable-upload (version 1.0.0). The routes that speak it live in
-`api/routes/uploads.py`; storage and the database are `api/uploads.py`'s business.
+api/uploads/controllers.py; storage and the database are api/uploads/parts.py's business.
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from typing import TypeVar
 
-from api.core.errors import ApiError, BadRequest, PreconditionFailed
+from api.core.domain_errors import BadRequest, PreconditionFailed, with_headers
+
+E = TypeVar("E", bound=BaseException)
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = ("creation", "termination")
@@ -38,10 +41,9 @@ def options_headers(max_size: int) -> dict[str, str]:
     }
 
 
-def with_tus_headers(exc: ApiError) -> ApiError:
+def with_tus_headers(exc: E) -> E:
     """The same error, carrying `Tus-Resumable` as every tus response must."""
-    exc.headers = {**base_headers(), **exc.headers}
-    return exc
+    return with_headers(exc, base_headers())
 
 
 def check_resumable(headers: Mapping[str, str]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from api.core import lifecycle
 from api.core.caller import User
 from api.core.context import AppContext
-from api.core.errors import Forbidden, NotFound
+from api.core.domain_errors import Forbidden, NotFound
 from api.core.tables import users, video_history, videos
 from api.core.visibility import visible_to
 from api.videos.queries import video_query

@@ -18,7 +18,7 @@ from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.identity import MODERATOR
 from api.core.settings import Settings
 from api.core.tables import tokens, users, video_history, video_safety, videos
-from api.moderation.service import set_role
+from api.moderation.roles import set_role
 from tests.support.api import seed_video
 
 DAY_MS = 24 * 3600 * 1000
