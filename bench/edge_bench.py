@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 RESULTS = Path(__file__).resolve().parent / "edge_results.json"
 PATHS_LUA = Path(__file__).resolve().parent / "lua" / "paths.lua"
-VISIBILITY_TTL_S = 2.2  # the origin's visibility cache (api/routes/media.py) is 2 s
+VISIBILITY_TTL_S = 2.2  # the origin's visibility cache (api/media/origin.py) is 2 s
 
 
 def free_port() -> int:

@@ -56,7 +56,7 @@ CACHE_LEVELS = (1, 2)
 DEFAULT_MEDIA_PATH = "/media"
 HEALTH_PATH = "/edge-health"
 
-# Reelforge's public ids (api.db.new_id) and file names (packager): no dots first, no '%'.
+# Reelforge's public ids (api.core.db.new_id) and file names (packager): no dots first, no '%'.
 _ID = r"[a-z]_[0-9a-z]{1,30}"
 _SEGMENT = r"[A-Za-z0-9_~=-][A-Za-z0-9_.~=-]{0,199}"
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")

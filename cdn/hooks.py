@@ -42,7 +42,7 @@ MEDIA_PATH = "/media"
 """The origin's media route; an edge configured without a path serves it there."""
 
 ID = re.compile(r"[a-z]_[0-9a-z]{1,30}")
-"""A video or render id (api.db.new_id): a letter, '_', then lowercase base 32."""
+"""A video or render id (api.core.db.new_id): a letter, '_', then lowercase base 32."""
 _NAME_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}"
 NAME = re.compile(rf"{_NAME_SEGMENT}(?:/{_NAME_SEGMENT}){{0,7}}")
 """A stored file's name under its render prefix (`v360/00001.m4s`): plain segments, none

@@ -67,9 +67,9 @@ MAX_TOKEN_CHARS = 128
 
 Scope = Literal["playback", "review"]
 PLAYBACK: Scope = "playback"
-"""Tokens for players: published private and unlisted videos (api/views.py)."""
+"""Tokens for players: published private and unlisted videos (api/media/playback.py)."""
 REVIEW: Scope = "review"
-"""Tokens for moderators: a video in review, bound to the moderator (api/routes/moderation.py)."""
+"""Tokens for moderators: a video in review, bound to the moderator (api/moderation/)."""
 
 _CONTEXT = b"reelforge-playback-v1"
 _CONTEXTS: dict[str, bytes] = {PLAYBACK: _CONTEXT, REVIEW: b"reelforge-review-v1"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEMO_HANDLE = "demo"
-# Where the demo video stays once its job is done (api/lifecycle.py).
+# Where the demo video stays once its job is done (api/core/lifecycle.py).
 SETTLED = ("published", "in_review", "rejected", "failed")
 
 

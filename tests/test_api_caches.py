@@ -2,7 +2,7 @@
 videos), the viewers' seen sets in the shared cache, and the for-you snapshot kept fresh.
 
 Changes made through an API process evict its own entries at once; another process sees them
-within the documented TTLs (api/settings.py). The cross-process cases run two app instances on
+within the documented TTLs (api/core/settings.py). The cross-process cases run two app instances on
 a real PostgreSQL database and a real Redis.
 """
 

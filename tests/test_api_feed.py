@@ -27,7 +27,7 @@ from tests.support.services import redis_database
 SLOW_OK_MS = 20_000
 # Tests that change rows straight in the database (not through the API) read without the
 # in-process caches, whose TTLs bound how long another writer's change takes to show
-# (api/settings.py); changes made through the API evict them at once (tested below).
+# (api/core/settings.py); changes made through the API evict them at once (tested below).
 UNCACHED = {"video_cache_seconds": 0, "creator_videos_cache_seconds": 0}
 
 

@@ -1,4 +1,4 @@
-"""The origin route (api/routes/media.py) on a really transcoded and published video.
+"""The origin route (api/media/origin.py) on a really transcoded and published video.
 
 Issue 3, "Origin serving": right Content-Type, immutable caching for segments and posters,
 short caching for manifests, ETag/If-None-Match → 304, Range → 206, CORS; media of
@@ -371,7 +371,7 @@ def test_privacy_change_takes_effect_within_the_cache_ttl(
 
     time.sleep(VISIBILITY_TTL_S + 0.3)
 
-    # 403: a private video needs a playback token (issue 4, api/routes/media.py).
+    # 403: a private video needs a playback token (issue 4, api/media/origin.py).
     assert client.get(url(vid, "r_seed", "master.m3u8")).status_code == 403
 
 

@@ -373,7 +373,7 @@ def real_pdq(name: str, count: int = 3) -> list[dict[str, Any]]:
 
 
 def pdq_verdict(settings: Settings, hashes: list[dict[str, Any]]) -> str:
-    """What the upload routing (api/safety.py) says of an upload with these frame hashes."""
+    """What the upload routing (api/safety/) says of an upload with these frame hashes."""
     engine = sync_engine(settings)
     try:
         with engine.begin() as conn:

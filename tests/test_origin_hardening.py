@@ -1,4 +1,4 @@
-"""Origin hardening (issue 4, "Origin hardening"): api/routes/media.py never reads outside the
+"""Origin hardening (issue 4, "Origin hardening"): api/media/origin.py never reads outside the
 media root, answers every "not here" with one 404, and follows RFC 9110 §14 on ranges.
 
 Every test runs twice: over real HTTP against the app under uvicorn (`live_server`), with

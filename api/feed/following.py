@@ -15,8 +15,8 @@ in one query that takes each creator's newest rows from the (owner_id, published
 creator with more videos is read from the database the same way, after the cursor.
 
 So another process's follow, or a video a worker just published, reaches a following feed
-within those TTLs; the views themselves come from `api.viewcache`, which drops a video deleted
-or hidden since (within its own 2 s).
+within those TTLs; the views themselves come from `api.videos.viewcache`, which drops a video
+deleted or hidden since (within its own 2 s).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Candidate snapshots for the for-you feed: computed from the database, shared through the cache.
 
-Issue 3 ("Feed"): the candidate list is the top `CANDIDATES` videos by `api.ranking.score`
+Issue 3 ("Feed"): the candidate list is the top `CANDIDATES` videos by `api.feed.ranking.score`
 among the newest `SCAN_LIMIT` published public videos, plus the cold-start pool. It is cached
 (msgspec) in `ctx.cache` (Redis in production, so every API process serves the same one):
 

@@ -6,11 +6,11 @@ path it replaces: sorting every published video for each request (what one SQL q
 page does) is the most expensive read of the API, and a fallback storm would feed on itself.
 Each process keeps the first `POOL_SIZE` entries of that order, whoever asks, for
 `settings.feed_cache_seconds` (one rebuild at a time), and a viewer's page is the pool minus
-their own videos and what they watched or marked (`api.seenset`). A page that reaches past the
+their own videos and what they watched or marked (`api.feed.seen`). A page that reaches past the
 pool, or a cursor from another pool, is read with the SQL query.
 
 Staleness, bounded by `feed_cache_seconds`: the 7-day cutoff and the counters a page is
-ordered by are those of the pool's build; the videos themselves come from `api.viewcache`,
+ordered by are those of the pool's build; the videos themselves come from `api.videos.viewcache`,
 which drops any that was deleted or hidden since.
 """
 

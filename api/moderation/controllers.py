@@ -2,8 +2,8 @@
 
 - `GET /v1/moderation/queue?cursor=&limit=` → `{videos: [QueueItemOut], next_cursor}`: the
   in_review videos, oldest in review first, each with `hls_url`, `dash_url` and `poster_url`
-  signed for the calling moderator (a review token, api/views.py `review_prefix`: the origin
-  serves a video in review under it only, to that moderator, for
+  signed for the calling moderator (a review token, api/media/playback.py `review_prefix`: the
+  origin serves a video in review under it only, to that moderator, for
   `review_token_ttl_seconds`); null when the video has no stored outputs.
 - `POST /v1/moderation/{video_id}/decision {decision: approve|reject, reason, add_to_blocklist}`
   → `{video_id, status, decision_id, at, blocklisted_hashes}`.
@@ -12,7 +12,7 @@
   private`: moderator-only content never lands in a shared cache).
 
 Every route answers 401 without a token and 403 to a caller who is not a moderator. The
-logic lives in api/moderation.py.
+logic lives in api/moderation/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Routes: reports and appeals (issue 5, "Human review and reports"); logic in api/reports.py.
+"""Routes: reports and appeals (issue 5, "Human review and reports"); logic in
+api/moderation/reports.py.
 
 - `POST /v1/videos/{id}/report {reason, details?}` → 201 `{video_id, reason}`: any signed-in
   viewer who can see the video except its owner (403); once per viewer (a second report is

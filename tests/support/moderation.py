@@ -119,7 +119,7 @@ def store_safety(
     decision: str = "in_review",
     reason: str = "Held for review: automated moderation flagged it as possibly nsfw (0.82).",
 ) -> None:
-    """The `video_safety` row api/safety.py `record` writes for a video it routed: scores per
+    """The `video_safety` row api/safety/ `record` writes for a video it routed: scores per
     category with the findings, worst frames `{key, time_s, label, score}`, PDQ hashes
     `{time, hash, quality}`."""
     scores = {
