@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from api.core.db import sync_engine
 from api.core.settings import Settings
 from api.core.tables import reports, users, video_history, videos
-from api.moderation.report_controllers import ReportReason
+from api.moderation.schemas import ReportReason
 from api.moderation.thresholds import (
     DEPRIORITIZE_OVER,
     PULLED_BY_REPORTS,

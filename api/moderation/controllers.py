@@ -18,7 +18,7 @@ logic lives in api/moderation/.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -32,94 +32,24 @@ from api.core.settings import Settings
 from api.media.origin import forget_visibility
 from api.media.playback import review_prefix
 from api.moderation import decisions, frames, queue
+from api.moderation.schemas import (
+    DecisionIn,
+    DecisionOut,
+    DecisionResultOut,
+    DecisionsOut,
+    FrameOut,
+    ModeratorOut,
+    QueueAppealOut,
+    QueueItemOut,
+    QueueOut,
+    SafetyOut,
+    WhyOut,
+)
 from api.videos.schemas import AuthorOut
 
-MAX_REASON = 1000
 FRAME_NAME = re.compile(r"^(\d{1,4})\.jpg$")
 
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-
-
-class DecisionIn(msgspec.Struct):
-    decision: Literal["approve", "reject"]
-    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] = ""
-    add_to_blocklist: bool = False
-
-
-class DecisionResultOut(msgspec.Struct):
-    video_id: str
-    status: str
-    decision_id: int
-    at: int
-    blocklisted_hashes: int | None  # new blocklist entries (add_to_blocklist), else null
-
-
-class FrameOut(msgspec.Struct):
-    n: int
-    url: str
-    time_s: float | None
-    label: str | None
-    score: float | None
-
-
-class SafetyOut(msgspec.Struct):
-    decision: str | None
-    reason: str | None
-    scores: Any
-    frames: list[FrameOut]
-
-
-class WhyOut(msgspec.Struct):
-    source: str  # automated | reports | appeal
-    reason: str  # the reason of the move into review, as the owner reads it
-    checks: list[str]  # automated: which checks held it (moderation, words, pdq, checks)
-
-
-class AppealOut(msgspec.Struct):
-    reason: str
-    at: int
-
-
-class QueueItemOut(msgspec.Struct):
-    video_id: str
-    caption: str
-    privacy: str
-    author: AuthorOut
-    created_at: int
-    in_review_since: int
-    why: WhyOut
-    report_count: int
-    reports: dict[str, int]
-    appeal: AppealOut | None
-    safety: SafetyOut | None
-    # The video's media for this moderator's player (cdn/signing.py review token).
-    hls_url: str | None
-    dash_url: str | None
-    poster_url: str | None
-
-
-class QueueOut(msgspec.Struct):
-    videos: list[QueueItemOut]
-    next_cursor: str | None
-
-
-class ModeratorOut(msgspec.Struct):
-    id: str
-    handle: str
-
-
-class DecisionOut(msgspec.Struct):
-    id: int
-    decision: str
-    reason: str
-    added_to_blocklist: bool
-    moderator: ModeratorOut
-    at: int
-
-
-class DecisionsOut(msgspec.Struct):
-    video_id: str
-    decisions: list[DecisionOut]
 
 
 def _json(raw: str | None) -> Any:
@@ -160,7 +90,7 @@ def _item_out(entry: queue.QueueEntry, settings: Settings, moderator_id: str) ->
         why=WhyOut(source=entry.source, reason=entry.reason, checks=entry.checks),
         report_count=v.report_count,
         reports=entry.reports,
-        appeal=AppealOut(reason=appeal.reason, at=appeal.at) if appeal is not None else None,
+        appeal=QueueAppealOut(reason=appeal.reason, at=appeal.at) if appeal is not None else None,
         safety=_safety_out(entry, f"{settings.public_url}/v1/moderation/{v.id}/frames"),
         hls_url=f"{base}/master.m3u8" if base else None,
         dash_url=f"{base}/manifest.mpd" if base else None,

@@ -10,9 +10,8 @@ api/moderation/reports.py.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -23,32 +22,13 @@ from api.core.caller import AS_USER, BEARER, User, context_of
 from api.core.errors import Unprocessable
 from api.media.origin import forget_visibility
 from api.moderation import reports as service
+from api.moderation.schemas import (
+    AppealIn,
+    AppealOut,
+    ReportIn,
+    ReportOut,
+)
 from api.videos.service import owned_video
-
-MAX_DETAILS = 500
-MAX_APPEAL = 1000
-
-# Keep in step with api.moderation.thresholds.REPORT_REASONS (a test checks they match).
-ReportReason = Literal["spam", "nudity", "violence", "hate", "copyright", "other"]
-
-
-class ReportIn(msgspec.Struct):
-    reason: ReportReason
-    details: Annotated[str, msgspec.Meta(max_length=MAX_DETAILS)] = ""
-
-
-class ReportOut(msgspec.Struct):
-    video_id: str
-    reason: str
-
-
-class AppealIn(msgspec.Struct):
-    reason: Annotated[str, msgspec.Meta(max_length=MAX_APPEAL)]
-
-
-class AppealOut(msgspec.Struct):
-    video_id: str
-    status: str
 
 
 @post(

@@ -30,13 +30,11 @@ from api.core import lifecycle
 from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
 from api.core.errors import BodyInterrupted, Conflict, NotFound, UnsupportedMediaType
-from api.core.keys import upload_prefix
 from api.uploads import declare, tus
 from api.uploads.body import IncomingBody, upload_limiter
-from api.uploads.parts import append_part, receive_whole_file
+from api.uploads.parts import append_part, receive_whole_file, terminate
 from api.uploads.publish import publish
-from api.videos.service import delete_video, load_video, owned_video
-from cdn.storage import StorageError
+from api.videos.service import load_video, owned_video
 
 TUS_PATH = "/v1/uploads/tus"
 
@@ -305,9 +303,7 @@ async def tus_terminate(request: Request[Any, Any, Any], video_id: FromPath[str]
 
 async def _terminate(request: Request[Any, Any, Any], video_id: str) -> Response[Any]:
     ctx, _ = await _tus_video(request, video_id)
-    await delete_video(ctx, video_id, "upload terminated by its owner")
-    with contextlib.suppress(StorageError):  # the cleanup job removes them otherwise
-        await asyncio.to_thread(ctx.storage.delete_prefix, upload_prefix(video_id))
+    await terminate(ctx, video_id)
     return _empty(HTTP_204_NO_CONTENT, tus.base_headers())
 
 

@@ -13,6 +13,7 @@ writer that lost its lease (or a rival that got there first) keeps nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from sqlalchemy import update
@@ -21,12 +22,13 @@ from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.domain_errors import Conflict
-from api.core.keys import part_key
+from api.core.keys import part_key, upload_prefix
 from api.core.tables import videos
 from api.uploads.body import IncomingBody, check_announced_length, stream_body
 from api.uploads.declare import check_content_type
 from api.uploads.lease import UploadLease
-from cdn.storage import ObjectNotFound
+from api.videos.service import delete_video
+from cdn.storage import ObjectNotFound, StorageError
 
 
 async def commit_part(
@@ -144,3 +146,11 @@ async def confirm_presigned(ctx: AppContext, row: Any) -> bool:
                 conn, row.id, lifecycle.UPLOADED, f"upload received (presigned, {info.size} bytes)"
             )
     return True
+
+
+async def terminate(ctx: AppContext, video_id: str) -> None:
+    """tus termination: the video is deleted and its parts removed at once (the cleanup job
+    removes them otherwise, should the store fail now)."""
+    await delete_video(ctx, video_id, "upload terminated by its owner")
+    with contextlib.suppress(StorageError):
+        await asyncio.to_thread(ctx.storage.delete_prefix, upload_prefix(video_id))
