@@ -55,3 +55,13 @@ def test_readyz_is_503_when_storage_does_not_answer(tmp_path: Path) -> None:
     assert body["ready"] is False
     assert body["checks"]["storage"].startswith("error")
     assert body["checks"]["database"] == "ok"
+
+
+def test_openapi_component_names_are_the_struct_names(tmp_path: Path) -> None:
+    """A schema's component name is its class name, never a module-path prefix (Litestar adds
+    one when two structs share a name), so moving a module cannot rename a client's types."""
+    with api_client(tmp_path) as client:
+        doc = client.get("/schema/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    assert "QueueAppealOut" in schemas and "AppealOut" in schemas
+    assert {name: s.get("title") for name, s in schemas.items() if s.get("title") != name} == {}
