@@ -260,3 +260,13 @@ def test_services_raise_domain_errors_not_http() -> None:
         and not any(_within(module, layer) for layer in HTTP_LAYER)
     }
     assert {module: names for module, names in found.items() if names} == {}
+    # ...and import the error classes from where they are defined, not from the HTTP table.
+    via_table = [
+        module
+        for module, path in MODULES.items()
+        if _within(module, "api")
+        and not _is_controller(module)
+        and not any(_within(module, layer) for layer in HTTP_LAYER[:-1])
+        and "api.core.errors" in external_imports(path)
+    ]
+    assert via_table == []

@@ -20,7 +20,7 @@ from api.accounts.tokens import HASHER, hash_password, issue_token, verify_passw
 from api.core.caller import forget_token, token_digest
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms
-from api.core.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from api.core.domain_errors import Conflict, NotFound, Unauthorized, Unprocessable
 from api.core.identity import User
 from api.core.paging import after_cursor, next_cursor
 from api.core.tables import tokens, users, videos

@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, select
 
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.errors import Forbidden, Unauthorized
+from api.core.domain_errors import Forbidden, Unauthorized
 from api.core.identity import MODERATOR, ROLES, USER, User
 from api.core.tables import tokens, users
 
@@ -44,6 +44,7 @@ __all__ = [
     "caller_id",
     "client_ip",
     "context_of",
+    "current_role",
     "forget_token",
     "lookup_token",
     "optional_user",
@@ -104,6 +105,14 @@ async def lookup_token(ctx: AppContext, token: str) -> User | None:
     user = User(id=row.id, handle=row.handle, role=row.role)
     ctx.local.tokens.put(digest, (user, row.expires_at), (row.expires_at - now) / 1000)
     return user
+
+
+async def current_role(ctx: AppContext, user_id: str) -> str | None:
+    """The user's role as stored now (None: no such user); for a user named by a signed
+    claim rather than by the request's bearer token (a moderator's review token)."""
+    async with ctx.db.connect() as conn:
+        role = (await conn.execute(select(users.c.role).where(users.c.id == user_id))).scalar()
+    return None if role is None else str(role)
 
 
 def forget_token(ctx: AppContext, token: str) -> None:

@@ -9,6 +9,12 @@ MODERATOR = "moderator"
 ROLES = (USER, MODERATOR)
 
 
+def is_moderator(role: str | None) -> bool:
+    """The one moderator rule: a user whose `users.role` is "moderator" (`reelforge moderator
+    grant HANDLE` makes one)."""
+    return role == MODERATOR
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -17,4 +23,4 @@ class User:
 
     @property
     def is_moderator(self) -> bool:
-        return self.role == MODERATOR
+        return is_moderator(self.role)

@@ -26,7 +26,7 @@ import asyncio
 import logging
 
 from api.core.context import AppContext
-from api.core.errors import BadRequest
+from api.core.domain_errors import BadRequest
 from api.core.identity import User
 from api.feed import ranking
 from api.feed.cursors import FEED_CURSORS, Cursor, FollowingCursor, RankedCursor, TrendingCursor

@@ -45,11 +45,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from api.core.caller import current_role
 from api.core.context import AppContext
-from api.core.errors import Forbidden, NotFound
-from api.core.identity import MODERATOR
+from api.core.domain_errors import Forbidden, NotFound
+from api.core.identity import is_moderator
 from api.core.keys import media_key
-from api.core.tables import users, videos
+from api.core.tables import videos
 from api.core.ttlcache import TTLCache
 from api.core.visibility import origin_access
 from api.media.playback import playback_keyring
@@ -179,10 +180,7 @@ async def _is_moderator(state: Any, ctx: AppContext, user_id: str) -> bool:
     known = cache.get(user_id)
     if known is not None:
         return known
-    query = select(users.c.role).where(users.c.id == user_id)
-    async with ctx.db.connect() as conn:
-        role = (await conn.execute(query)).scalar()
-    found = role == MODERATOR
+    found = is_moderator(await current_role(ctx, user_id))
     cache.put(user_id, found)
     return found
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.core.errors import NotFound
+from api.core.domain_errors import NotFound
 from api.core.tables import videos
 from api.core.visibility import visible_to
 

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms
-from api.core.errors import Unprocessable
+from api.core.domain_errors import Unprocessable
 from api.core.paging import after_cursor, next_cursor
 from api.core.tables import comments, users, videos
 from api.social.access import bump, visible_video

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
-from api.core.errors import NotFound, Unprocessable
+from api.core.domain_errors import NotFound, Unprocessable
 from api.core.tables import follows, users
 from api.social.access import bump, scalar_int
 

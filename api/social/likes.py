@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from api.core.context import AppContext
 from api.core.db import insert_ignore, now_ms
-from api.core.errors import NotFound
+from api.core.domain_errors import NotFound
 from api.core.tables import likes, videos
 from api.core.visibility import readable_by_others
 from api.social.access import bump, scalar_int, visible_video
