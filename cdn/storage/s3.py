@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 from cdn.storage.base import CHUNK_SIZE, ObjectInfo, ObjectNotFound, StorageError
@@ -156,7 +157,7 @@ class S3Storage:
             self.client.put_object(
                 self.bucket,
                 key,
-                reader,
+                cast(BinaryIO, reader),  # a RawIOBase: all minio reads is `read(n)`
                 length=-1,
                 part_size=self.part_size,
                 num_parallel_uploads=1,
