@@ -38,18 +38,17 @@ def audio_sample_count(source: SourceInfo, frame_rate: Fraction, rung: AudioRung
     return round(expected_frames / frame_rate * rung.sample_rate)
 
 
-def reencode_audio(
+def encode_audio(
     source: SourceInfo,
     rung: AudioRung,
     frame_rate: Fraction,
     fragment_seconds: float,
-    plan: GainPlan,
+    plan: GainPlan | None,
     track_dir: Path,
 ) -> None:
-    """Encode the source's audio into `track_dir` (replacing what is there) under `plan`."""
-    scratch = track_dir.with_name(f".{track_dir.name}.again")
-    shutil.rmtree(scratch, ignore_errors=True)
-    encoder = AudioEncoder(scratch, rung, fragment_seconds)
+    """Encode the source's audio alone into `track_dir` (a fresh folder) under `plan` (None: no
+    level filters): the audio track of the single pass, or of a chunked job (engine/chunked.py)."""
+    encoder = AudioEncoder(track_dir, rung, fragment_seconds)
     encoder.start()
     try:
         with av.open(source.path, mode="r", metadata_errors="ignore") as container:
@@ -64,7 +63,7 @@ def reencode_audio(
                         stream.time_base,
                         rung,
                         audio_sample_count(source, frame_rate, rung),
-                        level_filters=plan.filters(),
+                        level_filters=plan.filters() if plan is not None else (),
                     )
                 graph.push(frame)
                 for out in graph.pull_all():
@@ -75,6 +74,20 @@ def reencode_audio(
                     encoder.put(out)
     finally:
         encoder.finish()
+
+
+def reencode_audio(
+    source: SourceInfo,
+    rung: AudioRung,
+    frame_rate: Fraction,
+    fragment_seconds: float,
+    plan: GainPlan,
+    track_dir: Path,
+) -> None:
+    """Encode the source's audio into `track_dir` (replacing what is there) under `plan`."""
+    scratch = track_dir.with_name(f".{track_dir.name}.again")
+    shutil.rmtree(scratch, ignore_errors=True)
+    encode_audio(source, rung, frame_rate, fragment_seconds, plan, scratch)
     shutil.rmtree(track_dir)
     scratch.rename(track_dir)
 

@@ -7,41 +7,34 @@ written, so a failed or rejected job never leaves a partial output behind.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.analysis import AnalysisSpec, build_analyzers, close_analyzers, collect_results
+from engine.analysis import build_analyzers, close_analyzers, collect_results
 from engine.audiopass import check_output
 from engine.decode import SingleDecode
 from engine.encode import AudioEncoder, VideoEncoder
-from engine.encoders import (
-    DEFAULT_PRESET,
-    gop_frames_for,
-    select_encoder,
-    thread_plan,
-    usable_cpus,
-)
-from engine.errors import EngineError, UndecodableError
+from engine.errors import UndecodableError
 from engine.graphs import AudioGraph, VideoGraph
-from engine.hdr import ToneMapSettings, not_applied, plan_tone_map
-from engine.loudness import GainPlan, LoudnessSpec, loudness_report, plan_source
+from engine.hdr import plan_tone_map
+from engine.loudness import GainPlan, plan_source
+from engine.options import StageClock, TranscodeOptions, plan_encoders, planned_frames
+from engine.outputs import (
+    discard_staging,
+    package,
+    prepare_outdir,
+    publish_outdir,
+    write_report,
+)
 from engine.policy import InputPolicy
-from engine.report import build_report, timing_report
 from engine.sandbox import ProgressFn
 from engine.source import SourceInfo, probe
 from engine.thumbnails import ThumbnailTap
-from ladders import AudioRung, choose_ladder
-from packager.cmaf import describe_track
-from packager.manifests import write_manifests
-from packager.progressive import write_download
-from packager.timeline import finish_tracks
+
+__all__ = ["FrameConsumer", "TranscodeOptions", "finish_all", "run_single_pass", "transcode"]
 
 
 class FrameConsumer(Protocol):
@@ -54,61 +47,11 @@ class FrameConsumer(Protocol):
     def on_video(self, frame: Any, time: float) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TranscodeOptions:
-    segment_seconds: float = 2.0
-    preset: str = DEFAULT_PRESET
-    encoder: str = "auto"
-    policy: InputPolicy = field(default_factory=InputPolicy)
-    # Slice threads of the scaling graph; 0: FFmpeg's auto (one per CPU). One is the default:
-    # the encoders keep every core busy anyway, and slicing the cascade's scales cost 30 % more
-    # CPU for the same work (measured on the bench source: 0.87 vs 1.14 CPU-s per 300 frames).
-    filter_threads: int = 1
-    # Frame threads per rung's x264 encoder: None sizes them by `thread_plan` for the CPUs
-    # this process may use; 0 leaves each to x264 (a pool sized for the whole machine).
-    encoder_threads: int | None = None
-    thumbnails: bool = True
-    # Content analysis on the same decode (engine/analysis.py); None: none.
-    analysis: AnalysisSpec | None = None
-    # download.mp4: the 720p rung + audio remuxed into a progressive MP4 (packager/progressive.py).
-    download: bool = True
-    # HDR (PQ, HLG) → SDR BT.709 tone mapping (engine/hdr.py); None: HDR passes untouched.
-    tone_map: ToneMapSettings | None = field(default_factory=ToneMapSettings)
-    # Loudness normalization of the audio rendition (engine/loudness.py).
-    loudness: LoudnessSpec = field(default_factory=LoudnessSpec)
-
-
-@dataclass
-class StageClock:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def run(self, name: str, fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
-
-
 def probe_and_check(path: Path, policy: InputPolicy) -> SourceInfo:
     policy.check_file_size(path.stat().st_size)
     source = probe(path, max_scan_seconds=policy.max_duration + 5)
     policy.enforce(source)
     return source
-
-
-def prepare_outdir(outdir: Path) -> Path:
-    """A fresh staging folder next to `outdir`; `outdir` must not hold anything yet."""
-    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
-        raise EngineError(f"output folder {outdir} exists and is not empty")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{outdir.name}.partial-", dir=outdir.parent))
-
-
-def publish_outdir(staging: Path, outdir: Path) -> None:
-    if outdir.exists():
-        outdir.rmdir()
-    staging.rename(outdir)
 
 
 def finish_all(encoders: Sequence[Any]) -> None:
@@ -137,9 +80,7 @@ def run_single_pass(
 ) -> dict[str, Any]:
     """Decode once; feed every rung's encoder, the audio encoder and the taps."""
     deadline = time.monotonic() + options.policy.max_wall_seconds
-    expected_frames = max(
-        1, round(Fraction(source.duration).limit_denominator(100000) * frame_rate)
-    )
+    expected_frames = planned_frames(source, frame_rate)
     audio_samples = round(expected_frames / frame_rate * audio.rung.sample_rate) if audio else 0
     video_graph: VideoGraph | None = None
     audio_graph: AudioGraph | None = None
@@ -243,20 +184,8 @@ def transcode(
     clock = StageClock()
     started = time.perf_counter()
     source = clock.run("probe", lambda: probe_and_check(input_path, options.policy))
-    rungs = choose_ladder(source)
-    audio_rung = AudioRung() if source.audio is not None else None
-    profile = select_encoder(options.encoder)
-    frame_rate = source.output_frame_rate
-    gop = gop_frames_for(frame_rate, options.segment_seconds)
-    threads = (
-        thread_plan(rungs, usable_cpus())
-        if options.encoder_threads is None
-        else [options.encoder_threads] * len(rungs)
-    )
-    settings = [
-        profile.settings(rung, frame_rate, gop, options.preset, n)
-        for rung, n in zip(rungs, threads, strict=True)
-    ]
+    plan = plan_encoders(source, options)
+    rungs, audio_rung, frame_rate = plan.rungs, plan.audio_rung, plan.frame_rate
     staging = prepare_outdir(outdir)
     try:
         # Measured before the single decode starts: an audio-only pass (no video decoded).
@@ -268,7 +197,7 @@ def transcode(
         )
         video = [
             VideoEncoder(staging / rung.name, rung, s, options.segment_seconds)
-            for rung, s in zip(rungs, settings, strict=True)
+            for rung, s in zip(rungs, plan.settings, strict=True)
         ]
         audio = (
             AudioEncoder(staging / audio_rung.name, audio_rung, options.segment_seconds)
@@ -310,7 +239,7 @@ def transcode(
         analysis = clock.run("analysis", lambda: collect_results(analyzers)) if analyzers else None
         output_loudness = None
         if audio_rung is not None and source_loudness is not None and gain is not None:
-            measured, plan = source_loudness, gain
+            measured, first_plan = source_loudness, gain
             gain, output_loudness = clock.run(
                 "loudness_output",
                 lambda: check_output(
@@ -320,7 +249,7 @@ def transcode(
                     options.segment_seconds,
                     loud,
                     measured,
-                    plan,
+                    first_plan,
                     staging / audio_rung.name,
                 ),
             )
@@ -330,56 +259,22 @@ def transcode(
             if options.thumbnails
             else {}
         )
-
-        def package() -> tuple[list[Any], Any]:
-            finish_tracks(
-                [staging / rung.name for rung in rungs],
-                staging / audio_rung.name if audio_rung is not None else None,
-                options.segment_seconds,
-            )
-            tracks = [describe_track(staging / rung.name, rung.name) for rung in rungs]
-            audio_track = (
-                describe_track(staging / audio_rung.name, audio_rung.name)
-                if audio_rung is not None
-                else None
-            )
-            write_manifests(staging, tracks, audio_track)
-            return tracks, audio_track
-
-        video_tracks, audio_track = clock.run("package", package)
-        download = (
-            clock.run("download", lambda: write_download(staging, video_tracks, audio_track))
-            if options.download
-            else None
-        )
+        tracks = package(staging, plan, options, clock)
         clock.seconds["total"] = round(time.perf_counter() - started, 4)
-        report = build_report(
+        report = write_report(
+            staging,
             source,
-            rungs,
-            settings,
-            audio_rung,
-            video_tracks,
-            audio_track,
-            frame_rate,
+            plan,
+            options,
+            tracks,
             decode_stats,
             thumbs,
             clock.seconds,
-            staging,
+            (source_loudness, gain, output_loudness),
+            {"analysis": analysis} if analysis is not None else None,
         )
-        report["timing"] = timing_report(source, frame_rate, decode_stats)
-        if analysis is not None:
-            report["analysis"] = analysis
-        if download is not None:
-            report["output"]["download"] = download.to_json()  # its time: stages.download
-        tone_map = plan_tone_map(source.color, options.tone_map)
-        report["tone_mapping"] = (
-            tone_map.to_json() if tone_map is not None else not_applied(source.color)
-        )
-        if audio_rung is not None:
-            report["loudness"] = loudness_report(loud, source_loudness, gain, output_loudness)
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         publish_outdir(staging, outdir)
         return report
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)
         raise

@@ -154,3 +154,21 @@ def shift_tfdts(data: bytes, ticks: int) -> bytes:
             raise MalformedSegmentError(f"tfdt {value} overflows {width} bytes")
         out[offset : offset + width] = value.to_bytes(width, "big")
     return bytes(out)
+
+
+def renumber_fragments(data: bytes, first: int) -> bytes:
+    """`data` (moof/mdat boxes) with the `mfhd` sequence numbers (§8.8.5) of its fragments set
+    to `first`, `first + 1`, ... in order; box sizes do not change."""
+    out = bytearray(data)
+    number = first
+    for moof in iter_boxes(data):
+        if moof.type != "moof":
+            continue
+        moof_body = moof.offset + moof.size - len(moof.payload)
+        mfhd = next((b for b in iter_boxes(moof.payload) if b.type == "mfhd"), None)
+        if mfhd is None or len(mfhd.payload) < 8:
+            raise MalformedSegmentError("moof without a well-formed mfhd")
+        field_at = moof_body + mfhd.offset + mfhd.size - len(mfhd.payload) + 4
+        out[field_at : field_at + 4] = number.to_bytes(4, "big")
+        number += 1
+    return bytes(out)
