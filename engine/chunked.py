@@ -34,6 +34,7 @@ import av.error
 from engine.audiopass import check_output, encode_audio
 from engine.chunks import Chunk
 from engine.encode import VideoEncoder
+from engine.encoders import chunk_settings
 from engine.errors import EngineError, NotMediaError, ResourceLimitError, UndecodableError
 from engine.graphs import VideoGraph
 from engine.hdr import plan_tone_map
@@ -45,8 +46,8 @@ from packager.cmaf import list_segment_files, read_init
 from packager.model import INIT_NAME, segment_name
 from packager.moofedit import renumber_fragments, replace_file, shift_tfdts
 
-# How far before a chunk's start the first seek aims, and how much further each retry goes
-# when the demuxer lands after it (seconds).
+# How far before a chunk's start the second seek aims when the first landed after it (seconds);
+# each further try doubles it.
 SEEK_BACKOFF = 1.0
 
 
@@ -117,8 +118,9 @@ class RangeDecode:
                     yield frame
 
     def frames(self) -> Iterator[Any]:
-        """Seek, and seek again further back while the first frame decoded lies after `start`
-        (a demuxer may land past the target); from the file's start when nothing else works."""
+        """Seek, and seek again twice as far back while the first frame decoded lies after
+        `start` (a demuxer may land past the target); from the file's start when nothing
+        decodes after a seek (a stream with one keyframe, as some MPEG-TS recordings are)."""
         backoff = 0.0 if self.start > 0 else math.inf
         while True:
             target = self.start - backoff
@@ -126,21 +128,22 @@ class RangeDecode:
                 offset = round(target / self.video.time_base) + self.shift
                 self.container.seek(offset, backward=True, any_frame=False, stream=self.video)
                 self.stats.seeks += 1
-            elif self.stats.seeks:  # back to the file's start after seeks that landed late
+            elif self.stats.seeks:  # back to the file's start after seeks that missed
                 self.container.seek(0, backward=True, any_frame=False, stream=self.video)
                 self.stats.seeks += 1
             decoded = self._decoded()
             first = next(decoded, None)
-            if first is None:
-                raise UndecodableError("undecodable video stream: no frame decoded after a seek")
-            first_time = float(first.pts * first.time_base)
-            if first_time <= self.start or target <= 0:
-                self.stats.first_time = first_time
+            if first is None and target <= 0:
+                raise UndecodableError("undecodable video stream: no frame decoded")
+            if first is not None and (
+                float(first.pts * first.time_base) <= self.start or target <= 0
+            ):
+                self.stats.first_time = float(first.pts * first.time_base)
                 yield first
                 yield from decoded
                 return
             self.video.codec_context.flush_buffers()
-            backoff += SEEK_BACKOFF
+            backoff = math.inf if first is None else max(SEEK_BACKOFF, 2 * backoff)
 
 
 def encode_chunk(
@@ -159,7 +162,9 @@ def encode_chunk(
     caller's)."""
     workdir.mkdir(parents=True, exist_ok=True)
     encoders = [
-        VideoEncoder(workdir / rung.name, rung, s, options.segment_seconds)
+        VideoEncoder(
+            workdir / rung.name, rung, chunk_settings(s, chunk.index > 0), options.segment_seconds
+        )
         for rung, s in zip(plan.rungs, plan.settings, strict=True)
     ]
     for encoder in encoders:

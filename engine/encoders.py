@@ -6,6 +6,7 @@ with, and the same settings as ffmpeg command-line arguments (the benchmark's ba
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Sequence
@@ -69,6 +70,25 @@ def rung_settings(
         frame_rate=frame_rate,
         options=options,
     )
+
+
+# x264's initial VBV buffer fullness (`vbv-init`, a fraction of bufsize; x264's default 0.9)
+# for a chunk that follows another (engine/chunked.py). A fresh encoder may spend its initial
+# buffer at once; the single pass does that once, but every chunk's encoder would, so a window
+# across chunk starts could exceed maxrate by the sum. Starting a following chunk with a
+# nearly empty buffer keeps the stitched stream within maxrate + bufsize over any window as
+# long as the chunk before ends at least that full (measured: tests/test_chunked.py).
+CHUNK_VBV_INIT = 0.3
+
+
+def chunk_settings(settings: EncoderSettings, follows: bool) -> EncoderSettings:
+    """`settings` for a chunk's encoder: unchanged for the first chunk (it starts as the
+    single pass does); for a following chunk, libx264 starts its VBV at `CHUNK_VBV_INIT`."""
+    if not follows or settings.encoder != X264Profile.name:
+        return settings
+    options = dict(settings.options)
+    options["x264-params"] = f"{options['x264-params']}:vbv-init={CHUNK_VBV_INIT}"
+    return dataclasses.replace(settings, options=options)
 
 
 class EncoderProfile(Protocol):
