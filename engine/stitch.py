@@ -31,15 +31,18 @@ from packager.model import INIT_NAME
 DECODE_SUMS = ("packets", "decoded_video_frames", "decode_errors", "output_frames")
 
 
-def check_inits(inits: Sequence[Path]) -> None:
+def check_inits(inits: Sequence[Path]) -> bool:
     """The chunks' init segments of one rung must describe the same track: identical bytes, or
-    at least the same sample description (codec string, size, avcC), timescale and track id."""
+    at least the same sample description (codec string, size, avcC), timescale and track id.
+    Returns whether all were identical."""
     first = inits[0].read_bytes()
     reference = read_init(first)
+    identical = True
     for path in inits[1:]:
         data = path.read_bytes()
         if data == first:
             continue
+        identical = False
         info = read_init(data)
         same = (info.sample, info.timescale, info.track_id) == (
             reference.sample,
@@ -48,12 +51,14 @@ def check_inits(inits: Sequence[Path]) -> None:
         )
         if not same:
             raise EngineError(f"{path}: its track is not {inits[0]}'s: {info} / {reference}")
+    return identical
 
 
-def gather_rung(rung: str, chunks: Sequence[ChunkResult], dest: Path) -> None:
-    """Move every chunk's segments of `rung` into `dest`, with the first chunk's init."""
+def gather_rung(rung: str, chunks: Sequence[ChunkResult], dest: Path) -> bool:
+    """Move every chunk's segments of `rung` into `dest`, with the first chunk's init; whether
+    the chunks' inits were byte-identical (`check_inits`)."""
     ordered = sorted(chunks, key=lambda c: c.chunk.index)
-    check_inits([c.folder(rung) / INIT_NAME for c in ordered])
+    identical = check_inits([c.folder(rung) / INIT_NAME for c in ordered])
     dest.mkdir(parents=True, exist_ok=False)
     shutil.copyfile(ordered[0].folder(rung) / INIT_NAME, dest / INIT_NAME)
     for result in ordered:
@@ -63,15 +68,32 @@ def gather_rung(rung: str, chunks: Sequence[ChunkResult], dest: Path) -> None:
                 raise EngineError(f"{path}: segment {path.name} written by two chunks")
             path.rename(target)
     list_segment_files(dest)  # numbered 1..N without a gap, or it raises
+    return identical
 
 
 def decode_totals(plan: ChunkPlan, chunks: Sequence[ChunkResult]) -> dict[str, Any]:
     """report.json `decode` of a chunked job: the single pass's numbers summed over chunks."""
     totals: dict[str, Any] = {key: sum(c.stats.get(key, 0) for c in chunks) for key in DECODE_SUMS}
     totals["expected_frames"] = plan.total_frames
-    totals["chunks"] = len(chunks)
-    totals["frames_before_start"] = sum(c.stats.get("frames_before_start", 0) for c in chunks)
     return totals
+
+
+def chunks_report(chunks: Sequence[ChunkResult], identical_inits: bool) -> dict[str, Any]:
+    """report.json `chunked`: each chunk's frames and what its seek cost."""
+    ordered = sorted(chunks, key=lambda c: c.chunk.index)
+    return {
+        "chunks": [
+            {
+                "start_frame": c.chunk.start_frame,
+                "end_frame": c.chunk.start_frame + c.output_frames,
+                "first_segment": c.chunk.first_segment,
+                **{k: c.stats[k] for k in ("decode_started_at", "frames_before_start", "seeks")},
+            }
+            for c in ordered
+        ],
+        "frames_before_start": sum(c.stats["frames_before_start"] for c in ordered),
+        "identical_inits": identical_inits,
+    }
 
 
 def stitch(
@@ -91,8 +113,10 @@ def stitch(
     clock = clock or StageClock()
     if sorted(c.chunk.index for c in chunks) != [c.index for c in plan.chunks]:
         raise EngineError(f"chunks {[c.chunk.index for c in chunks]} do not cover the plan")
-    for rung in encode.rungs:
+    identical = [
         clock.run("stitch", partial(gather_rung, rung.name, chunks, staging / rung.name))
+        for rung in encode.rungs
+    ]
     if (encode.audio_rung is None) != (audio is None):
         raise EngineError("the audio track does not match the plan")
     if audio is not None and encode.audio_rung is not None:
@@ -110,6 +134,7 @@ def stitch(
         thumbs or {},
         clock.seconds,
         audio.loudness if audio is not None else (None, None, None),
+        {"chunked": chunks_report(chunks, all(identical))},
     )
 
 

@@ -132,7 +132,8 @@ def test_stitched_output_is_the_single_pass_structure(
     assert verify_output(pair.single, pair.source) == []
     assert verify_output(pair.chunked, pair.source) == []
     single, chunked = pair.single_report, pair.chunked_report
-    assert chunked["decode"]["chunks"] >= 2
+    assert len(chunked["chunked"]["chunks"]) >= 2
+    assert chunked["chunked"]["identical_inits"]
     assert set(chunked["renditions"]) == set(single["renditions"])
     assert chunked["decode"]["output_frames"] == single["decode"]["output_frames"]
     for rung in chunked["renditions"]:
@@ -166,9 +167,10 @@ def test_generated_clip_is_three_chunks_with_the_tail_merged(
     pairs: Callable[[str], Pair],
 ) -> None:
     report = pairs("generated").chunked_report
-    assert report["decode"]["chunks"] == 3
+    assert [c["start_frame"] for c in report["chunked"]["chunks"]] == [0, 120, 240]
     assert report["decode"]["output_frames"] == 312
     for rung in ("v720", "v540", "v360"):
         assert report["renditions"][rung]["segment_durations"] == [2.0, 2.0, 2.0, 2.0, 2.4]
     # Keyframes every 45 frames: chunk 2 (frame 120) decodes from 90, chunk 3 (240) from 225.
-    assert report["decode"]["frames_before_start"] == 30 + 15
+    assert [c["frames_before_start"] for c in report["chunked"]["chunks"]] == [0, 30, 15]
+    assert [c["decode_started_at"] for c in report["chunked"]["chunks"]] == [0.0, 3.0, 7.5]
