@@ -10,6 +10,11 @@ and flushing, the audio decoded on its own, the files moved).
 
     PYTHONPATH=$PWD .venv/bin/python bench/make_source.py --seconds 20
     PYTHONPATH=$PWD .venv/bin/python bench/chunked_bench.py --seconds 20 --per-chunk 2 --pairs 2
+
+Measured (bench/chunked_results.json, 2 shared CPUs, 20 s source, 10 segments of 2 s, medians
+of 2 pairs): 5 chunks of 2 segments cost +0.85 CPU-s on 32.1 (+2.7 %), of which 0.47 CPU-s is
+the 144 frames decoded before chunk starts; 10 chunks of 1 segment +1.85 CPU-s (+5.7 %), 1.08
+of it for 306 extra decoded frames.
 """
 
 from __future__ import annotations
