@@ -1,13 +1,18 @@
 """`GET /v1/videos/{id}` reports processing progress (issue 15, "Progress"): a real clip
 published through the embedded app (SQLite, local storage, the in-process worker running the
-real engine), watched while it processes, by its owner and by others."""
+real engine), watched while it processes, by its owner and by others; and the CLI's progress
+bar drawn from it."""
 
 from __future__ import annotations
 
+import io
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
 
@@ -15,8 +20,10 @@ from api.core import progress
 from api.core.db import sync_engine
 from api.core.tables import video_progress
 from api.videos.schemas import processing_out
+from cli.demo import _demo_upload, wait_for_video
+from cli.media import ProgressBar
 from tests.support.api import api_client, auth, register
-from tests.support.uploads import context
+from tests.support.uploads import context, live_server
 
 # 14 s of 1280x720 camera footage: ~16 s of processing on two CPUs, so the poll below sees
 # every long stage and the ETA (which needs 3 s of signal) several times over.
@@ -117,3 +124,50 @@ def test_openapi_documents_the_processing_object(tmp_path: Path) -> None:
     assert "processing" in detail and "hls_url" in detail
     fields = set(components["ProcessingOut"]["properties"])
     assert fields == {"stage", "parts_done", "parts_total", "percent", "eta_s", "started_at"}
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+SHORT_CLIP = CLIP.parent / "edts.mp4"  # 854x480, 9 s: a few seconds of processing
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_cli_draws_the_progress_while_it_waits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cli.demo.wait_for_video` against the app on a real socket: a bar on a terminal,
+    one line per stage elsewhere, and the published video at the end."""
+    with live_server(tmp_path) as server:
+        token = httpx.post(
+            f"{server.url}/v1/auth/register",
+            json={"handle": "watcher", "password": "correct horse 9"},
+        ).json()["token"]
+        screen = Terminal()
+        drawn = _demo_upload(server.url, token, SHORT_CLIP)
+        video = wait_for_video(
+            server.url,
+            token,
+            drawn,
+            time.monotonic() + 300,
+            bar=ProgressBar("processing", stream=screen),
+            poll_s=0.1,
+        )
+        assert video is not None and video["status"] == "published", video
+        frames = screen.getvalue().split("\r")
+        assert any("transcoding 0/1 parts" in frame for frame in frames), frames
+        assert "100%" in frames[-1] and "done" in frames[-1]
+        percents = [int(m) for m in re.findall(r"\] +(\d+)%", screen.getvalue())]
+        assert percents == sorted(percents), percents
+
+        capsys.readouterr()
+        logged = _demo_upload(server.url, token, SHORT_CLIP)
+        video = wait_for_video(server.url, token, logged, time.monotonic() + 300, poll_s=0.1)
+        assert video is not None and video["status"] == "published", video
+        lines = capsys.readouterr().out.splitlines()
+        stages = [line.split()[3] for line in lines if line.startswith(f"demo: video {logged} ")]
+        assert "transcoding" in stages and len(stages) == len(set(stages)), lines
+        assert [progress.rank(s) for s in stages] == sorted(progress.rank(s) for s in stages)
