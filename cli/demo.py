@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from cli.media import ProgressBar
 
 DEMO_HANDLE = "demo"
 # Where the demo video stays once its job is done (api/core/lifecycle.py).
@@ -90,6 +93,53 @@ def _demo_upload(base: str, token: str, clip: Path) -> str:
     return video_id
 
 
+def describe_processing(processing: dict[str, Any]) -> str:
+    """`transcoding 0/1 parts, ETA 7 s`: the owner's `processing` object in a few words."""
+    text = f"{processing['stage']} {processing['parts_done']}/{processing['parts_total']} parts"
+    eta = processing.get("eta_s")
+    return text if eta is None else f"{text}, ETA {eta} s"
+
+
+def wait_for_video(
+    base: str,
+    token: str,
+    video_id: str,
+    deadline: float,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    bar: ProgressBar | None = None,
+    poll_s: float = 0.5,
+) -> dict[str, Any] | None:
+    """Poll `GET /v1/videos/{id}` as its owner until the video settles; None past `deadline`
+    (a `time.monotonic()` value) or once `stop()` says so.
+
+    Its `processing` object drives a progress bar on a terminal; elsewhere (a log) each new
+    stage is one line."""
+    bar = bar or ProgressBar("processing")
+    stage = ""
+    try:
+        while time.monotonic() < deadline and not stop():
+            status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
+            # in_review: held by the safety checks, it waits for a moderator, not for the job.
+            if status == 200 and video["status"] in SETTLED:
+                bar(1.0, "done")
+                return dict(video)
+            processing = video.get("processing") if status == 200 else None
+            if processing:
+                bar(processing["percent"] / 100, describe_processing(processing))
+                if not bar.enabled and processing["stage"] != stage:
+                    stage = processing["stage"]
+                    print(
+                        f"demo: video {video_id} {describe_processing(processing)}"
+                        f" ({processing['percent']:g} %)",
+                        flush=True,
+                    )
+            time.sleep(poll_s)
+        return None
+    finally:
+        bar.done()
+
+
 def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900) -> None:
     """`serve --demo`: once the server is ready, publish the sample clip through its own API."""
     from engine.sample import make_sample
@@ -108,16 +158,14 @@ def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900
         video_id = _demo_upload(base, token, clip)
         print(f"demo: account {DEMO_HANDLE!r}, token {token}", flush=True)
         print(f"demo: video {video_id} is processing ({base}/v1/videos/{video_id})", flush=True)
-        while time.monotonic() < deadline and not server.should_exit:
-            status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
-            # in_review: held by the safety checks, it waits for a moderator, not for the job.
-            if status == 200 and video["status"] in SETTLED:
-                reason = video["status_reason"]
-                detail = f" ({reason})" if reason and reason != video["status"] else ""
-                print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
-                if video["hls_url"]:
-                    print(f"demo: play {video['hls_url']} or {video['dash_url']}", flush=True)
-                return
-            time.sleep(0.5)
+        video = wait_for_video(
+            base, token, video_id, deadline, stop=lambda: bool(server.should_exit)
+        )
+        if video is not None:
+            reason = video["status_reason"]
+            detail = f" ({reason})" if reason and reason != video["status"] else ""
+            print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
+            if video["hls_url"]:
+                print(f"demo: play {video['hls_url']} or {video['dash_url']}", flush=True)
     except Exception as exc:  # the demo is a guest: it reports and leaves the server running
         print(f"demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -21,14 +21,17 @@ class ProgressBar:
         self.enabled = stream.isatty()
         self.started = time.monotonic()
 
-    def __call__(self, fraction: float) -> None:
+    def __call__(self, fraction: float, detail: str = "") -> None:
+        """Draw `fraction` (0..1) done, with `detail` after it (a stage, an ETA)."""
         if not self.enabled:
             return
         width = 30
         filled = round(width * fraction)
         elapsed = time.monotonic() - self.started
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {elapsed:5.1f}s")
+        line = f"\r{self.label} [{bar}] {fraction:4.0%} {elapsed:5.1f}s"
+        # Padded: a shorter detail than the last one must not leave its tail on screen.
+        self.stream.write(f"{line} {detail:<36}" if detail else line)
         self.stream.flush()
 
     def done(self) -> None:

@@ -260,3 +260,22 @@ pdq_blocklist = Table(
     Index("ix_pdq_blocklist_hash", "hash"),
     Index("ix_pdq_blocklist_source", "source_video_id"),
 )
+
+# How far a video's processing is (issue 15, "Progress"; api/core/progress.py): one row per
+# video, owned by the run that wrote it last (`run_id`, fresh per job delivery), so a stale
+# delivery's writes match nothing. `parts_done` is only ever counted up in SQL (concurrent
+# part jobs); `fraction` is how far the work in flight is, of one part. A table of its own:
+# `create_schema` adds missing tables to a deployed database but never alters one.
+video_progress = Table(
+    "video_progress",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("parts_done", Integer, nullable=False, default=0),
+    Column("parts_total", Integer, nullable=False, default=1),
+    Column("fraction", Float, nullable=False, default=0.0),
+    Column("started_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -8,7 +8,8 @@ the row and is idempotent:
 2. the upload parts (`uploads/{vid}/{offset:012d}`, concatenated in key order) are joined
    into one private file under `settings.work_dir` and checked against `upload_size`
    (api/jobs/inputs.py);
-3. the engine transcodes it in its bounded child process (`engine.jobs.transcode_limited`);
+3. the engine transcodes it in its bounded child process (`engine.jobs.transcode_limited`),
+   its progress going to `video_progress` (api/jobs/progress.py: best effort, throttled);
    input the engine refuses makes the video `rejected` with the engine's one-line reason and
    is never retried;
 4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
@@ -40,12 +41,14 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from api.core import lifecycle
+from api.core import progress as stages
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, safety_prefix, upload_prefix
 from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import users, videos
 from api.jobs.inputs import fetch_upload
+from api.jobs.progress import RunProgress
 from api.jobs.report import failed_reason, owner_reason, summarize, without_audio
 from api.safety import record as safety_record
 from api.safety import routing as safety
@@ -128,14 +131,17 @@ class Runtime:
         if attempt > MAX_ATTEMPTS:
             self.give_up(video_id, failed_reason(attempt - 1, None))
             return
+        progress = RunProgress.begin(self.db, video_id, attempt)
         try:
-            self._run(row)
+            self._run(row, progress)
         except Exception as exc:
             if attempt < MAX_ATTEMPTS:
                 log.warning("video %s attempt %d failed: %r (retried)", video_id, attempt, exc)
+                progress.requeued()
                 raise
             log.exception("video %s failed on its last attempt", video_id)
-            self.give_up(video_id, failed_reason(attempt, exc))
+            if self.give_up(video_id, failed_reason(attempt, exc)):
+                progress.finish(stages.FAILED)
 
     def give_up(self, video_id: str, reason: str = "") -> bool:
         """Mark a still-processing video `failed`; True if this call moved it."""
@@ -215,7 +221,7 @@ class Runtime:
             log.info("removed %d stale work dir(s) under %s", removed, root)
         return removed
 
-    def _run(self, row: Any) -> None:
+    def _run(self, row: Any, progress: RunProgress) -> None:
         work_root = self.settings.work_dir
         work_root.mkdir(parents=True, exist_ok=True)
         if not self._swept:
@@ -225,17 +231,23 @@ class Runtime:
         try:
             source = workdir / "source"
             fetch_upload(self.storage, row.id, int(row.upload_size), source)
+            progress.stage(stages.PROBING)
             try:
                 report = transcode_limited(
-                    source, workdir / "out", self._options(workdir / "analysis")
+                    source,
+                    workdir / "out",
+                    self._options(workdir / "analysis"),
+                    progress=progress.engine_fraction,
                 )
             except InputRejected as exc:
-                self._reject(row.id, owner_reason(exc, workdir))
+                if self._reject(row.id, owner_reason(exc, workdir)):
+                    progress.finish(stages.REJECTED)
                 return
+            progress.engine_done()
             if _status_now(self.db, row.id) != lifecycle.PROCESSING:
                 log.info("video %s left processing during its transcode; not stored", row.id)
                 return
-            self._publish(row, workdir / "out", report, workdir / "analysis")
+            self._publish(row, workdir / "out", report, workdir / "analysis", progress)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -261,16 +273,22 @@ class Runtime:
             ),
         )
 
-    def _reject(self, video_id: str, reason: str) -> None:
+    def _reject(self, video_id: str, reason: str) -> bool:
         """The engine refused the input: `rejected`, with its reason for the owner."""
         with self.db.begin() as conn:
             if _status(conn, video_id) != lifecycle.PROCESSING:
-                return
+                return False
             lifecycle.move_sync(conn, video_id, lifecycle.REJECTED, reason)
         log.info("video %s rejected: %s", video_id, reason)
+        return True
 
     def _publish(
-        self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None = None
+        self,
+        row: Any,
+        outdir: Path,
+        report: dict[str, Any],
+        artifacts: Path | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         """Route (api/safety/routing.py), store, then move the video in one transaction.
 
@@ -286,6 +304,8 @@ class Runtime:
         render_id = new_id("r")
         prefix = media_prefix(row.id, render_id)
         frames_prefix = safety_prefix(row.id, render_id)
+        if progress is not None:
+            progress.stage(stages.STORING)
         try:
             self.storage.put_tree(prefix.rstrip("/"), outdir)
             if artifacts is not None and artifacts.is_dir():
@@ -327,6 +347,8 @@ class Runtime:
             raise
         else:
             log.info("video %s %s as %s: %s", row.id, routing.status, render_id, routing.reason)
+            if progress is not None:
+                progress.finish(routing.status)
             if published:
                 self._announce(row.id)
 

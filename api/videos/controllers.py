@@ -1,6 +1,6 @@
 """Routes: one video (issue 3, "Videos" and "Upload").
 
-`GET /v1/videos/{id}`, `GET /v1/videos/{id}/history`
+`GET /v1/videos/{id}` (with the owner's processing progress), `GET /v1/videos/{id}/history`
 (the owner's), `DELETE /v1/videos/{id}` → 204. Visibility and the moves themselves are in
 `api.core.visibility` and `api.videos.service`; publishing is the upload's last step
 (`api.uploads.publish`).
@@ -18,7 +18,8 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from api.core.caller import AS_USER, User, context_of, optional_user
 from api.videos import service
-from api.videos.schemas import VideoOut, video_out
+from api.videos.progress import processing_of
+from api.videos.schemas import VideoDetailOut, video_detail, video_out
 
 
 class HistoryEntry(msgspec.Struct):
@@ -36,14 +37,16 @@ class HistoryOut(msgspec.Struct):
 @get("/v1/videos/{video_id:str}", dependencies={"user": Provide(optional_user)})
 async def get_video(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User | None]
-) -> VideoOut:
-    """A video: anyone's when published public or unlisted, the owner's in any state."""
+) -> VideoDetailOut:
+    """A video: anyone's when published public or unlisted, the owner's in any state, with
+    its processing progress for the owner while it is processing."""
     ctx = context_of(request)
+    viewer_id = user.id if user else None
     row = await service.readable_video(ctx, video_id, user)
-    out = video_out(row, ctx.settings, viewer_id=user.id if user else None)
-    if user is None or user.id != row.owner_id:
+    out = video_out(row, ctx.settings, viewer_id=viewer_id)
+    if viewer_id != row.owner_id:
         out = msgspec.structs.replace(out, status_reason="")
-    return out
+    return video_detail(out, await processing_of(ctx, row, viewer_id))
 
 
 @get(

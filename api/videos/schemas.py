@@ -4,10 +4,12 @@ the row comes from `api.videos.queries.video_query`."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import msgspec
 
+from api.core import progress
 from api.core.settings import Settings
 from api.media.playback import playback_prefix
 from packager.model import DOWNLOAD_NAME
@@ -85,3 +87,52 @@ def video_out(row: Any, settings: Settings, viewer_id: str | None = None) -> Vid
         mp4_url=f"{base}/{DOWNLOAD_NAME}" if base else None,
         renditions=renditions,
     )
+
+
+class ProcessingOut(msgspec.Struct):
+    """How far the processing of the owner's video is (api/core/progress.py)."""
+
+    # queued, downloading, probing, transcoding, packaging, analysing, storing
+    stage: str
+    # Parts of the work done and in all: 1 part for a single-pass job.
+    parts_done: int
+    parts_total: int
+    # 0..100, never decreasing within a run (a retried run starts again from 0).
+    percent: float
+    # Seconds left (elapsed × (1 − done) / done); null until 5 % is done and 3 s have passed.
+    eta_s: int | None
+    # When the running attempt started (ms since the epoch); null while queued.
+    started_at: int | None
+
+
+class VideoDetailOut(VideoOut):
+    """`GET /v1/videos/{id}`: the video, plus its processing progress for its owner while it
+    is `processing` (null otherwise, and always for everyone else)."""
+
+    processing: ProcessingOut | None = None
+
+
+QUEUED_OUT = ProcessingOut(
+    stage=progress.QUEUED, parts_done=0, parts_total=1, percent=0.0, eta_s=None, started_at=None
+)
+
+
+def processing_out(row: Any | None, now_ms: int) -> ProcessingOut:
+    """A `video_progress` row as the owner sees it at `now_ms`; no row yet: queued."""
+    if row is None:
+        return QUEUED_OUT
+    done = progress.overall(row.stage, row.parts_done, row.parts_total, row.fraction)
+    eta = progress.eta_now(row.started_at, row.updated_at, now_ms, done)
+    return ProcessingOut(
+        stage=row.stage,
+        parts_done=row.parts_done,
+        parts_total=row.parts_total,
+        percent=math.floor(round(done * 1000, 6)) / 10,
+        eta_s=None if eta is None else math.ceil(eta),
+        started_at=None if row.stage == progress.QUEUED else row.started_at,
+    )
+
+
+def video_detail(out: VideoOut, processing: ProcessingOut | None) -> VideoDetailOut:
+    fields = {f: getattr(out, f) for f in out.__struct_fields__}
+    return VideoDetailOut(**fields, processing=processing)
