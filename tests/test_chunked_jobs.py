@@ -250,6 +250,31 @@ def run_parts(pg: Engine, chunks: int) -> tuple[str, str]:
     return vid, run
 
 
+def finish_part(
+    pg: Engine,
+    video_id: str,
+    run_id: str,
+    kind: str,
+    index: int,
+    start: threading.Barrier,
+    won: list[bool],
+) -> None:
+    """What a part job does once its work is stored: its row done, then the claim."""
+    start.wait()
+    with pg.begin() as conn:
+        conn.execute(
+            video_parts.update()
+            .where(
+                video_parts.c.video_id == video_id,
+                video_parts.c.run_id == run_id,
+                video_parts.c.kind == kind,
+                video_parts.c.part == index,
+            )
+            .values(state="done")
+        )
+    won.append(claim_assembly(pg, video_id, run_id))
+
+
 def test_the_assembly_is_claimed_once_when_the_last_parts_finish_together(pg: Engine) -> None:
     vid, run = run_parts(pg, 4)
     assert not claim_assembly(pg, vid, run)  # two parts are still pending
@@ -257,25 +282,9 @@ def test_the_assembly_is_claimed_once_when_the_last_parts_finish_together(pg: En
         vid, run = run_parts(pg, 4)
         start = threading.Barrier(2)
         won: list[bool] = []
-
-        def finish(kind: str, index: int, video_id: str = vid, run_id: str = run) -> None:
-            start.wait()
-            with pg.begin() as conn:
-                conn.execute(
-                    video_parts.update()
-                    .where(
-                        video_parts.c.video_id == video_id,
-                        video_parts.c.run_id == run_id,
-                        video_parts.c.kind == kind,
-                        video_parts.c.part == index,
-                    )
-                    .values(state="done")
-                )
-            won.append(claim_assembly(pg, video_id, run_id))
-
         racers = [
-            threading.Thread(target=finish, args=("chunk", 2)),
-            threading.Thread(target=finish, args=("audio", 0)),
+            threading.Thread(target=finish_part, args=(pg, vid, run, kind, index, start, won))
+            for kind, index in (("chunk", 2), ("audio", 0))
         ]
         for racer in racers:
             racer.start()
