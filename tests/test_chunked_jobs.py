@@ -14,6 +14,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,24 @@ import worker
 from api.core import progress as stages
 from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, work_prefix
+from api.core.services import make_storage
 from api.core.settings import PRODUCTION_CHUNK_THRESHOLD_S, Settings
 from api.core.tables import users, video_parts, video_progress, videos
 from api.jobs import chunking
 from api.jobs.chunking import PART_ATTEMPTS, claim_assembly
+from engine.jobs import transcode_limited
 from tests.support.api import make_settings
 from tests.support.clips import AAC, FFMPEG
 from tests.support.jobs import insert_processing_video, stage_video, video_row, wait_for
 from tests.support.pg import fresh_database
+from tests.support.services import (
+    WorkerProcess,
+    ensure_postgres,
+    ensure_redis,
+    fresh_postgres_database,
+    production_env,
+    redis_database,
+)
 from tests.support.verify import verify_output
 
 TIMEOUT_S = 600  # a bound, never a measurement: the 2-CPU machine is shared
@@ -297,3 +308,71 @@ def test_the_assembly_is_claimed_once_when_the_last_parts_finish_together(pg: En
             "processing"
         )
     assert chunking.CLAIMED == "claimed"
+
+
+def hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def test_the_assembly_analyses_what_the_single_pass_analyses(
+    jobs: worker.Jobs, db: Engine, clip: Path, tmp_path: Path
+) -> None:
+    """Safety routing gets the same inputs: the same sampled times (periodic and the source's
+    keyframes), moderation scores and PDQ hashes within re-encoding noise, the same
+    fingerprint."""
+    row = process(jobs, db, clip)
+    assert row.status == "published", row.status_reason
+    rendered = jobs.settings.origin_dir / media_prefix(row.id, row.render_id)
+    chunked = json.loads((rendered / "report.json").read_text())["analysis"]
+    options = jobs.chunking.host.options(tmp_path / "artifacts")
+    single = transcode_limited(clip, tmp_path / "single", options)["analysis"]
+    ours, theirs = chunked["moderation"]["frame_scores"], single["moderation"]["frame_scores"]
+    assert [f["time"] for f in ours] == [f["time"] for f in theirs]
+    assert max(abs(a["nsfw"] - b["nsfw"]) for a, b in zip(ours, theirs, strict=True)) < 0.05
+    hashes = zip(chunked["pdq"]["hashes"], single["pdq"]["hashes"], strict=True)
+    distances = [hamming(a["hash"], b["hash"]) for a, b in hashes]
+    print("PDQ distances chunked vs single pass:", distances)
+    assert max(distances) <= 16
+    # The audio job fingerprints the very frames the single pass's audio taps see.
+    assert chunked["fingerprint"]["count"] > 0
+    assert chunked["fingerprint"] == single["fingerprint"]
+
+
+# ----------------------------------------------------------------- the production path
+
+
+def test_production_workers_share_a_chunked_run(clip: Path, tmp_path: Path) -> None:
+    """Two `dramatiq worker:setup` processes on Redis and PostgreSQL take the parts of one
+    run between them: it publishes once, each part done once, the work prefix gone."""
+    ensure_redis()
+    ensure_postgres()
+    with ExitStack() as stack:
+        database_url = stack.enter_context(fresh_postgres_database())
+        redis_url = stack.enter_context(redis_database())
+        env = production_env(
+            tmp_path / "data",
+            database_url=database_url,
+            redis_url=redis_url,
+            s3_endpoint="127.0.0.1:1",
+            REELFORGE_STORAGE="local",
+            REELFORGE_CHUNK_THRESHOLD_SECONDS="4",
+            REELFORGE_CHUNK_SEGMENTS="2",
+            REELFORGE_SEGMENT_SECONDS="2",
+        )
+        settings = Settings.from_env(env)
+        db = sync_engine(settings)
+        stack.callback(db.dispose)
+        create_schema(db)
+        for name in ("w1", "w2"):
+            stack.enter_context(WorkerProcess(env, tmp_path / f"{name}.log")).start()
+        jobs = worker.build(settings)
+        stack.callback(jobs.stop)
+        vid = stage_video(db, make_storage(settings), insert_user(db), clip)
+        jobs.enqueue_transcode(vid, "normal")
+        wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, "publication")
+        wait_for(lambda: parts(db, vid)[("assembly", 0)][0] == "done", TIMEOUT_S, "assembly")
+        row = video_row(db, vid)
+        assert row.status == "published", row.status_reason
+        assert set(parts(db, vid).values()) == {("done", 1)}
+        assert make_storage(settings).list(work_prefix(vid)) == []
+        assert verify_output(settings.origin_dir / media_prefix(vid, row.render_id), clip) == []

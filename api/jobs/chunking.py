@@ -300,6 +300,12 @@ class Chunking:
                 .values(attempts=video_parts.c.attempts + 1, updated_at=now_ms())
                 .returning(video_parts.c.attempts)
             ).scalar()
+            if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
+                conn.execute(
+                    update(videos)
+                    .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
+                    .values(updated_at=now_ms())
+                )
         if counted is None:
             log.info("video %s %s of run %s skipped", video_id, part_name(kind, index), run_id)
             return None

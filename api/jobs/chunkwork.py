@@ -5,24 +5,25 @@ Every job probes the same source with the same options, so each one plans the sa
 (engine/chunks.py is deterministic); a part's folder carries `part.json` (what the stitch needs
 to know of it) next to its track folders, so the assembly rebuilds the parts from files alone.
 
-Analysis and thumbnails (first cut): the chunk jobs run no taps; the assembly decodes the
-stitched top rung and the audio track once and feeds the same analyzers the single pass feeds
-(moderation sampling, PDQ, audio fingerprint) and the thumbnail tap, with the same frames (the
-top rung's, at their output times) and the same audio (the normalized track), so safety routing
-gets the inputs it gets today, read back from the encoded output.
+Analysis and thumbnails (first cut): the audio job fingerprints the normalized audio as it
+encodes it (the frames the single pass's audio taps see); the chunk jobs only note which output
+frames carry a source keyframe's flag; the assembly decodes the stitched top rung once and feeds
+the frame analyzers (moderation sampling, PDQ) and the thumbnail tap the same frames at the same
+output times and flags as the single pass, read back from the encoded output, so safety routing
+gets the inputs it gets today.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import av
 
-from engine.analysis import build_analyzers, close_analyzers, collect_results
+from engine.analysis import build_analyzers, build_fingerprint, close_analyzers, collect_results
 from engine.chunked import AudioResult, ChunkResult, encode_audio_track, encode_chunk
 from engine.chunks import Chunk, ChunkPlan, plan_chunks
 from engine.errors import EngineError
@@ -67,6 +68,19 @@ def plan_job(
     return JobPlan(float(source.duration), len(plan.chunks), encode.audio_rung is not None)
 
 
+class SourceKeys:
+    """A chunk's tap: the output frames that carry a source keyframe's flag (the sampler's
+    keyframe samples; classifiers/sampling.py), which decoding the output cannot tell."""
+
+    def __init__(self, frame_rate: float) -> None:
+        self.frame_rate = frame_rate
+        self.frames: list[int] = []
+
+    def on_video(self, frame: Any, time: float) -> None:
+        if frame.key_frame:
+            self.frames.append(round(time * self.frame_rate))
+
+
 def chunk_job(
     path: Path,
     options: TranscodeOptions,
@@ -79,8 +93,14 @@ def chunk_job(
     source, encode, plan = _plan(path, options, segments)
     if index >= len(plan.chunks):
         raise EngineError(f"chunk {index}: the plan has {len(plan.chunks)} chunks")
-    result = encode_chunk(source, plan.chunks[index], encode, options, folder, (), progress)
-    facts = {"chunk": asdict(result.chunk), "frames": result.output_frames, "stats": result.stats}
+    keys = SourceKeys(float(encode.frame_rate))
+    result = encode_chunk(source, plan.chunks[index], encode, options, folder, [keys], progress)
+    facts = {
+        "chunk": asdict(result.chunk),
+        "frames": result.output_frames,
+        "stats": result.stats,
+        "source_keys": keys.frames,
+    }
     (folder / PART_FILE).write_text(json.dumps(facts))
     return result.output_frames
 
@@ -88,14 +108,18 @@ def chunk_job(
 def audio_job(
     path: Path, options: TranscodeOptions, folder: Path, progress: ProgressFn | None = None
 ) -> None:
-    """Encode the audio track into `folder / <rung>` with its loudness in `folder/part.json`."""
+    """Encode the audio track into `folder / <rung>`; its loudness and its fingerprint (the
+    single pass's audio analysis, on the same frames) in `folder/part.json`."""
     source = probe_and_check(path, options.policy)
     encode = plan_encoders(source, options)
     if encode.audio_rung is None:
         raise EngineError("the source has no audio track to encode")
-    result = encode_audio_track(source, encode, options, folder / encode.audio_rung.name)
+    spec = options.analysis
+    taps = [build_fingerprint(spec.fingerprint)] if spec and spec.fingerprint is not None else []
+    result = encode_audio_track(source, encode, options, folder / encode.audio_rung.name, taps)
     measured, gain, output = result.loudness
     facts = {
+        "analysis": collect_results(taps) if taps else {},
         "measured": asdict(measured) if measured else None,
         "gain": asdict(gain) if gain else None,
         "output": asdict(output) if output else None,
@@ -106,6 +130,15 @@ def audio_job(
 def _chunk_result(folder: Path, rungs: list[str]) -> ChunkResult:
     facts = json.loads((folder / PART_FILE).read_text())
     return ChunkResult(Chunk(**facts["chunk"]), folder, rungs, facts["frames"], facts["stats"])
+
+
+def _facts(folder: Path) -> dict[str, Any]:
+    facts: dict[str, Any] = json.loads((folder / PART_FILE).read_text())
+    return facts
+
+
+def _source_keys(folder: Path) -> set[int]:
+    return set(_facts(folder)["source_keys"])
 
 
 def _audio_result(folder: Path, rung: str) -> AudioResult:
@@ -125,28 +158,20 @@ def _track_file(folders: list[Path], dest: Path) -> Path:
     return dest
 
 
-def _analyse(video: Path, audio: Path | None, fps: float, taps: list[Any], frames: int) -> None:
-    """Feed the taps the top rung's frames (frame k at k / fps, as the single pass does) and
-    the audio track's frames (at their sample offset)."""
+def _analyse(video: Path, fps: float, taps: list[Any], frames: int, keys: set[int]) -> None:
+    """Feed the taps the top rung's frames: frame k at k / fps, flagged a keyframe where the
+    source's was, as the single pass does."""
     fed = 0
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for picture in container.decode(stream):
+            picture.key_frame = fed in keys  # type: ignore[misc]  # settable in PyAV 18
             for tap in taps:
                 tap.on_video(picture, fed / fps)
             fed += 1
     if fed != frames:
         raise EngineError(f"the stitched top rung decodes to {fed} frames, planned {frames}")
-    audio_taps = [tap for tap in taps if callable(getattr(tap, "on_audio", None))]
-    if audio is None or not audio_taps:
-        return
-    samples = 0
-    with av.open(str(audio)) as container:
-        for frame in container.decode(container.streams.audio[0]):
-            for tap in audio_taps:
-                tap.on_audio(frame, samples / frame.sample_rate)
-            samples += frame.samples
 
 
 def assemble_job(
@@ -169,6 +194,8 @@ def assemble_job(
     )
     staging = prepare_outdir(outdir)
     spec = options.analysis
+    if spec is not None and audio is not None:  # the audio job fingerprinted the track
+        spec = replace(spec, fingerprint=None)
     analyzers = build_analyzers(spec, source.duration) if spec is not None and spec.enabled else []
     try:
         thumbnails = ThumbnailTap(staging)
@@ -176,9 +203,12 @@ def assemble_job(
         frames = sum(c.output_frames for c in chunks)
         with tempfile.TemporaryDirectory(dir=parts) as scratch:
             top = _track_file([c.folder(rungs[0]) for c in chunks], Path(scratch) / "top.mp4")
-            sound = _track_file([audio.folder], Path(scratch) / "audio.mp4") if audio else None
-            _analyse(top, sound, float(encode.frame_rate), taps, frames)
+            keys = set().union(*(_source_keys(parts / chunk_folder(c.index)) for c in plan.chunks))
+            _analyse(top, float(encode.frame_rate), taps, frames, keys)
         analysis = collect_results(analyzers) if analyzers else None
+        if audio is not None and options.analysis is not None:
+            heard = _facts(parts / "audio")["analysis"]
+            analysis = {**(analysis or {}), **heard} if heard or analysis else None
         thumbs = thumbnails.close(float(frames / encode.frame_rate)) if options.thumbnails else {}
         extra = {"analysis": analysis} if analysis is not None else None
         report = stitch(staging, source, encode, plan, options, chunks, audio, thumbs, None, extra)
