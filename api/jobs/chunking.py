@@ -8,7 +8,8 @@ and the assembly, with the database (`video_parts`) as the record of what must r
    counts N+1 parts in `video_progress` and enqueues one message per part. Messages carry ids
    only (video, run, kind, index); every handler reloads the rows and skips a deleted video or
    a superseded run.
-2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip), takes the
+2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip) and
+   touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
    source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
    child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
    its row pending → done (compare-and-set: a redelivered message counts once) and counts a
@@ -77,6 +78,7 @@ class Host(Protocol):
     def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
     def give_up(self, video_id: str, reason: str = "") -> bool: ...
     def reject(self, video_id: str, reason: str) -> bool: ...
+    def sweep_work(self, older_than_s: float | None = None) -> int: ...
     def publish(
         self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None, progress: Any
     ) -> None: ...
@@ -348,7 +350,11 @@ class Chunking:
         path = cache / "source"
         with self._lock:  # one download per worker process, whatever its threads ask
             if path.is_file():
+                os.utime(cache)  # in use: the sweep below (on any worker) keeps it
                 return path
+            # Other videos' copies this worker took parts of (their assembly ran elsewhere) go
+            # once they are older than any job lives (Runtime.sweep_work).
+            self.host.sweep_work()
             with self.host.db.connect() as conn:
                 size = conn.execute(
                     select(videos.c.upload_size).where(videos.c.id == video_id)
