@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, insert, select
 
 import worker
+from api.core import lifecycle
 from api.core import progress as stages
 from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, work_prefix
@@ -376,3 +377,29 @@ def test_production_workers_share_a_chunked_run(clip: Path, tmp_path: Path) -> N
         assert set(parts(db, vid).values()) == {("done", 1)}
         assert make_storage(settings).list(work_prefix(vid)) == []
         assert verify_output(settings.origin_dir / media_prefix(vid, row.render_id), clip) == []
+
+
+def test_parts_of_a_superseded_run_or_a_deleted_video_do_nothing(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    """A message of a run whose rows a newer run replaced, or of a video deleted meanwhile, is
+    skipped: no attempt counted, nothing encoded or stored, the assembly never claimed."""
+    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db), clip)
+    current = new_id("p")
+    with db.begin() as conn:
+        conn.execute(
+            insert(video_parts),
+            [
+                {"video_id": vid, "run_id": current, "kind": kind, "part": index,
+                 "state": "pending", "attempts": 0, "updated_at": now_ms()}
+                for kind, index in (("chunk", 0), ("assembly", 0))
+            ],
+        )  # fmt: skip
+    jobs.chunking.run_part(vid, new_id("p"), "chunk", 0)  # an older run's message
+    jobs.chunking.assemble(vid, new_id("p"))
+    assert parts(db, vid) == {("chunk", 0): ("pending", 0), ("assembly", 0): ("pending", 0)}
+    with db.begin() as conn:
+        lifecycle.move_sync(conn, vid, lifecycle.DELETED, "deleted by its owner")
+    jobs.chunking.run_part(vid, current, "chunk", 0)
+    assert parts(db, vid)[("chunk", 0)] == ("pending", 0)
+    assert jobs.chunking.host.storage.list(work_prefix(vid)) == []
