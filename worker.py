@@ -43,6 +43,10 @@ CLEANUP_QUEUE = "cleanup"
 # Pre-warm and purge at the CDN edges: short HTTP and file work, on a queue of its own so it
 # never waits behind a transcode (embedded mode runs a separate worker for it).
 EDGE_QUEUE = "edge"
+# Split and stitch (api/jobs/chunking.py): the chunk, audio and assembly jobs of videos already
+# started, on a queue of their own so that any worker of the pool takes them.
+PARTS_QUEUE = "transcode_parts"
+PART_GAVE_UP_ACTOR = "transcode_part_gave_up"
 # A purge waits until every API process has stopped serving the video (the origin's
 # visibility cache lives 2 s): an edge refilled in between would keep the video for a year.
 PURGE_DELAY_MS = 5_000
@@ -96,6 +100,7 @@ class Jobs:
     """
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
+        from api.jobs import chunking as chunks
         from api.jobs import edge as edgejobs
         from api.jobs import transcode as processing
 
@@ -104,8 +109,11 @@ class Jobs:
         # Before the runtime: `warm` (its hook) reads them.
         self._warmed: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._runtime = processing.Runtime(settings, on_published=self.warm)
+        self._runtime = processing.Runtime(
+            settings, on_published=self.warm, dispatch=self._dispatch_part
+        )
         runtime = self._runtime
+        chunking = self.chunking = runtime.chunking
         # Set on purpose (Dramatiq's defaults are a 10-minute limit and 20 retries over a
         # week): the engine stops itself at transcode_time_limit_s and rejects the input; the
         # actor's limit is the backstop, with room for the transfers around the transcode.
@@ -136,6 +144,39 @@ class Jobs:
             queue_name=BULK_QUEUE,
             priority=10,
             **common,
+        )
+        # A part gets the single pass's time limit (its child has the same deadline), fewer
+        # deliveries (chunking.PART_ATTEMPTS: a short part that failed thrice is broken) and
+        # shorter backoffs (the rest of its video waits for it).
+        parts: dict[str, Any] = {
+            **common,
+            "queue_name": PARTS_QUEUE,
+            "max_retries": chunks.PART_ATTEMPTS - 1,
+            "min_backoff": 1_000,
+            "max_backoff": 30_000,
+            "on_retry_exhausted": PART_GAVE_UP_ACTOR,
+        }
+        self.part = _actor(
+            lambda video_id, run_id, kind, index: chunking.run_part(video_id, run_id, kind, index),
+            actor_name="transcode_part",
+            **parts,
+        )
+        self.assemble = _actor(
+            lambda video_id, run_id: chunking.assemble(video_id, run_id),
+            actor_name="assemble_video",
+            **parts,
+        )
+        self.part_gave_up = _actor(
+            lambda message, retry_info: chunking.gave_up(
+                *[*message["args"], chunks.ASSEMBLY, 0][:4]
+            ),
+            actor_name=PART_GAVE_UP_ACTOR,
+            queue_name=CLEANUP_QUEUE,
+            broker=broker,
+            max_retries=10,
+            time_limit=60_000,
+            min_backoff=1_000,
+            max_backoff=60_000,
         )
         self.gave_up = _actor(
             lambda message, retry_info: runtime.give_up(message["args"][0]),
@@ -188,6 +229,15 @@ class Jobs:
     def enqueue_transcode(self, video_id: str, lane: str) -> None:
         actor = self.transcode_bulk if lane == "bulk" else self.transcode
         actor.send(video_id)
+
+    def _dispatch_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
+        """The runtime's way to enqueue a chunked run's part, or its assembly."""
+        from api.jobs.chunking import ASSEMBLY
+
+        if kind == ASSEMBLY:
+            self.assemble.send(video_id, run_id)
+        else:
+            self.part.send(video_id, run_id, kind, index)
 
     def enqueue_cleanup(self, video_id: str) -> None:
         self.cleanup.send(video_id)

@@ -10,6 +10,7 @@ same start shift and length, so the new track lines up with the video exactly as
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,11 @@ def encode_audio(
     fragment_seconds: float,
     plan: GainPlan | None,
     track_dir: Path,
+    taps: Sequence[Any] = (),
 ) -> None:
     """Encode the source's audio alone into `track_dir` (a fresh folder) under `plan` (None: no
-    level filters): the audio track of the single pass, or of a chunked job (engine/chunked.py)."""
+    level filters): the audio track of the single pass, or of a chunked job (engine/chunked.py).
+    `taps` get every encoded frame as the single pass's audio taps do (`on_audio`)."""
     encoder = AudioEncoder(track_dir, rung, fragment_seconds)
     encoder.start()
     try:
@@ -68,10 +71,14 @@ def encode_audio(
                 graph.push(frame)
                 for out in graph.pull_all():
                     encoder.put(out)
+                    for tap in taps:
+                        tap.on_audio(out, out.pts / out.sample_rate)
             if graph is not None:
                 graph.push(None)
                 for out in graph.pull_all():
                     encoder.put(out)
+                    for tap in taps:
+                        tap.on_audio(out, out.pts / out.sample_rate)
     finally:
         encoder.finish()
 

@@ -289,11 +289,16 @@ class AudioResult:
 
 
 def encode_audio_track(
-    source: SourceInfo, plan: EncodePlan, options: TranscodeOptions, folder: Path
+    source: SourceInfo,
+    plan: EncodePlan,
+    options: TranscodeOptions,
+    folder: Path,
+    taps: Sequence[Any] = (),
 ) -> AudioResult:
     """The audio track of the whole source in `folder`, loudness-normalized as the single pass
     does: the source measured first, the track encoded, measured, and encoded again when it
-    missed (engine/audiopass.py `check_output`)."""
+    missed (engine/audiopass.py `check_output`). `taps` see the first encode's frames, as the
+    single pass's audio taps do."""
     rung = plan.audio_rung
     if rung is None:
         raise EngineError("the source has no audio to encode")
@@ -301,7 +306,7 @@ def encode_audio_track(
     measured, gain = (
         plan_source(source.path, source.duration, loud) if loud.enabled else (None, None)
     )
-    encode_audio(source, rung, plan.frame_rate, options.segment_seconds, gain, folder)
+    encode_audio(source, rung, plan.frame_rate, options.segment_seconds, gain, folder, taps)
     output = None
     if measured is not None and gain is not None:
         gain, output = check_output(

@@ -106,10 +106,12 @@ def stitch(
     audio: AudioResult | None,
     thumbs: dict[str, Any] | None = None,
     clock: StageClock | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the chunks and the audio track in `staging` and finish the presentation there
     (manifests, download.mp4, report.json); returns the report. `thumbs` is what a thumbnail
-    tap wrote into `staging` (engine/thumbnails.py `ThumbnailTap.close`)."""
+    tap wrote into `staging` (engine/thumbnails.py `ThumbnailTap.close`); `extra` is merged
+    into the report (a distributed job's `analysis`)."""
     clock = clock or StageClock()
     if sorted(c.chunk.index for c in chunks) != [c.index for c in plan.chunks]:
         raise EngineError(f"chunks {[c.chunk.index for c in chunks]} do not cover the plan")
@@ -134,7 +136,7 @@ def stitch(
         thumbs or {},
         clock.seconds,
         audio.loudness if audio is not None else (None, None, None),
-        {"chunked": chunks_report(chunks, all(identical))},
+        {"chunked": chunks_report(chunks, all(identical)), **(extra or {})},
     )
 
 

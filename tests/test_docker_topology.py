@@ -315,7 +315,9 @@ def test_every_queue_has_its_workers(compose: dict[str, Any], tmp_path: Path) ->
     assert all(queues for queues in consumed.values()), consumed  # none takes "all queues"
     assert set().union(*consumed.values()) == declared, (consumed, declared)
     assert consumed["edge-jobs"] == [worker_module.EDGE_QUEUE]
-    assert consumed["worker"] == consumed["worker-gpu"]
+    # A chunked run's parts stay on one encoder's pool (the stitch needs identical inits).
+    gpu, cpu = set(consumed["worker-gpu"]), set(consumed["worker"])
+    assert gpu < cpu and cpu - gpu == {worker_module.PARTS_QUEUE}
     assert worker_module.EDGE_QUEUE not in consumed["worker"]
     edge_jobs = services(compose)["edge-jobs"]
     assert f"edge-cache:{EDGE_CACHE}" in edge_jobs["volumes"]

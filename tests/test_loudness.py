@@ -329,11 +329,11 @@ def test_settings_reach_the_job(tmp_path: Path) -> None:
     """REELFORGE_LOUDNESS_* / REELFORGE_TRUE_PEAK_DBTP, read once, into every job's options."""
     env = {"REELFORGE_DATA_DIR": str(tmp_path), "REELFORGE_LOUDNESS_TARGET_LUFS": "-23",
            "REELFORGE_TRUE_PEAK_DBTP": "-2"}  # fmt: skip
-    options = Runtime(Settings.from_env(env))._options()
+    options = Runtime(Settings.from_env(env)).options()
     assert options.loudness == LoudnessSpec(enabled=True, target_lufs=-23.0, true_peak_dbtp=-2.0)
-    off = Runtime(Settings.from_env({**env, "REELFORGE_LOUDNESS_NORMALIZE": "0"}))._options()
+    off = Runtime(Settings.from_env({**env, "REELFORGE_LOUDNESS_NORMALIZE": "0"})).options()
     assert off.loudness.enabled is False
-    default = Runtime(Settings.from_env({"REELFORGE_DATA_DIR": str(tmp_path)}))._options()
+    default = Runtime(Settings.from_env({"REELFORGE_DATA_DIR": str(tmp_path)})).options()
     assert default.loudness == LoudnessSpec()
     for name, value in (("REELFORGE_LOUDNESS_TARGET_LUFS", "0"), ("REELFORGE_TRUE_PEAK_DBTP", "3")):
         with pytest.raises(SettingsError, match=name):

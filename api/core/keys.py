@@ -3,6 +3,7 @@
     uploads/{video}/{offset:012d}     the upload's parts (one per resumable append)
     media/{video}/{render}/{path}     a published render: manifests, segments, posters, MP4
     safety/{video}/{render}/{n}.jpg   the frames a moderator is shown
+    work/{video}/{run}/{part}/{path}  a chunked run's finished parts, until it is assembled
 
 A render id is new for every transcode, so media URLs are immutable and a re-render never
 overwrites what edges cached.
@@ -38,3 +39,13 @@ def media_key(video_id: str, render_id: str, path: str) -> str:
 def safety_prefix(video_id: str, render_id: str | None = None) -> str:
     """The moderation frames of every render of the video, or of one render."""
     return f"safety/{video_id}/" if render_id is None else f"safety/{video_id}/{render_id}/"
+
+
+def work_prefix(video_id: str, run_id: str | None = None) -> str:
+    """Every chunked run's parts of the video (`run_id` None), or one run's."""
+    return f"work/{video_id}/" if run_id is None else f"work/{video_id}/{run_id}/"
+
+
+def part_prefix(video_id: str, run_id: str, part: str) -> str:
+    """One finished part of a chunked run (`chunk-0003`, `audio`): its track folders."""
+    return f"{work_prefix(video_id, run_id)}{part}/"

@@ -29,6 +29,9 @@ DEFAULT_CONTENT_TYPES = (
     "application/octet-stream",
 )
 
+PRODUCTION_CHUNK_THRESHOLD_S = 60.0
+"""Production's default `chunk_threshold_seconds` (see README "Split and stitch")."""
+
 
 class SettingsError(ValueError):
     """A `REELFORGE_*` variable is missing or malformed; the message names it."""
@@ -70,6 +73,12 @@ class Settings:
     preset: str = "veryfast"
     encoder: str = "auto"
     transcode_time_limit_s: int = 900
+    # Split and stitch (issue 15; api/jobs/chunking.py): a source longer than this many seconds
+    # is cut into chunks of `chunk_segments` segments, each its own job on any worker, plus an
+    # audio job, then stitched once all are done; 0 keeps the single pass for every upload.
+    # Unset (-1): 60 s in production, 0 (off) in embedded mode (see README "Split and stitch").
+    chunk_threshold_seconds: float = -1.0
+    chunk_segments: int = 5
     # Longest upload accepted, in seconds of its longest stream (engine InputPolicy).
     max_duration_seconds: float = 600.0
     # Loudness normalization of every audio rendition (engine/loudness.py): integrated
@@ -175,6 +184,10 @@ class Settings:
     def embedded(self) -> bool:
         return self.mode == "embedded"
 
+    def chunked(self, duration: float) -> bool:
+        """Whether a source lasting `duration` seconds is split into chunk jobs."""
+        return 0 < self.chunk_threshold_seconds < duration
+
     @property
     def origin_dir(self) -> Path:
         return self.data_dir / "origin"
@@ -211,8 +224,12 @@ class Settings:
         database_url = self.database_url or f"sqlite+aiosqlite:///{data_dir / 'reelforge.db'}"
         database_url = _async_url(database_url)
         secret_key = self.secret_key or _embedded_secret(data_dir)
+        threshold = self.chunk_threshold_seconds
+        if threshold < 0:
+            threshold = PRODUCTION_CHUNK_THRESHOLD_S if self.mode == "production" else 0.0
         result = _replace(
             self,
+            chunk_threshold_seconds=threshold,
             data_dir=data_dir,
             public_url=public_url,
             media_url=media_url,
@@ -237,6 +254,8 @@ class Settings:
         _check_playback(result)
         _check_loudness(result)
         result = _checked_edges(result)
+        if result.chunk_segments < 1:
+            raise SettingsError("REELFORGE_CHUNK_SEGMENTS must be at least 1")
         if result.max_duration_seconds <= 0:
             raise SettingsError("REELFORGE_MAX_DURATION_SECONDS must be positive")
         if result.storage not in ("local", "s3"):

@@ -279,3 +279,22 @@ video_progress = Table(
     Column("started_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# A chunked run's parts (issue 15, "Split and stitch"; api/jobs/chunking.py): the record of
+# what must run. One row per chunk (`kind` chunk, `part` its index), one for the audio track
+# (`audio`, 0) and one for the assembly (`assembly`, 0), all written by the planner in one
+# transaction with the run id of its `video_progress` row; a newer run deletes an older run's
+# rows, so a part whose row is gone belongs to a superseded run. `state` moves pending → done
+# (or failed) by compare-and-set only, so a redelivered message counts once; the assembly
+# row's pending → claimed is the exactly-once start of the stitch.
+video_parts = Table(
+    "video_parts",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("run_id", String(32), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -8,7 +8,9 @@ the row and is idempotent:
 2. the upload parts (`uploads/{vid}/{offset:012d}`, concatenated in key order) are joined
    into one private file under `settings.work_dir` and checked against `upload_size`
    (api/jobs/inputs.py);
-3. the engine transcodes it in its bounded child process (`engine.jobs.transcode_limited`),
+3. a source longer than `chunk_threshold_seconds` is split instead: its chunk and audio jobs
+   are enqueued and this job ends (api/jobs/chunking.py; the assembly then runs step 5);
+   otherwise the engine transcodes it in its bounded child (`engine.jobs.transcode_limited`),
    its progress going to `video_progress` (api/jobs/progress.py: best effort, throttled);
    input the engine refuses makes the video `rejected` with the engine's one-line reason and
    is never retried;
@@ -43,10 +45,11 @@ from sqlalchemy import Engine, select, update
 from api.core import lifecycle
 from api.core import progress as stages
 from api.core.db import new_id, now_ms, sync_engine
-from api.core.keys import media_prefix, safety_prefix, upload_prefix
+from api.core.keys import media_prefix, safety_prefix, upload_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import users, videos
+from api.jobs.chunking import Chunking, Dispatch
 from api.jobs.inputs import fetch_upload
 from api.jobs.progress import RunProgress
 from api.jobs.report import failed_reason, owner_reason, summarize, without_audio
@@ -89,6 +92,7 @@ class Runtime:
         storage: Storage | None = None,
         db: Engine | None = None,
         on_published: Callable[[str], object] | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         self.settings = settings
         self._lock = threading.Lock()
@@ -97,6 +101,8 @@ class Runtime:
         self._storage: Storage | None = storage
         self._swept = False
         self._on_published = on_published
+        # Split and stitch (api/jobs/chunking.py): `dispatch` enqueues a part's message.
+        self.chunking = Chunking(self, dispatch)
 
     # -- resources --------------------------------------------------------------------
 
@@ -164,6 +170,7 @@ class Runtime:
             log.info("cleanup of video %s skipped: it is %s", video_id, status)
             return
         removed = self.storage.delete_prefix(media_prefix(video_id))
+        removed += self.storage.delete_prefix(work_prefix(video_id))
         removed += self.storage.delete_prefix(upload_prefix(video_id))
         log.info("cleanup of video %s removed %d object(s)", video_id, removed)
 
@@ -233,25 +240,27 @@ class Runtime:
             fetch_upload(self.storage, row.id, int(row.upload_size), source)
             progress.stage(stages.PROBING)
             try:
+                if self.chunking.enabled and self.chunking.start(row, progress, source):
+                    return  # its parts are enqueued; the assembly publishes
                 report = transcode_limited(
                     source,
                     workdir / "out",
-                    self._options(workdir / "analysis"),
+                    self.options(workdir / "analysis"),
                     progress=progress.engine_fraction,
                 )
             except InputRejected as exc:
-                if self._reject(row.id, owner_reason(exc, workdir)):
+                if self.reject(row.id, owner_reason(exc, workdir)):
                     progress.finish(stages.REJECTED)
                 return
             progress.engine_done()
             if _status_now(self.db, row.id) != lifecycle.PROCESSING:
                 log.info("video %s left processing during its transcode; not stored", row.id)
                 return
-            self._publish(row, workdir / "out", report, workdir / "analysis", progress)
+            self.publish(row, workdir / "out", report, workdir / "analysis", progress)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _options(self, artifacts_dir: Path | None = None) -> TranscodeOptions:
+    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions:
         # The engine's own deadline: past it the input counts as hostile (rejected); the
         # actor's Dramatiq time limit (worker.py) adds room for the transfers around it.
         policy = replace(
@@ -273,7 +282,7 @@ class Runtime:
             ),
         )
 
-    def _reject(self, video_id: str, reason: str) -> bool:
+    def reject(self, video_id: str, reason: str) -> bool:
         """The engine refused the input: `rejected`, with its reason for the owner."""
         with self.db.begin() as conn:
             if _status(conn, video_id) != lifecycle.PROCESSING:
@@ -282,7 +291,7 @@ class Runtime:
         log.info("video %s rejected: %s", video_id, reason)
         return True
 
-    def _publish(
+    def publish(
         self,
         row: Any,
         outdir: Path,

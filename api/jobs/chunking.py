@@ -1,0 +1,389 @@
+"""Split and stitch across the worker pool (issue 15): the planner's hand-off, the part jobs
+and the assembly, with the database (`video_parts`) as the record of what must run.
+
+1. plan: the transcode job (api/jobs/transcode.py) claims the video as for the single pass,
+   probes and plans in its child (api/jobs/chunkwork.py); when the source is longer than
+   `chunk_threshold_seconds` it writes one `video_parts` row per chunk, one for the audio
+   track and one for the assembly (deleting an older run's rows: that run is superseded),
+   counts N+1 parts in `video_progress` and enqueues one message per part. Messages carry ids
+   only (video, run, kind, index); every handler reloads the rows and skips a deleted video or
+   a superseded run.
+2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip) and
+   touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
+   source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
+   child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
+   its row pending → done (compare-and-set: a redelivered message counts once) and counts a
+   part in the progress. Our failure is retried alone by Dramatiq; the last attempt (or a
+   message whose retries ran out) fails the video with a reason naming the part.
+3. the claim: after its own row is committed, each finished part tries to move the assembly row
+   pending → claimed where every other part row of the run is done. In one statement, so the
+   part finishing last sees all the others done and exactly one part wins, whatever the
+   concurrency (the row lock serializes the racers; the loser re-reads `claimed`).
+4. the assembly downloads the parts, stitches them in its child (with the thumbnails and the
+   analysis of the stitched output, see api/jobs/chunkwork.py), then stores and publishes
+   through the single pass's own tail (`Runtime.publish`: safety routing, storage, the
+   compare-and-set to published), and removes the run's work prefix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, and_, delete, exists, insert, select, update
+
+from api.core import lifecycle
+from api.core import progress as stages
+from api.core.db import now_ms
+from api.core.keys import part_prefix, work_prefix
+from api.core.settings import Settings
+from api.core.tables import video_parts, videos
+from api.jobs import chunkwork
+from api.jobs.inputs import fetch_upload
+from api.jobs.progress import RunProgress
+from api.jobs.report import owner_reason
+from cdn.storage import Storage
+from engine.errors import InputRejected
+from engine.jobs import KILL_GRACE_SECONDS
+from engine.pipeline import TranscodeOptions
+from engine.sandbox import run_limited
+
+log = logging.getLogger("reelforge.chunking")
+
+CHUNK, AUDIO, ASSEMBLY = "chunk", "audio", "assembly"
+PENDING, DONE, FAILED, CLAIMED = "pending", "done", "failed", "claimed"
+PART_ATTEMPTS = 3
+"""Deliveries of one part's job before the video fails (worker.py: 1 + max_retries). A part is
+a few seconds of video: one that fails three times will not succeed on the fourth."""
+
+Dispatch = Callable[[str, str, str, int], None]
+"""Enqueue one message: (video id, run id, kind, index); the assembly's index is 0."""
+
+
+class Host(Protocol):
+    """What the chunked jobs use of the job runtime (api/jobs/transcode.py `Runtime`)."""
+
+    settings: Settings
+
+    @property
+    def db(self) -> Engine: ...
+    @property
+    def storage(self) -> Storage: ...
+    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
+    def give_up(self, video_id: str, reason: str = "") -> bool: ...
+    def reject(self, video_id: str, reason: str) -> bool: ...
+    def sweep_work(self, older_than_s: float | None = None) -> int: ...
+    def publish(
+        self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None, progress: Any
+    ) -> None: ...
+
+
+def part_name(kind: str, index: int) -> str:
+    return chunkwork.chunk_folder(index) if kind == CHUNK else kind
+
+
+def part_label(kind: str, index: int, chunks: int | None = None) -> str:
+    """How a reason names a part: `chunk 2 of 3`, `audio`, `assembly`."""
+    if kind != CHUNK:
+        return f"the {kind}"
+    return f"chunk {index + 1}" + (f" of {chunks}" if chunks else "")
+
+
+def claim_assembly(db: Engine, video_id: str, run_id: str) -> bool:
+    """Move the run's assembly row pending → claimed if no other part of the run is left
+    undone; True for exactly one caller once every part is done (see the module doc)."""
+    others = video_parts.alias("others")
+    left = exists().where(
+        others.c.video_id == video_id,
+        others.c.run_id == run_id,
+        others.c.kind != ASSEMBLY,
+        others.c.state != DONE,
+    )
+    with db.begin() as conn:
+        claimed = conn.execute(
+            update(video_parts)
+            .where(
+                video_parts.c.video_id == video_id,
+                video_parts.c.run_id == run_id,
+                video_parts.c.kind == ASSEMBLY,
+                video_parts.c.state == PENDING,
+                ~left,
+            )
+            .values(state=CLAIMED, updated_at=now_ms())
+        )
+    return claimed.rowcount == 1
+
+
+class Chunking:
+    """The chunked jobs of one worker process (its threads share it), bound to its runtime."""
+
+    def __init__(self, host: Host, dispatch: Dispatch | None) -> None:
+        self.host = host
+        self.dispatch = dispatch
+        self._lock = threading.Lock()
+        # A test's way to make a part fail: called with (video id, kind, index) before its work.
+        self.fault: Callable[[str, str, int], None] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.dispatch is not None and self.host.settings.chunk_threshold_seconds > 0
+
+    # -- 1. the planner's hand-off ------------------------------------------------------
+
+    def start(self, row: Any, progress: RunProgress, source: Path) -> bool:
+        """Plan `source` (the upload, fetched by the transcode job); when it is to be chunked,
+        write the parts, enqueue them and return True (the single pass is not run)."""
+        settings = self.host.settings
+        options = self.host.options()
+        plan: chunkwork.JobPlan = run_limited(
+            chunkwork.plan_job,
+            source,
+            options,
+            settings.chunk_segments,
+            wall_seconds=120.0,
+            memory_bytes=options.policy.max_memory_bytes,
+        )
+        if self.dispatch is None or not settings.chunked(plan.duration) or plan.chunks < 2:
+            return False
+        parts = [(CHUNK, i) for i in range(plan.chunks)] + ([(AUDIO, 0)] if plan.audio else [])
+        now = now_ms()
+        with self.host.db.begin() as conn:
+            conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
+            conn.execute(
+                insert(video_parts),
+                [
+                    {"video_id": row.id, "run_id": progress.run_id, "kind": kind, "part": index,
+                     "state": PENDING, "attempts": 0, "updated_at": now}
+                    for kind, index in [*parts, (ASSEMBLY, 0)]
+                ],
+            )  # fmt: skip
+        self._keep_source(row.id, int(row.upload_size), source)
+        progress.plan(len(parts))
+        progress.stage(stages.TRANSCODING)
+        for kind, index in parts:
+            self.dispatch(row.id, progress.run_id, kind, index)
+        log.info("video %s: %d chunk(s), audio %s, enqueued", row.id, plan.chunks, plan.audio)
+        return True
+
+    # -- 2. a part ----------------------------------------------------------------------
+
+    def run_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
+        attempt = self._count_attempt(video_id, run_id, kind, index)
+        if attempt is None:
+            return
+        if attempt > PART_ATTEMPTS:
+            self.gave_up(video_id, run_id, kind, index)
+            return
+        progress = RunProgress(self.host.db, video_id, run_id)
+        workdir = self._workdir(video_id)
+        try:
+            if self.fault is not None:
+                self.fault(video_id, kind, index)
+            source = self._source(video_id)
+            folder = workdir / part_name(kind, index)
+            options = self.host.options()
+            limits = _limits(options)
+            if kind == CHUNK:
+                run_limited(
+                    chunkwork.chunk_job, source, options, self.host.settings.chunk_segments,
+                    index, folder, progress=progress.fraction, **limits,
+                )  # fmt: skip
+            else:
+                run_limited(chunkwork.audio_job, source, options, folder, **limits)
+            self.host.storage.put_tree(
+                part_prefix(video_id, run_id, part_name(kind, index)).rstrip("/"), folder
+            )
+        except InputRejected as exc:
+            if self.host.reject(video_id, owner_reason(exc, workdir)):
+                progress.finish(stages.REJECTED)
+            return
+        except Exception as exc:
+            if attempt < PART_ATTEMPTS:
+                log.warning("video %s %s: %r (retried)", video_id, part_name(kind, index), exc)
+                raise
+            log.exception("video %s: %s failed on its last attempt", video_id, kind)
+            self.gave_up(video_id, run_id, kind, index, exc)
+            return
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if self._set_state(video_id, run_id, kind, index, PENDING, DONE):
+            progress.part_done()
+            if claim_assembly(self.host.db, video_id, run_id) and self.dispatch is not None:
+                self.dispatch(video_id, run_id, ASSEMBLY, 0)
+
+    def gave_up(
+        self, video_id: str, run_id: str, kind: str, index: int, exc: BaseException | None = None
+    ) -> None:
+        """A part of the run ran out of attempts: it is failed, and so is the video (if the run
+        is still the video's)."""
+        was = CLAIMED if kind == ASSEMBLY else PENDING
+        if not self._set_state(video_id, run_id, kind, index, was, FAILED):
+            return
+        with self.host.db.connect() as conn:
+            chunks = conn.execute(
+                select(video_parts.c.part).where(
+                    video_parts.c.video_id == video_id,
+                    video_parts.c.run_id == run_id,
+                    video_parts.c.kind == CHUNK,
+                )
+            ).all()
+        cause = f" ({type(exc).__name__})" if exc is not None else ""
+        reason = (
+            f"processing failed: {part_label(kind, index, len(chunks))} failed after "
+            f"{PART_ATTEMPTS} attempts{cause}; this was our fault, please try again later"
+        )
+        if self.host.give_up(video_id, reason):
+            RunProgress(self.host.db, video_id, run_id).finish(stages.FAILED)
+        self._discard(work_prefix(video_id, run_id))
+
+    # -- 4. the assembly ----------------------------------------------------------------
+
+    def assemble(self, video_id: str, run_id: str) -> None:
+        attempt = self._count_attempt(video_id, run_id, ASSEMBLY, 0, CLAIMED)
+        if attempt is None:
+            return
+        if attempt > PART_ATTEMPTS:
+            self.gave_up(video_id, run_id, ASSEMBLY, 0)
+            return
+        host = self.host
+        progress = RunProgress(host.db, video_id, run_id)
+        progress.stage(stages.PACKAGING)
+        workdir = self._workdir(video_id)
+        try:
+            with host.db.connect() as conn:
+                row = conn.execute(select(videos).where(videos.c.id == video_id)).one()
+            source = self._source(video_id)
+            parts = workdir / "parts"
+            for info in host.storage.list(work_prefix(video_id, run_id)):
+                target = parts / info.key[len(work_prefix(video_id, run_id)) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                host.storage.download(info.key, target)
+            options = host.options(workdir / "analysis")
+            report = run_limited(
+                chunkwork.assemble_job, source, options, host.settings.chunk_segments,
+                parts, workdir / "out", **_limits(options),
+            )  # fmt: skip
+            progress.stage(stages.ANALYSING)
+            host.publish(row, workdir / "out", report, workdir / "analysis", progress)
+        except Exception as exc:
+            if attempt < PART_ATTEMPTS:
+                log.warning("video %s: assembly failed: %r (retried)", video_id, exc)
+                raise
+            log.exception("video %s: the assembly failed on its last attempt", video_id)
+            self.gave_up(video_id, run_id, ASSEMBLY, 0, exc)
+            return
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self._discard(work_prefix(video_id, run_id))
+        shutil.rmtree(self._cache_dir(video_id), ignore_errors=True)
+        self._set_state(video_id, run_id, ASSEMBLY, 0, CLAIMED, DONE)  # the run's last write
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def _count_attempt(
+        self, video_id: str, run_id: str, kind: str, index: int, state: str = PENDING
+    ) -> int | None:
+        """One more attempt on the part's row if it is in `state` and the video processing;
+        None (nothing to do) when the part is done, its run superseded or the video gone."""
+        key = _key(video_id, run_id, kind, index)
+        processing = exists().where(
+            videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING
+        )
+        with self.host.db.begin() as conn:
+            counted = conn.execute(
+                update(video_parts)
+                .where(key, video_parts.c.state == state, processing)
+                .values(attempts=video_parts.c.attempts + 1, updated_at=now_ms())
+                .returning(video_parts.c.attempts)
+            ).scalar()
+            if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
+                conn.execute(
+                    update(videos)
+                    .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
+                    .values(updated_at=now_ms())
+                )
+        if counted is None:
+            log.info("video %s %s of run %s skipped", video_id, part_name(kind, index), run_id)
+            return None
+        return int(counted)
+
+    def _set_state(
+        self, video_id: str, run_id: str, kind: str, index: int, old: str, new: str
+    ) -> bool:
+        """Compare-and-set the part's state from `old` to `new`."""
+        key = _key(video_id, run_id, kind, index)
+        with self.host.db.begin() as conn:
+            moved = conn.execute(
+                update(video_parts)
+                .where(key, video_parts.c.state == old)
+                .values(state=new, updated_at=now_ms())
+            )
+        return moved.rowcount == 1
+
+    # -- files --------------------------------------------------------------------------
+
+    def _workdir(self, video_id: str) -> Path:
+        root = self.host.settings.work_dir
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{video_id}-", dir=root))
+
+    def _cache_dir(self, video_id: str) -> Path:
+        return self.host.settings.work_dir / f"src-{video_id}"
+
+    def _keep_source(self, video_id: str, size: int, source: Path) -> None:
+        """Keep the planner's copy of the upload as this worker's cached source."""
+        cache = self._cache_dir(video_id)
+        with self._lock:
+            cache.mkdir(parents=True, exist_ok=True)
+            if source.stat().st_size == size:
+                os.replace(source, cache / "source")
+
+    def _source(self, video_id: str) -> Path:
+        """This worker's copy of the video's upload, fetched from storage on first use."""
+        cache = self._cache_dir(video_id)
+        path = cache / "source"
+        with self._lock:  # one download per worker process, whatever its threads ask
+            if path.is_file():
+                os.utime(cache)  # in use: the sweep below (on any worker) keeps it
+                return path
+            # Other videos' copies this worker took parts of (their assembly ran elsewhere) go
+            # once they are older than any job lives (Runtime.sweep_work).
+            self.host.sweep_work()
+            with self.host.db.connect() as conn:
+                size = conn.execute(
+                    select(videos.c.upload_size).where(videos.c.id == video_id)
+                ).scalar_one()
+            cache.mkdir(parents=True, exist_ok=True)
+            partial = cache / f"source.{os.getpid()}.partial"
+            fetch_upload(self.host.storage, video_id, int(size), partial)
+            os.replace(partial, path)
+            return path
+
+    def _discard(self, prefix: str) -> None:
+        try:
+            self.host.storage.delete_prefix(prefix)
+        except Exception:  # left for the video's cleanup
+            log.exception("could not remove %s", prefix)
+
+
+def _key(video_id: str, run_id: str, kind: str, index: int) -> Any:
+    return and_(
+        video_parts.c.video_id == video_id,
+        video_parts.c.run_id == run_id,
+        video_parts.c.kind == kind,
+        video_parts.c.part == index,
+    )
+
+
+def _limits(options: TranscodeOptions) -> dict[str, Any]:
+    """The single pass's bounds (engine/jobs.py `transcode_limited`) for a part's child."""
+    return {
+        "wall_seconds": options.policy.max_wall_seconds + KILL_GRACE_SECONDS,
+        "memory_bytes": options.policy.max_memory_bytes,
+    }

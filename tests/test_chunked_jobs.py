@@ -1,0 +1,405 @@
+"""Split and stitch across the job system (api/jobs/chunking.py, issue 15): the real Dramatiq
+actors on the in-memory broker with worker threads (the embedded mode's way), SQLite and local
+storage, the engine in its sandboxed children; the assembly's exactly-once claim against
+PostgreSQL with racing threads.
+
+The source: 10.4 s of generated 640x360 30 fps video with a tone, keyframes every 1.5 s; with 2 s
+segments, 2 segments a chunk and a 4 s threshold it is 3 chunks (frames 0, 120, 240; the short
+tail merged into the last) plus the audio job.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+import worker
+from api.core import lifecycle
+from api.core import progress as stages
+from api.core.db import create_schema, new_id, now_ms, sync_engine
+from api.core.keys import media_prefix, work_prefix
+from api.core.services import make_storage
+from api.core.settings import PRODUCTION_CHUNK_THRESHOLD_S, Settings
+from api.core.tables import users, video_parts, video_progress, videos
+from api.jobs import chunking
+from api.jobs.chunking import PART_ATTEMPTS, claim_assembly
+from engine.jobs import transcode_limited
+from tests.support.api import make_settings
+from tests.support.clips import AAC, FFMPEG
+from tests.support.jobs import insert_processing_video, stage_video, video_row, wait_for
+from tests.support.pg import fresh_database
+from tests.support.services import (
+    WorkerProcess,
+    ensure_postgres,
+    ensure_redis,
+    fresh_postgres_database,
+    production_env,
+    redis_database,
+)
+from tests.support.verify import verify_output
+
+TIMEOUT_S = 600  # a bound, never a measurement: the 2-CPU machine is shared
+
+
+def make_clip(dest: Path) -> Path:
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10.4",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10.4",
+         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", "45",
+         "-pix_fmt", "yuv420p", *AAC, "-ac", "2", str(dest)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return dest
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("chunk-clip") / "clip.mp4")
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[worker.Jobs]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("chunk-jobs"),
+        chunk_threshold_seconds=4.0,
+        chunk_segments=2,
+        segment_seconds=2.0,
+        embedded_workers=2,
+        transcode_time_limit_s=300,
+    )
+    built = worker.build(settings)
+    create_schema(built.chunking.host.db)
+    built.start_embedded_worker()
+    yield built
+    built.stop()
+
+
+@pytest.fixture(scope="module")
+def db(jobs: worker.Jobs) -> Engine:
+    return jobs.chunking.host.db
+
+
+def insert_user(db: Engine) -> str:
+    user_id = new_id("u")
+    with db.begin() as conn:
+        conn.execute(
+            insert(users).values(
+                id=user_id,
+                handle=user_id.replace("_", ""),
+                display_name="chunks",
+                password_hash="-",
+                role="user",
+                created_at=now_ms(),
+            )
+        )
+    return user_id
+
+
+def parts(db: Engine, video_id: str) -> dict[tuple[str, int], tuple[str, int]]:
+    """(kind, index) → (state, attempts) of the video's part rows."""
+    query = select(video_parts).where(video_parts.c.video_id == video_id)
+    with db.connect() as conn:
+        return {(r.kind, r.part): (r.state, r.attempts) for r in conn.execute(query)}
+
+
+def progress_row(db: Engine, video_id: str) -> Any:
+    with db.connect() as conn:
+        query = select(video_progress).where(video_progress.c.video_id == video_id)
+        return conn.execute(query).one()
+
+
+def process(jobs: worker.Jobs, db: Engine, clip: Path) -> Any:
+    """Stage the clip as a processing video, enqueue its job, wait until it leaves processing."""
+    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db), clip)
+    jobs.enqueue_transcode(vid, "normal")
+    wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, f"{vid} processed")
+    # The assembly publishes, then marks its row done and removes the work prefix.
+    wait_for(
+        lambda: parts(db, vid).get(("assembly", 0), ("",))[0] != "claimed",
+        TIMEOUT_S,
+        f"{vid}'s assembly to end",
+    )
+    return video_row(db, vid)
+
+
+def test_a_long_upload_is_chunked_stitched_and_published(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    jobs.chunking.fault = None
+    row = process(jobs, db, clip)
+    assert row.status == "published", row.status_reason
+    # Each part ran once and counted once; the assembly ran once.
+    assert parts(db, row.id) == {
+        ("chunk", 0): ("done", 1),
+        ("chunk", 1): ("done", 1),
+        ("chunk", 2): ("done", 1),
+        ("audio", 0): ("done", 1),
+        ("assembly", 0): ("done", 1),
+    }
+    progress = progress_row(db, row.id)
+    assert (progress.stage, progress.parts_done, progress.parts_total) == ("published", 4, 4)
+    assert stages.overall(progress.stage, progress.parts_done, progress.parts_total, 0) == 1.0
+    storage = jobs.chunking.host.storage
+    assert storage.list(work_prefix(row.id)) == []
+    # The stored render is the stitched presentation, and it passes the project's verifier.
+    rendered = jobs.settings.origin_dir / media_prefix(row.id, row.render_id)
+    assert verify_output(rendered, clip) == []
+    report = json.loads((rendered / "report.json").read_text())
+    chunks = report["chunked"]["chunks"]
+    assert [c["start_frame"] for c in chunks] == [0, 120, 240]
+    assert report["decode"]["output_frames"] == 312
+    # The analysis the single pass runs, run by the assembly on the stitched output.
+    assert {"moderation", "pdq"} <= set(report["analysis"])
+    assert report["analysis"]["moderation"]["frames"] > 0
+    assert report["output"]["poster"] == "poster.jpg" and (rendered / "poster.jpg").is_file()
+
+
+def test_a_chunk_that_fails_once_is_retried_alone(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    failed: set[str] = set()
+
+    def fail_once(video_id: str, kind: str, index: int) -> None:
+        if (kind, index) == ("chunk", 1) and video_id not in failed:
+            failed.add(video_id)
+            raise RuntimeError("a worker hiccup")
+
+    jobs.chunking.fault = fail_once
+    try:
+        row = process(jobs, db, clip)
+    finally:
+        jobs.chunking.fault = None
+    assert failed == {row.id}
+    assert row.status == "published", row.status_reason
+    assert row.attempts == 1  # the planner ran once: nothing but the chunk was redone
+    assert parts(db, row.id) == {
+        ("chunk", 0): ("done", 1),
+        ("chunk", 1): ("done", 2),
+        ("chunk", 2): ("done", 1),
+        ("audio", 0): ("done", 1),
+        ("assembly", 0): ("done", 1),
+    }
+    assert jobs.chunking.host.storage.list(work_prefix(row.id)) == []
+
+
+def test_a_chunk_that_keeps_failing_fails_the_video_naming_it(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    def always(video_id: str, kind: str, index: int) -> None:
+        if (kind, index) == ("chunk", 2):
+            raise RuntimeError("this chunk is cursed")
+
+    jobs.chunking.fault = always
+    try:
+        row = process(jobs, db, clip)
+    finally:
+        jobs.chunking.fault = None
+    assert row.status == "failed"
+    assert "chunk 3 of 3 failed after 3 attempts" in row.status_reason
+    rows = parts(db, row.id)
+    assert rows[("chunk", 2)] == ("failed", PART_ATTEMPTS)
+    assert rows[("assembly", 0)] == ("pending", 0)
+    assert progress_row(db, row.id).stage == "failed"
+    assert row.render_id in (None, "")
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def test_chunking_is_on_in_production_and_off_in_embedded_by_default(tmp_path: Path) -> None:
+    embedded = make_settings(tmp_path)
+    assert embedded.chunk_threshold_seconds == 0 and not embedded.chunked(3600)
+    env = {
+        "REELFORGE_MODE": "production",
+        "REELFORGE_DATA_DIR": str(tmp_path),
+        "REELFORGE_DATABASE_URL": "postgresql://x@127.0.0.1/x",
+        "REELFORGE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REELFORGE_SECRET_KEY": "k" * 32,
+    }
+    production = Settings.from_env(env)
+    assert production.chunk_threshold_seconds == PRODUCTION_CHUNK_THRESHOLD_S == 60
+    assert production.chunked(61) and not production.chunked(60)
+    off = Settings.from_env({**env, "REELFORGE_CHUNK_THRESHOLD_SECONDS": "0"})
+    assert not off.chunked(3600)
+
+
+# ------------------------------------------------------------- the exactly-once claim
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Engine]:
+    with fresh_database() as url:
+        engine = sync_engine(make_settings(Path("/tmp"), database_url=url))
+        create_schema(engine)
+        yield engine
+        engine.dispose()
+
+
+def run_parts(pg: Engine, chunks: int) -> tuple[str, str]:
+    """A video with a run of `chunks` chunks + audio, every part done but the last two."""
+    vid = insert_processing_video(pg, insert_user(pg), 100)
+    run = new_id("p")
+    rows = [("chunk", i, "done") for i in range(chunks - 2)]
+    rows += [("chunk", chunks - 2, "pending"), ("audio", 0, "pending"), ("assembly", 0, "pending")]
+    with pg.begin() as conn:
+        conn.execute(
+            insert(video_parts),
+            [
+                {"video_id": vid, "run_id": run, "kind": kind, "part": index,
+                 "state": state, "attempts": 1, "updated_at": now_ms()}
+                for kind, index, state in rows
+            ],
+        )  # fmt: skip
+    return vid, run
+
+
+def finish_part(
+    pg: Engine,
+    video_id: str,
+    run_id: str,
+    kind: str,
+    index: int,
+    start: threading.Barrier,
+    won: list[bool],
+) -> None:
+    """What a part job does once its work is stored: its row done, then the claim."""
+    start.wait()
+    with pg.begin() as conn:
+        conn.execute(
+            video_parts.update()
+            .where(
+                video_parts.c.video_id == video_id,
+                video_parts.c.run_id == run_id,
+                video_parts.c.kind == kind,
+                video_parts.c.part == index,
+            )
+            .values(state="done")
+        )
+    won.append(claim_assembly(pg, video_id, run_id))
+
+
+def test_the_assembly_is_claimed_once_when_the_last_parts_finish_together(pg: Engine) -> None:
+    vid, run = run_parts(pg, 4)
+    assert not claim_assembly(pg, vid, run)  # two parts are still pending
+    for _ in range(25):
+        vid, run = run_parts(pg, 4)
+        start = threading.Barrier(2)
+        won: list[bool] = []
+        racers = [
+            threading.Thread(target=finish_part, args=(pg, vid, run, kind, index, start, won))
+            for kind, index in (("chunk", 2), ("audio", 0))
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert sorted(won) == [False, True]
+        assert not claim_assembly(pg, vid, run)  # and never again
+    with pg.connect() as conn:
+        assert conn.execute(select(videos.c.status).where(videos.c.id == vid)).scalar() == (
+            "processing"
+        )
+    assert chunking.CLAIMED == "claimed"
+
+
+def hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def test_the_assembly_analyses_what_the_single_pass_analyses(
+    jobs: worker.Jobs, db: Engine, clip: Path, tmp_path: Path
+) -> None:
+    """Safety routing gets the same inputs: the same sampled times (periodic and the source's
+    keyframes), moderation scores and PDQ hashes within re-encoding noise, the same
+    fingerprint."""
+    row = process(jobs, db, clip)
+    assert row.status == "published", row.status_reason
+    rendered = jobs.settings.origin_dir / media_prefix(row.id, row.render_id)
+    chunked = json.loads((rendered / "report.json").read_text())["analysis"]
+    options = jobs.chunking.host.options(tmp_path / "artifacts")
+    single = transcode_limited(clip, tmp_path / "single", options)["analysis"]
+    ours, theirs = chunked["moderation"]["frame_scores"], single["moderation"]["frame_scores"]
+    assert [f["time"] for f in ours] == [f["time"] for f in theirs]
+    assert max(abs(a["nsfw"] - b["nsfw"]) for a, b in zip(ours, theirs, strict=True)) < 0.05
+    hashes = zip(chunked["pdq"]["hashes"], single["pdq"]["hashes"], strict=True)
+    distances = [hamming(a["hash"], b["hash"]) for a, b in hashes]
+    print("PDQ distances chunked vs single pass:", distances)
+    assert max(distances) <= 16
+    # The audio job fingerprints the very frames the single pass's audio taps see.
+    assert chunked["fingerprint"]["count"] > 0
+    assert chunked["fingerprint"] == single["fingerprint"]
+
+
+# ----------------------------------------------------------------- the production path
+
+
+def test_production_workers_share_a_chunked_run(clip: Path, tmp_path: Path) -> None:
+    """Two `dramatiq worker:setup` processes on Redis and PostgreSQL take the parts of one
+    run between them: it publishes once, each part done once, the work prefix gone."""
+    ensure_redis()
+    ensure_postgres()
+    with ExitStack() as stack:
+        database_url = stack.enter_context(fresh_postgres_database())
+        redis_url = stack.enter_context(redis_database())
+        env = production_env(
+            tmp_path / "data",
+            database_url=database_url,
+            redis_url=redis_url,
+            s3_endpoint="127.0.0.1:1",
+            REELFORGE_STORAGE="local",
+            REELFORGE_CHUNK_THRESHOLD_SECONDS="4",
+            REELFORGE_CHUNK_SEGMENTS="2",
+            REELFORGE_SEGMENT_SECONDS="2",
+        )
+        settings = Settings.from_env(env)
+        db = sync_engine(settings)
+        stack.callback(db.dispose)
+        create_schema(db)
+        for name in ("w1", "w2"):
+            stack.enter_context(WorkerProcess(env, tmp_path / f"{name}.log")).start()
+        jobs = worker.build(settings)
+        stack.callback(jobs.stop)
+        vid = stage_video(db, make_storage(settings), insert_user(db), clip)
+        jobs.enqueue_transcode(vid, "normal")
+        wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, "publication")
+        wait_for(lambda: parts(db, vid)[("assembly", 0)][0] == "done", TIMEOUT_S, "assembly")
+        row = video_row(db, vid)
+        assert row.status == "published", row.status_reason
+        assert set(parts(db, vid).values()) == {("done", 1)}
+        assert make_storage(settings).list(work_prefix(vid)) == []
+        assert verify_output(settings.origin_dir / media_prefix(vid, row.render_id), clip) == []
+
+
+def test_parts_of_a_superseded_run_or_a_deleted_video_do_nothing(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    """A message of a run whose rows a newer run replaced, or of a video deleted meanwhile, is
+    skipped: no attempt counted, nothing encoded or stored, the assembly never claimed."""
+    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db), clip)
+    current = new_id("p")
+    with db.begin() as conn:
+        conn.execute(
+            insert(video_parts),
+            [
+                {"video_id": vid, "run_id": current, "kind": kind, "part": index,
+                 "state": "pending", "attempts": 0, "updated_at": now_ms()}
+                for kind, index in (("chunk", 0), ("assembly", 0))
+            ],
+        )  # fmt: skip
+    jobs.chunking.run_part(vid, new_id("p"), "chunk", 0)  # an older run's message
+    jobs.chunking.assemble(vid, new_id("p"))
+    assert parts(db, vid) == {("chunk", 0): ("pending", 0), ("assembly", 0): ("pending", 0)}
+    with db.begin() as conn:
+        lifecycle.move_sync(conn, vid, lifecycle.DELETED, "deleted by its owner")
+    jobs.chunking.run_part(vid, current, "chunk", 0)
+    assert parts(db, vid)[("chunk", 0)] == ("pending", 0)
+    assert jobs.chunking.host.storage.list(work_prefix(vid)) == []
