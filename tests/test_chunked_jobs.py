@@ -28,13 +28,19 @@ from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import PRODUCTION_CHUNK_THRESHOLD_S, Settings
-from api.core.tables import users, video_parts, video_progress, videos
+from api.core.tables import video_parts, video_progress, videos
 from api.jobs import chunking
 from api.jobs.chunking import PART_ATTEMPTS, claim_assembly
 from engine.jobs import transcode_limited
 from tests.support.api import make_settings
 from tests.support.clips import AAC, FFMPEG
-from tests.support.jobs import insert_processing_video, stage_video, video_row, wait_for
+from tests.support.jobs import (
+    insert_processing_video,
+    insert_user,
+    stage_video,
+    video_row,
+    wait_for,
+)
 from tests.support.pg import fresh_database
 from tests.support.services import (
     WorkerProcess,
@@ -88,22 +94,6 @@ def db(jobs: worker.Jobs) -> Engine:
     return jobs.chunking.host.db
 
 
-def insert_user(db: Engine) -> str:
-    user_id = new_id("u")
-    with db.begin() as conn:
-        conn.execute(
-            insert(users).values(
-                id=user_id,
-                handle=user_id.replace("_", ""),
-                display_name="chunks",
-                password_hash="-",
-                role="user",
-                created_at=now_ms(),
-            )
-        )
-    return user_id
-
-
 def parts(db: Engine, video_id: str) -> dict[tuple[str, int], tuple[str, int]]:
     """(kind, index) → (state, attempts) of the video's part rows."""
     query = select(video_parts).where(video_parts.c.video_id == video_id)
@@ -119,7 +109,7 @@ def progress_row(db: Engine, video_id: str) -> Any:
 
 def process(jobs: worker.Jobs, db: Engine, clip: Path) -> Any:
     """Stage the clip as a processing video, enqueue its job, wait until it leaves processing."""
-    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db), clip)
+    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db, "chunks"), clip)
     jobs.enqueue_transcode(vid, "normal")
     wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, f"{vid} processed")
     # The assembly publishes, then marks its row done and removes the work prefix.
@@ -246,7 +236,7 @@ def pg() -> Iterator[Engine]:
 
 def run_parts(pg: Engine, chunks: int) -> tuple[str, str]:
     """A video with a run of `chunks` chunks + audio, every part done but the last two."""
-    vid = insert_processing_video(pg, insert_user(pg), 100)
+    vid = insert_processing_video(pg, insert_user(pg, "chunks"), 100)
     run = new_id("p")
     rows = [("chunk", i, "done") for i in range(chunks - 2)]
     rows += [("chunk", chunks - 2, "pending"), ("audio", 0, "pending"), ("assembly", 0, "pending")]
@@ -368,7 +358,7 @@ def test_production_workers_share_a_chunked_run(clip: Path, tmp_path: Path) -> N
             stack.enter_context(WorkerProcess(env, tmp_path / f"{name}.log")).start()
         jobs = worker.build(settings)
         stack.callback(jobs.stop)
-        vid = stage_video(db, make_storage(settings), insert_user(db), clip)
+        vid = stage_video(db, make_storage(settings), insert_user(db, "chunks"), clip)
         jobs.enqueue_transcode(vid, "normal")
         wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, "publication")
         wait_for(lambda: parts(db, vid)[("assembly", 0)][0] == "done", TIMEOUT_S, "assembly")
@@ -384,7 +374,7 @@ def test_parts_of_a_superseded_run_or_a_deleted_video_do_nothing(
 ) -> None:
     """A message of a run whose rows a newer run replaced, or of a video deleted meanwhile, is
     skipped: no attempt counted, nothing encoded or stored, the assembly never claimed."""
-    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db), clip)
+    vid = stage_video(db, jobs.chunking.host.storage, insert_user(db, "chunks"), clip)
     current = new_id("p")
     with db.begin() as conn:
         conn.execute(

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, select, update
 
 from api.core import lifecycle
 from api.core.context import AppContext
-from api.core.db import new_id, now_ms, sync_engine
+from api.core.db import sync_engine
 from api.core.settings import Settings
 from api.core.tables import users, videos
 from api.jobs.inputs import UploadIncompleteError
@@ -36,6 +36,7 @@ from tests.support.clips import ffmpeg
 from tests.support.jobs import (
     history,
     insert_processing_video,
+    insert_user,
     put_upload,
     stage_video,
     video_row,
@@ -77,22 +78,6 @@ def runtime(ctx: AppContext) -> Iterator[Runtime]:
     job = Runtime(ctx.settings)
     yield job
     job.close()
-
-
-def insert_user(db: Engine) -> str:
-    user_id = new_id("u")
-    with db.begin() as conn:
-        conn.execute(
-            insert(users).values(
-                id=user_id,
-                handle=user_id.replace("_", ""),
-                display_name="tester",
-                password_hash="-",
-                role="user",
-                created_at=now_ms(),
-            )
-        )
-    return user_id
 
 
 def video_count(db: Engine, user_id: str) -> int:

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, select, text
 
 from api.core import progress as p
-from api.core.db import create_schema, new_id, now_ms, sync_engine
-from api.core.tables import users, video_progress
+from api.core.db import create_schema, sync_engine
+from api.core.tables import video_progress
 from api.jobs.progress import RunProgress
 from api.videos.schemas import processing_out
 from tests.support.api import make_settings
-from tests.support.jobs import insert_processing_video
+from tests.support.jobs import insert_processing_video, insert_user
 from tests.support.pg import fresh_database
 
 # ------------------------------------------------------------------------- arithmetic
@@ -131,19 +131,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[Engine]:
 
 
 def a_video(db: Engine) -> str:
-    user_id = new_id("u")
-    with db.begin() as conn:
-        conn.execute(
-            insert(users).values(
-                id=user_id,
-                handle=user_id.replace("_", ""),
-                display_name="tester",
-                password_hash="-",
-                role="user",
-                created_at=now_ms(),
-            )
-        )
-    return insert_processing_video(db, user_id, 1000)
+    return insert_processing_video(db, insert_user(db), 1000)
 
 
 def stored(db: Engine, video_id: str) -> Any:

@@ -16,34 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 import worker
-from api.core.db import create_schema, new_id, now_ms, sync_engine
+from api.core.db import create_schema, sync_engine
 from api.core.services import make_storage
-from api.core.tables import users
 from api.jobs.transcode import MAX_ATTEMPTS, InputRejectedError
 from engine.sample import make_sample
 from tests.support.api import api_client, make_settings
-from tests.support.jobs import history, insert_processing_video, put_upload, stage_video, video_row
+from tests.support.jobs import (
+    history,
+    insert_processing_video,
+    insert_user,
+    put_upload,
+    stage_video,
+    video_row,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def insert_user(db: Engine) -> str:
-    user_id = new_id("u")
-    with db.begin() as conn:
-        conn.execute(
-            insert(users).values(
-                id=user_id,
-                handle=user_id.replace("_", ""),
-                display_name="worker",
-                password_hash="-",
-                role="user",
-                created_at=now_ms(),
-            )
-        )
-    return user_id
 
 
 def wait_status(db: Engine, video_id: str, leaving: str, timeout: float) -> Any:
@@ -111,7 +101,7 @@ def test_a_failing_job_is_retried_then_failed(app: Any, db: Engine) -> None:
     """Our own failure (here: the upload's bytes are missing) is retried with backoff, and
     the last delivery leaves the video failed with a reason."""
     ctx = app.app.state.ctx
-    owner = insert_user(db)
+    owner = insert_user(db, "worker")
     vid = insert_processing_video(db, owner, 1000, attempts=MAX_ATTEMPTS - 2)
     put_upload(ctx.storage, vid, b"x" * 10)
 
@@ -128,7 +118,7 @@ def test_exhausted_retries_end_failed(app: Any, db: Engine) -> None:
     """When Dramatiq gives up before process() could record it (here: a message allowed no
     retry), the on_retry_exhausted actor marks the video failed."""
     ctx = app.app.state.ctx
-    owner = insert_user(db)
+    owner = insert_user(db, "worker")
     vid = insert_processing_video(db, owner, 1000)
     put_upload(ctx.storage, vid, b"x" * 10)
 
@@ -146,7 +136,7 @@ def test_unfinished_videos_are_picked_up_at_start(tmp_path: Path) -> None:
     engine = sync_engine(settings)
     create_schema(engine)
     clip = make_sample(tmp_path / "clip.mp4", seconds=2, width=360, height=640)
-    owner = insert_user(engine)
+    owner = insert_user(engine, "worker")
     vid = stage_video(engine, make_storage(settings), owner, clip)
 
     with api_client(tmp_path):

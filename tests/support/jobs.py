@@ -15,8 +15,25 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from api.core.db import new_id, now_ms
-from api.core.tables import video_history, videos
+from api.core.tables import users, video_history, videos
 from cdn.storage import Storage
+
+
+def insert_user(db: Engine, display_name: str = "tester") -> str:
+    """A user row (no password, role user) to own the videos a job test stages."""
+    user_id = new_id("u")
+    with db.begin() as conn:
+        conn.execute(
+            insert(users).values(
+                id=user_id,
+                handle=user_id.replace("_", ""),
+                display_name=display_name,
+                password_hash="-",
+                role="user",
+                created_at=now_ms(),
+            )
+        )
+    return user_id
 
 
 def put_upload(storage: Storage, video_id: str, data: bytes, parts: int = 1) -> None:
