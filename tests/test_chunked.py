@@ -23,7 +23,7 @@ from engine.options import TranscodeOptions
 from engine.pipeline import transcode
 from engine.stitch import transcode_chunked
 from packager.isobmff import iter_boxes
-from tests.support.clips import AAC, FFMPEG
+from tests.support.clips import chunking_clip
 from tests.support.ffprobe import RenditionProbe, probe_rendition
 from tests.support.hdr import make_hdr_version, make_sdr_reference
 from tests.support.verify import verify_output
@@ -43,16 +43,7 @@ class Pair:
 def generated_clip(dest: Path) -> Path:
     """10.4 s of 1280x720 30 fps with a tone, keyframes every 45 frames (1.5 s)."""
     if not dest.exists():
-        import subprocess
-
-        subprocess.run(
-            [FFMPEG, "-v", "error", "-y",
-             "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10.4",
-             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10.4",
-             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", "45",
-             "-pix_fmt", "yuv420p", *AAC, "-ac", "2", str(dest)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        chunking_clip(dest, "1280x720")
     return dest
 
 

@@ -11,7 +11,6 @@ tail merged into the last) plus the audio job.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,7 +32,7 @@ from api.jobs import chunking
 from api.jobs.chunking import PART_ATTEMPTS, claim_assembly
 from engine.jobs import transcode_limited
 from tests.support.api import make_settings
-from tests.support.clips import AAC, FFMPEG
+from tests.support.clips import chunking_clip
 from tests.support.jobs import (
     insert_processing_video,
     insert_user,
@@ -55,21 +54,9 @@ from tests.support.verify import verify_output
 TIMEOUT_S = 600  # a bound, never a measurement: the 2-CPU machine is shared
 
 
-def make_clip(dest: Path) -> Path:
-    subprocess.run(
-        [FFMPEG, "-v", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10.4",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10.4",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", "45",
-         "-pix_fmt", "yuv420p", *AAC, "-ac", "2", str(dest)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return dest
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("chunk-clip") / "clip.mp4")
+    return chunking_clip(tmp_path_factory.mktemp("chunk-clip") / "clip.mp4")
 
 
 @pytest.fixture(scope="module")

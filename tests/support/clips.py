@@ -291,3 +291,18 @@ def oversized(dest: Path) -> None:
 def build_all(cache_dir: Path) -> dict[str, Path]:
     """Every generated clip, built if missing."""
     return {name: clip.build(cache_dir) for name, clip in GENERATED.items()}
+
+
+def chunking_clip(dest: Path, size: str = "640x360") -> Path:
+    """10.4 s at 30 fps with a 440 Hz tone, keyframes every 45 frames (1.5 s): with 2 s
+    segments and 2 segments a chunk, three chunks (the last one with the 2.4 s tail), and
+    source keyframes that never fall on a chunk's start (split-and-stitch tests)."""
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=10.4",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=10.4",
+         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", "45",
+         "-pix_fmt", "yuv420p", *AAC, "-ac", "2", str(dest)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return dest
