@@ -232,7 +232,7 @@ class Jobs:
 
     def _dispatch_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
         """The runtime's way to enqueue a chunked run's part, or its assembly."""
-        from api.jobs.chunking import ASSEMBLY
+        from api.jobs.partrows import ASSEMBLY
 
         if kind == ASSEMBLY:
             self.assemble.send(video_id, run_id)

@@ -28,8 +28,8 @@ from api.core.keys import media_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import PRODUCTION_CHUNK_THRESHOLD_S, Settings
 from api.core.tables import video_parts, video_progress, videos
-from api.jobs import chunking
-from api.jobs.chunking import PART_ATTEMPTS, claim_assembly
+from api.jobs import partrows
+from api.jobs.partrows import PART_ATTEMPTS, claim_assembly
 from engine.jobs import transcode_limited
 from tests.support.api import make_settings
 from tests.support.clips import chunking_clip
@@ -285,7 +285,7 @@ def test_the_assembly_is_claimed_once_when_the_last_parts_finish_together(pg: En
         assert conn.execute(select(videos.c.status).where(videos.c.id == vid)).scalar() == (
             "processing"
         )
-    assert chunking.CLAIMED == "claimed"
+    assert partrows.CLAIMED == "claimed"
 
 
 def hamming(a: str, b: str) -> int:

@@ -36,9 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, and_, delete, exists, insert, select, update
+from sqlalchemy import Engine, delete, insert, select
 
-from api.core import lifecycle
 from api.core import progress as stages
 from api.core.db import now_ms
 from api.core.keys import part_prefix, work_prefix
@@ -46,6 +45,21 @@ from api.core.settings import Settings
 from api.core.tables import video_parts, videos
 from api.jobs import chunkwork
 from api.jobs.inputs import fetch_upload
+from api.jobs.partrows import (
+    ASSEMBLY,
+    AUDIO,
+    CHUNK,
+    CLAIMED,
+    DONE,
+    FAILED,
+    PART_ATTEMPTS,
+    PENDING,
+    claim_assembly,
+    count_attempt,
+    part_label,
+    part_name,
+    set_state,
+)
 from api.jobs.progress import RunProgress
 from api.jobs.report import owner_reason
 from cdn.storage import Storage
@@ -55,12 +69,6 @@ from engine.pipeline import TranscodeOptions
 from engine.sandbox import run_limited
 
 log = logging.getLogger("reelforge.chunking")
-
-CHUNK, AUDIO, ASSEMBLY = "chunk", "audio", "assembly"
-PENDING, DONE, FAILED, CLAIMED = "pending", "done", "failed", "claimed"
-PART_ATTEMPTS = 3
-"""Deliveries of one part's job before the video fails (worker.py: 1 + max_retries). A part is
-a few seconds of video: one that fails three times will not succeed on the fourth."""
 
 Dispatch = Callable[[str, str, str, int], None]
 """Enqueue one message: (video id, run id, kind, index); the assembly's index is 0."""
@@ -82,42 +90,6 @@ class Host(Protocol):
     def publish(
         self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None, progress: Any
     ) -> None: ...
-
-
-def part_name(kind: str, index: int) -> str:
-    return chunkwork.chunk_folder(index) if kind == CHUNK else kind
-
-
-def part_label(kind: str, index: int, chunks: int | None = None) -> str:
-    """How a reason names a part: `chunk 2 of 3`, `audio`, `assembly`."""
-    if kind != CHUNK:
-        return f"the {kind}"
-    return f"chunk {index + 1}" + (f" of {chunks}" if chunks else "")
-
-
-def claim_assembly(db: Engine, video_id: str, run_id: str) -> bool:
-    """Move the run's assembly row pending → claimed if no other part of the run is left
-    undone; True for exactly one caller once every part is done (see the module doc)."""
-    others = video_parts.alias("others")
-    left = exists().where(
-        others.c.video_id == video_id,
-        others.c.run_id == run_id,
-        others.c.kind != ASSEMBLY,
-        others.c.state != DONE,
-    )
-    with db.begin() as conn:
-        claimed = conn.execute(
-            update(video_parts)
-            .where(
-                video_parts.c.video_id == video_id,
-                video_parts.c.run_id == run_id,
-                video_parts.c.kind == ASSEMBLY,
-                video_parts.c.state == PENDING,
-                ~left,
-            )
-            .values(state=CLAIMED, updated_at=now_ms())
-        )
-    return claimed.rowcount == 1
 
 
 class Chunking:
@@ -174,7 +146,7 @@ class Chunking:
     # -- 2. a part ----------------------------------------------------------------------
 
     def run_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
-        attempt = self._count_attempt(video_id, run_id, kind, index)
+        attempt = count_attempt(self.host.db, video_id, run_id, kind, index)
         if attempt is None:
             return
         if attempt > PART_ATTEMPTS:
@@ -212,7 +184,7 @@ class Chunking:
             return
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        if self._set_state(video_id, run_id, kind, index, PENDING, DONE):
+        if set_state(self.host.db, video_id, run_id, kind, index, PENDING, DONE):
             progress.part_done()
             if claim_assembly(self.host.db, video_id, run_id) and self.dispatch is not None:
                 self.dispatch(video_id, run_id, ASSEMBLY, 0)
@@ -223,7 +195,7 @@ class Chunking:
         """A part of the run ran out of attempts: it is failed, and so is the video (if the run
         is still the video's)."""
         was = CLAIMED if kind == ASSEMBLY else PENDING
-        if not self._set_state(video_id, run_id, kind, index, was, FAILED):
+        if not set_state(self.host.db, video_id, run_id, kind, index, was, FAILED):
             return
         with self.host.db.connect() as conn:
             chunks = conn.execute(
@@ -245,7 +217,7 @@ class Chunking:
     # -- 4. the assembly ----------------------------------------------------------------
 
     def assemble(self, video_id: str, run_id: str) -> None:
-        attempt = self._count_attempt(video_id, run_id, ASSEMBLY, 0, CLAIMED)
+        attempt = count_attempt(self.host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED)
         if attempt is None:
             return
         if attempt > PART_ATTEMPTS:
@@ -282,49 +254,8 @@ class Chunking:
             shutil.rmtree(workdir, ignore_errors=True)
         self._discard(work_prefix(video_id, run_id))
         shutil.rmtree(self._cache_dir(video_id), ignore_errors=True)
-        self._set_state(video_id, run_id, ASSEMBLY, 0, CLAIMED, DONE)  # the run's last write
-
-    # -- rows ---------------------------------------------------------------------------
-
-    def _count_attempt(
-        self, video_id: str, run_id: str, kind: str, index: int, state: str = PENDING
-    ) -> int | None:
-        """One more attempt on the part's row if it is in `state` and the video processing;
-        None (nothing to do) when the part is done, its run superseded or the video gone."""
-        key = _key(video_id, run_id, kind, index)
-        processing = exists().where(
-            videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING
-        )
-        with self.host.db.begin() as conn:
-            counted = conn.execute(
-                update(video_parts)
-                .where(key, video_parts.c.state == state, processing)
-                .values(attempts=video_parts.c.attempts + 1, updated_at=now_ms())
-                .returning(video_parts.c.attempts)
-            ).scalar()
-            if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
-                conn.execute(
-                    update(videos)
-                    .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                    .values(updated_at=now_ms())
-                )
-        if counted is None:
-            log.info("video %s %s of run %s skipped", video_id, part_name(kind, index), run_id)
-            return None
-        return int(counted)
-
-    def _set_state(
-        self, video_id: str, run_id: str, kind: str, index: int, old: str, new: str
-    ) -> bool:
-        """Compare-and-set the part's state from `old` to `new`."""
-        key = _key(video_id, run_id, kind, index)
-        with self.host.db.begin() as conn:
-            moved = conn.execute(
-                update(video_parts)
-                .where(key, video_parts.c.state == old)
-                .values(state=new, updated_at=now_ms())
-            )
-        return moved.rowcount == 1
+        # The run's last write.
+        set_state(self.host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, DONE)
 
     # -- files --------------------------------------------------------------------------
 
@@ -370,15 +301,6 @@ class Chunking:
             self.host.storage.delete_prefix(prefix)
         except Exception:  # left for the video's cleanup
             log.exception("could not remove %s", prefix)
-
-
-def _key(video_id: str, run_id: str, kind: str, index: int) -> Any:
-    return and_(
-        video_parts.c.video_id == video_id,
-        video_parts.c.run_id == run_id,
-        video_parts.c.kind == kind,
-        video_parts.c.part == index,
-    )
 
 
 def _limits(options: TranscodeOptions) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""The rows of a chunked run (`video_parts`, api/core/tables.py): what each part is called, and
+the compare-and-set moves every part job makes on its row (api/jobs/chunking.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, update
+
+from api.core import lifecycle
+from api.core.db import now_ms
+from api.core.tables import video_parts, videos
+from api.jobs import chunkwork
+
+log = logging.getLogger("reelforge.chunking")
+
+CHUNK, AUDIO, ASSEMBLY = "chunk", "audio", "assembly"
+PENDING, DONE, FAILED, CLAIMED = "pending", "done", "failed", "claimed"
+PART_ATTEMPTS = 3
+"""Deliveries of one part's job before the video fails (worker.py: 1 + max_retries). A part is
+a few seconds of video: one that fails three times will not succeed on the fourth."""
+
+
+def part_name(kind: str, index: int) -> str:
+    return chunkwork.chunk_folder(index) if kind == CHUNK else kind
+
+
+def part_label(kind: str, index: int, chunks: int | None = None) -> str:
+    """How a reason names a part: `chunk 2 of 3`, `audio`, `assembly`."""
+    if kind != CHUNK:
+        return f"the {kind}"
+    return f"chunk {index + 1}" + (f" of {chunks}" if chunks else "")
+
+
+def claim_assembly(db: Engine, video_id: str, run_id: str) -> bool:
+    """Move the run's assembly row pending → claimed if no other part of the run is left
+    undone; True for exactly one caller once every part is done (see the module doc)."""
+    others = video_parts.alias("others")
+    left = exists().where(
+        others.c.video_id == video_id,
+        others.c.run_id == run_id,
+        others.c.kind != ASSEMBLY,
+        others.c.state != DONE,
+    )
+    with db.begin() as conn:
+        claimed = conn.execute(
+            update(video_parts)
+            .where(
+                video_parts.c.video_id == video_id,
+                video_parts.c.run_id == run_id,
+                video_parts.c.kind == ASSEMBLY,
+                video_parts.c.state == PENDING,
+                ~left,
+            )
+            .values(state=CLAIMED, updated_at=now_ms())
+        )
+    return claimed.rowcount == 1
+
+
+def count_attempt(
+    db: Engine, video_id: str, run_id: str, kind: str, index: int, state: str = PENDING
+) -> int | None:
+    """One more attempt on the part's row if it is in `state` and the video processing;
+    None (nothing to do) when the part is done, its run superseded or the video gone."""
+    key = part_key(video_id, run_id, kind, index)
+    processing = exists().where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
+    with db.begin() as conn:
+        counted = conn.execute(
+            update(video_parts)
+            .where(key, video_parts.c.state == state, processing)
+            .values(attempts=video_parts.c.attempts + 1, updated_at=now_ms())
+            .returning(video_parts.c.attempts)
+        ).scalar()
+        if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
+            conn.execute(
+                update(videos)
+                .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
+                .values(updated_at=now_ms())
+            )
+    if counted is None:
+        log.info("video %s %s of run %s skipped", video_id, part_name(kind, index), run_id)
+        return None
+    return int(counted)
+
+
+def set_state(
+    db: Engine, video_id: str, run_id: str, kind: str, index: int, old: str, new: str
+) -> bool:
+    """Compare-and-set the part's state from `old` to `new`."""
+    key = part_key(video_id, run_id, kind, index)
+    with db.begin() as conn:
+        moved = conn.execute(
+            update(video_parts)
+            .where(key, video_parts.c.state == old)
+            .values(state=new, updated_at=now_ms())
+        )
+    return moved.rowcount == 1
+
+
+def part_key(video_id: str, run_id: str, kind: str, index: int) -> Any:
+    return and_(
+        video_parts.c.video_id == video_id,
+        video_parts.c.run_id == run_id,
+        video_parts.c.kind == kind,
+        video_parts.c.part == index,
+    )
