@@ -298,3 +298,16 @@ video_parts = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+
+# Renders a video showed before its current one (issue 15, "Playable early": the early render
+# that the whole ladder replaced; api/jobs/publish.py). The origin keeps serving each until
+# `served_until` (the swap + the longest a playback URL lives), so a player part-way through the
+# old manifest, or an old signed link, keeps working; the storage sweeper leaves them until then.
+superseded_renders = Table(
+    "superseded_renders",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("render_id", String(32), primary_key=True),
+    Column("served_until", BigInteger, nullable=False),
+)

@@ -14,9 +14,9 @@ Three ways in, one code path:
 - `publish(replaces=...)`: the run's whole ladder after an early publish: the video's render
   is swapped for the complete one (compare-and-set on the early render id: a delete, or a
   newer run, wins), its media columns with it, its status and safety record untouched.
-  The early render's prefix stays in storage: URLs signed for it keep working until they
-  expire, and the storage sweeper removes prefixes no video points at once older than the
-  grace period.
+  The early render stays in storage and served (tables.superseded_renders) for as long as a
+  URL handed out for it lives, so players part-way through it and old links keep working;
+  then the storage sweeper removes it.
 
 The outputs are stored whatever the routing says (a video in review, or rejected and then
 appealed, may be published by a moderator later); only `published` is served. When the final
@@ -32,13 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from api.core import lifecycle
 from api.core.db import new_id, now_ms
 from api.core.keys import media_prefix, safety_prefix
 from api.core.settings import Settings
-from api.core.tables import users, videos
+from api.core.tables import superseded_renders, users, videos
 from api.jobs.progress import RunProgress
 from api.jobs.report import summarize, without_audio
 from api.safety import record as safety_record
@@ -107,6 +107,7 @@ def publish(
         try:
             with host.db.begin() as conn:
                 if replaces is not None and _swap(conn, row.id, replaces, render_id, summary):
+                    _keep_serving(conn, row.id, replaces, host.settings)
                     status = str(_status(conn, row.id))
                 else:
                     _move(conn, row, routing, render_id, summary, analysis, frames_prefix)
@@ -171,6 +172,17 @@ def _swap(conn: Any, video_id: str, old: str, new: str, summary: dict[str, Any])
         .values(render_id=new, updated_at=now_ms(), **summary)
     )
     return bool(moved.rowcount == 1)
+
+
+def _keep_serving(conn: Any, video_id: str, render_id: str, settings: Settings) -> None:
+    """Record the replaced render: the origin serves it for as long as a URL handed out for it
+    can live (tables.superseded_renders)."""
+    until = now_ms() + settings.playback_token_ttl_seconds * 1000
+    conn.execute(
+        insert(superseded_renders).values(
+            video_id=video_id, render_id=render_id, served_until=until
+        )
+    )
 
 
 def _status(conn: Any, video_id: str) -> str | None:

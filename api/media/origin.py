@@ -4,9 +4,11 @@ playback" and "Origin hardening"; issue 5, review playback): the service behind
 
 A media URL `/media/{video_id}/{render_id}/{path}` names the object stored at
 `media/{video_id}/{render_id}/{path}` (`object_key`), served only while the video is published
-under that render id. Unknown, unpublished and deleted videos, another render, a report, a
-malformed or traversing path, and a symlink leading out of a local media root all get the same
-404 (`not_found`), so that nothing tells which.
+under that render id, or under one it showed before until that one's `served_until` (issue 15,
+"Playable early": the early render a player may still be reading when the whole ladder
+replaces it; tables.superseded_renders). Unknown, unpublished and deleted videos, another
+render, a report, a malformed or traversing path, and a symlink leading out of a local media
+root all get the same 404 (`not_found`), so that nothing tells which.
 
 Signed playback (cdn/signing.py): private and unlisted videos are served only under
 `/media/{video_id}/{render_id}/~{token}/{path}`, for manifests, init and media segments
@@ -47,10 +49,11 @@ from sqlalchemy import select
 
 from api.core.caller import current_role
 from api.core.context import AppContext
+from api.core.db import now_ms
 from api.core.domain_errors import Forbidden, NotFound
 from api.core.identity import is_moderator
 from api.core.keys import media_key
-from api.core.tables import videos
+from api.core.tables import superseded_renders, videos
 from api.core.ttlcache import TTLCache
 from api.core.visibility import origin_access
 from api.media.playback import playback_keyring
@@ -82,6 +85,8 @@ class Visibility:
     privacy: str = "public"
     owner_id: str = ""
     review: bool = False
+    # Renders the video showed before, still served (tables.superseded_renders).
+    previous: tuple[str, ...] = ()
 
 
 class VisibilityCache:
@@ -144,11 +149,17 @@ async def visibility(state: Any, ctx: AppContext, video_id: str) -> Visibility:
     query = select(videos.c.status, videos.c.render_id, videos.c.privacy, videos.c.owner_id).where(
         videos.c.id == video_id
     )
+    earlier = select(superseded_renders.c.render_id).where(
+        superseded_renders.c.video_id == video_id, superseded_renders.c.served_until > now_ms()
+    )
     async with ctx.db.connect() as conn:
         row = (await conn.execute(query)).first()
+        previous = tuple((await conn.execute(earlier)).scalars()) if row is not None else ()
     access = None if row is None else origin_access(row.status, row.privacy, row.render_id)
     if row is not None and access is not None:
-        known = Visibility(row.render_id, row.privacy, row.owner_id, review=access == "review")
+        known = Visibility(
+            row.render_id, row.privacy, row.owner_id, review=access == "review", previous=previous
+        )
     else:
         known = Visibility(None)
     cache.put(video_id, known)
@@ -228,7 +239,7 @@ async def check_request(
     answer is token-checked (private caching), False when plainly public; raises the 404 or
     403 the module doc describes."""
     visible = await visibility(state, ctx, video_id)
-    if visible.render_id is None or visible.render_id != render_id:
+    if visible.render_id is None or render_id not in (visible.render_id, *visible.previous):
         raise not_found()
     if visible.review:
         await check_review(state, ctx, video_id, token)
