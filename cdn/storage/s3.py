@@ -283,6 +283,41 @@ class S3Storage:
             raise StorageError(f"delete_prefix {prefix!r}: {len(errors)} failed: {errors[0]}")
         return len(keys)
 
+    def abort_stale_writes(self, before: float) -> int:
+        """Abort every incomplete multipart upload initiated before `before` (Unix seconds).
+
+        A writer killed mid-stream (`put_stream`, `fput_object` of a large file) never sends
+        CompleteMultipartUpload nor AbortMultipartUpload, and S3 keeps its parts (and bills
+        them) forever; ListMultipartUploads / AbortMultipartUpload (S3 API reference) find and
+        drop them. The minio client exposes both only as private methods. Returns the count.
+        """
+        from minio.error import S3Error
+
+        stale: list[tuple[str, str]] = []
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        with self._errors():
+            while True:
+                page = self.client._list_multipart_uploads(
+                    self.bucket, key_marker=key_marker, upload_id_marker=upload_marker
+                )
+                for upload in page.uploads:
+                    started = upload.initiated_time.timestamp() if upload.initiated_time else 0
+                    if upload.upload_id and started < before:
+                        stale.append((upload.object_name, upload.upload_id))
+                if not page.is_truncated or not page.uploads:
+                    break
+                # minio 7.2 drops NextUploadIdMarker: the last entry is the same marker.
+                key_marker = page.uploads[-1].object_name
+                upload_marker = page.uploads[-1].upload_id
+            for key, upload_id in stale:
+                try:
+                    self.client._abort_multipart_upload(self.bucket, key, upload_id)
+                except S3Error as exc:
+                    if exc.code != "NoSuchUpload":  # completed or aborted meanwhile
+                        raise
+        return len(stale)
+
     # -- presigning
 
     def presigned_put(self, key: str, expires: timedelta, content_type: str | None) -> str | None:
