@@ -278,6 +278,7 @@ def test_a_worker_killed_mid_store_leaves_a_prefix_the_sweep_removes(tmp_path: P
 
         wait_for(lambda: storage.list(media_prefix(vid)) != [], 300, "the store to begin")
         slow.kill()
+        relay.wait_idle(120)  # what the dead worker had sent still arrives (see the relay)
         stored = storage.list(media_prefix(vid))
         row = video_row(db, vid)
         assert (row.status, row.render_id) == ("processing", None), slow.log_tail()
@@ -296,5 +297,6 @@ def test_a_worker_killed_mid_store_leaves_a_prefix_the_sweep_removes(tmp_path: P
         published = storage.list(media_prefix(vid))
         assert {info.key.split("/")[2] for info in published} == {row.render_id}
         assert len(published) > len(stored)  # the killed store was partial
+        print(f"killed mid-store: {len(stored)} of {len(published)} objects stored, swept")
         assert sweep(db, storage, grace_s=0).renders == []
         assert storage.list(media_prefix(vid)) == published

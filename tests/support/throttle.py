@@ -3,6 +3,10 @@
 Put in front of the S3 server, it makes a worker's store take seconds instead of milliseconds
 (a real network that slow, not a patched client), so a test can kill the worker while its
 outputs are half stored. Downloads (upstream → client) are not slowed.
+
+Like any proxy that buffers, the relay still forwards what a client sent before it died: a
+killed client's last request may reach the server seconds later, complete. `wait_idle` waits
+until every connection has drained and closed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,18 @@ class ThrottledRelay:
         self._stopped = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._active = 0
+
+    def wait_idle(self, timeout: float) -> None:
+        """Return once no connection is open; raise `TimeoutError` after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._active == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the relay still has {self._active} open pipe(s)")
+            time.sleep(0.05)
 
     def start(self) -> ThrottledRelay:
         threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
@@ -62,6 +78,7 @@ class ThrottledRelay:
             server.settimeout(None)
             with self._lock:
                 self._sockets += [client, server]
+                self._active += 2
             threading.Thread(
                 target=self._pipe, args=(client, server, self.rate), daemon=True
             ).start()
@@ -81,3 +98,5 @@ class ThrottledRelay:
         finally:
             with contextlib.suppress(OSError):
                 target.shutdown(socket.SHUT_WR)
+            with self._lock:
+                self._active -= 1
