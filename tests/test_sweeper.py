@@ -191,10 +191,18 @@ storage.put_stream("uploads/v_killed/000000000000", chunks())
 
 
 def stale_writes(storage: Storage) -> list[str]:
-    """The incomplete multipart uploads (S3) or in-flight temp files (local) in the store."""
+    """The incomplete multipart uploads with a part sent (S3) or the in-flight temp files
+    (local) in the store. (moto reports every upload as initiated in 2010, so an upload with
+    no part yet would look stale to it; S3 and MinIO report the real time.)"""
     if isinstance(storage, S3Storage):
         page = storage.client._list_multipart_uploads(storage.bucket)
-        return [upload.object_name for upload in page.uploads]
+        return [
+            upload.object_name
+            for upload in page.uploads
+            if storage.client._list_parts(
+                storage.bucket, upload.object_name, str(upload.upload_id)
+            ).parts
+        ]
     assert isinstance(storage, LocalStorage)
     return [str(path) for path in storage.root.rglob(f"{TEMP_PREFIX}*")]
 
