@@ -100,8 +100,8 @@ class Jobs:
     """
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
-        from api.jobs import chunking as chunks
         from api.jobs import edge as edgejobs
+        from api.jobs import partrows as chunks
         from api.jobs import sweeper
         from api.jobs import transcode as processing
 
@@ -147,7 +147,7 @@ class Jobs:
             **common,
         )
         # A part gets the single pass's time limit (its child has the same deadline), fewer
-        # deliveries (chunking.PART_ATTEMPTS: a short part that failed thrice is broken) and
+        # deliveries (partrows.PART_ATTEMPTS: a short part that failed thrice is broken) and
         # shorter backoffs (the rest of its video waits for it).
         parts: dict[str, Any] = {
             **common,

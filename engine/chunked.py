@@ -154,28 +154,41 @@ def encode_chunk(
     workdir: Path,
     taps: Sequence[FrameConsumer] = (),
     progress: Callable[[float], None] | None = None,
+    rungs: Sequence[str] | None = None,
 ) -> ChunkResult:
-    """Every rung's segments for the chunk's frames, in `workdir/<rung>/` (see the module doc).
+    """The segments of the chunk's frames for each rung named in `rungs` (every rung when
+    None; none: the frames only go to `taps`), in `workdir/<rung>/` (see the module doc).
 
-    `taps` see each kept frame of the largest rung with its global time, in order, as the
-    single pass's taps do (thumbnails and analyzers; merging per-chunk tap results is the
-    caller's)."""
+    The normalization graph always makes every rung's frames (the scale cascade, as the single
+    pass does), so a rung encoded here gets the single pass's pictures whichever others are
+    encoded with it. `taps` see each kept frame of the largest rung with its global time, in
+    order, as the single pass's taps do (thumbnails and analyzers; merging per-chunk tap
+    results is the caller's)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    encoders = [
+    chosen = [r.name for r in plan.rungs] if rungs is None else list(rungs)
+    unknown = set(chosen) - {r.name for r in plan.rungs}
+    if unknown:
+        raise EngineError(f"chunk {chunk.index}: rungs {chosen} are not the plan's")
+    encoders: list[VideoEncoder | None] = [
         VideoEncoder(
             workdir / rung.name, rung, chunk_settings(s, chunk.index > 0), options.segment_seconds
         )
+        if rung.name in chosen
+        else None
         for rung, s in zip(plan.rungs, plan.settings, strict=True)
     ]
-    for encoder in encoders:
+    live = [encoder for encoder in encoders if encoder is not None]
+    for encoder in live:
         encoder.start()
     try:
         stats = _feed_range(source, chunk, plan, options, encoders, taps, progress)
     finally:
-        finish_all(encoders)
+        finish_all(live)
     for rung in plan.rungs:
-        move_to_timeline(workdir / rung.name, chunk, plan.frame_rate)
-    return ChunkResult(chunk, workdir, [r.name for r in plan.rungs], stats["output_frames"], stats)
+        if rung.name in chosen:
+            move_to_timeline(workdir / rung.name, chunk, plan.frame_rate)
+    names = [r.name for r in plan.rungs if r.name in chosen]
+    return ChunkResult(chunk, workdir, names, stats["output_frames"], stats)
 
 
 def _feed_range(
@@ -183,11 +196,12 @@ def _feed_range(
     chunk: Chunk,
     plan: EncodePlan,
     options: TranscodeOptions,
-    encoders: Sequence[VideoEncoder],
+    encoders: Sequence[VideoEncoder | None],
     taps: Sequence[FrameConsumer],
     progress: Callable[[float], None] | None,
 ) -> dict[str, Any]:
-    """Decode, normalize and encode the chunk's frames; the numbers for the report."""
+    """Decode, normalize and encode the chunk's frames (a rung whose encoder is None is made
+    and dropped); the numbers for the report."""
     frame_rate = plan.frame_rate
     frame_time = float(1 / frame_rate)
     end = None if chunk.last else chunk.end_frame
@@ -205,7 +219,8 @@ def _feed_range(
                 elif end is not None and frame.pts >= end:
                     past_end = True
                 else:
-                    encoder.put(frame)
+                    if encoder is not None:
+                        encoder.put(frame)
                     kept[index] += 1
                     if index == 0:
                         for tap in taps:

@@ -54,10 +54,29 @@ def check_inits(inits: Sequence[Path]) -> bool:
     return identical
 
 
+def holders(rung: str, chunks: Sequence[ChunkResult], total_frames: int) -> list[ChunkResult]:
+    """The parts that hold `rung`, in timeline order; they must tile the presentation's frames
+    [0, total_frames) without a gap or an overlap (the plan's chunks, or one part over the
+    whole video such as the preview job's, api/jobs/chunkwork.py)."""
+    ordered = sorted(
+        (c for c in chunks if rung in c.rungs), key=lambda c: (c.chunk.start_frame, c.chunk.index)
+    )
+    at = 0
+    for result in ordered:
+        if result.chunk.start_frame != at:
+            break
+        at = result.chunk.end_frame
+    else:
+        if ordered and ordered[-1].chunk.last and at == total_frames:
+            return ordered
+    ranges = [(c.chunk.start_frame, c.chunk.end_frame) for c in ordered]
+    raise EngineError(f"rung {rung}: the parts {ranges} do not cover frames 0..{total_frames}")
+
+
 def gather_rung(rung: str, chunks: Sequence[ChunkResult], dest: Path) -> bool:
     """Move every chunk's segments of `rung` into `dest`, with the first chunk's init; whether
-    the chunks' inits were byte-identical (`check_inits`)."""
-    ordered = sorted(chunks, key=lambda c: c.chunk.index)
+    the chunks' inits were byte-identical (`check_inits`). `chunks` are the rung's holders."""
+    ordered = sorted(chunks, key=lambda c: c.chunk.start_frame)
     identical = check_inits([c.folder(rung) / INIT_NAME for c in ordered])
     dest.mkdir(parents=True, exist_ok=False)
     shutil.copyfile(ordered[0].folder(rung) / INIT_NAME, dest / INIT_NAME)
@@ -109,16 +128,18 @@ def stitch(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the chunks and the audio track in `staging` and finish the presentation there
-    (manifests, download.mp4, report.json); returns the report. `thumbs` is what a thumbnail
-    tap wrote into `staging` (engine/thumbnails.py `ThumbnailTap.close`); `extra` is merged
-    into the report (a distributed job's `analysis`)."""
+    (manifests, download.mp4, report.json); returns the report. Each rung of `encode` is
+    taken from the parts that hold it (`holders`); the report's decode figures are those of
+    the top rung's parts. `thumbs` is what a thumbnail tap wrote into `staging`
+    (engine/thumbnails.py `ThumbnailTap.close`); `extra` is merged into the report (a
+    distributed job's `analysis`)."""
     clock = clock or StageClock()
-    if sorted(c.chunk.index for c in chunks) != [c.index for c in plan.chunks]:
-        raise EngineError(f"chunks {[c.chunk.index for c in chunks]} do not cover the plan")
+    held = {rung.name: holders(rung.name, chunks, plan.total_frames) for rung in encode.rungs}
     identical = [
-        clock.run("stitch", partial(gather_rung, rung.name, chunks, staging / rung.name))
+        clock.run("stitch", partial(gather_rung, rung.name, held[rung.name], staging / rung.name))
         for rung in encode.rungs
     ]
+    top = held[encode.rungs[0].name]
     if (encode.audio_rung is None) != (audio is None):
         raise EngineError("the audio track does not match the plan")
     if audio is not None and encode.audio_rung is not None:
@@ -132,11 +153,11 @@ def stitch(
         encode,
         options,
         tracks,
-        decode_totals(plan, chunks),
+        decode_totals(plan, top),
         thumbs or {},
         clock.seconds,
         audio.loudness if audio is not None else (None, None, None),
-        {"chunked": chunks_report(chunks, all(identical)), **(extra or {})},
+        {"chunked": chunks_report(top, all(identical)), **(extra or {})},
     )
 
 

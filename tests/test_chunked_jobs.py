@@ -116,6 +116,7 @@ def test_a_long_upload_is_chunked_stitched_and_published(
     assert row.status == "published", row.status_reason
     # Each part ran once and counted once; the assembly ran once.
     assert parts(db, row.id) == {
+        ("preview", 0): ("done", 1),
         ("chunk", 0): ("done", 1),
         ("chunk", 1): ("done", 1),
         ("chunk", 2): ("done", 1),
@@ -123,7 +124,7 @@ def test_a_long_upload_is_chunked_stitched_and_published(
         ("assembly", 0): ("done", 1),
     }
     progress = progress_row(db, row.id)
-    assert (progress.stage, progress.parts_done, progress.parts_total) == ("published", 4, 4)
+    assert (progress.stage, progress.parts_done, progress.parts_total) == ("published", 5, 5)
     assert stages.overall(progress.stage, progress.parts_done, progress.parts_total, 0) == 1.0
     storage = jobs.chunking.host.storage
     assert storage.list(work_prefix(row.id)) == []
@@ -159,6 +160,7 @@ def test_a_chunk_that_fails_once_is_retried_alone(
     assert row.status == "published", row.status_reason
     assert row.attempts == 1  # the planner ran once: nothing but the chunk was redone
     assert parts(db, row.id) == {
+        ("preview", 0): ("done", 1),
         ("chunk", 0): ("done", 1),
         ("chunk", 1): ("done", 2),
         ("chunk", 2): ("done", 1),
@@ -292,7 +294,7 @@ def hamming(a: str, b: str) -> int:
     return bin(int(a, 16) ^ int(b, 16)).count("1")
 
 
-def test_the_assembly_analyses_what_the_single_pass_analyses(
+def test_the_preview_analyses_what_the_single_pass_analyses(
     jobs: worker.Jobs, db: Engine, clip: Path, tmp_path: Path
 ) -> None:
     """Safety routing gets the same inputs: the same sampled times (periodic and the source's

@@ -83,6 +83,10 @@ class Settings:
     # Unset (-1): 60 s in production, 0 (off) in embedded mode (see README "Split and stitch").
     chunk_threshold_seconds: float = -1.0
     chunk_segments: int = 5
+    # Playable early (issue 15): a chunked run's preview job encodes this many of the lowest
+    # rungs over the whole video, published with the audio before the rest of the ladder is
+    # done (the top rung is always left to the chunk jobs); 0: published once, when complete.
+    preview_rungs: int = 1
     # Longest upload accepted, in seconds of its longest stream (engine InputPolicy).
     max_duration_seconds: float = 600.0
     # Loudness normalization of every audio rendition (engine/loudness.py): integrated
@@ -268,6 +272,8 @@ class Settings:
         result = _checked_edges(result)
         if result.chunk_segments < 1:
             raise SettingsError("REELFORGE_CHUNK_SEGMENTS must be at least 1")
+        if result.preview_rungs < 0:
+            raise SettingsError("REELFORGE_PREVIEW_RUNGS must be 0 or more")
         if result.max_duration_seconds <= 0:
             raise SettingsError("REELFORGE_MAX_DURATION_SECONDS must be positive")
         if result.storage not in ("local", "s3"):

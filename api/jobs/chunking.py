@@ -1,28 +1,27 @@
-"""Split and stitch across the worker pool (issue 15): the planner's hand-off, the part jobs
-and the assembly, with the database (`video_parts`) as the record of what must run.
+"""Split and stitch across the worker pool (issue 15): the planner's hand-off and the part
+jobs, with the database (`video_parts`) as the record of what must run.
 
 1. plan: the transcode job (api/jobs/transcode.py) claims the video as for the single pass,
    probes and plans in its child (api/jobs/chunkwork.py); when the source is longer than
-   `chunk_threshold_seconds` it writes one `video_parts` row per chunk, one for the audio
-   track and one for the assembly (deleting an older run's rows: that run is superseded),
-   counts N+1 parts in `video_progress` and enqueues one message per part. Messages carry ids
-   only (video, run, kind, index); every handler reloads the rows and skips a deleted video or
-   a superseded run.
+   `chunk_threshold_seconds` it writes one `video_parts` row per part (the preview, every
+   chunk, the audio track), one for the early publish (when the preview encodes a rung) and
+   one for the assembly (deleting an older run's rows: that run is superseded), counts the
+   parts in `video_progress` and enqueues one message per part, the preview and the audio
+   first (a queue is first in, first out: with one worker, the video is playable once those
+   two are done). Messages carry ids only (video, run, kind, index); every handler reloads the
+   rows and skips a deleted video or a superseded run (api/jobs/partrows.py `run_alive`).
 2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip) and
    touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
    source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
    child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
    its row pending → done (compare-and-set: a redelivered message counts once) and counts a
    part in the progress. Our failure is retried alone by Dramatiq; the last attempt (or a
-   message whose retries ran out) fails the video with a reason naming the part.
-3. the claim: after its own row is committed, each finished part tries to move the assembly row
-   pending → claimed where every other part row of the run is done. In one statement, so the
-   part finishing last sees all the others done and exactly one part wins, whatever the
-   concurrency (the row lock serializes the racers; the loser re-reads `claimed`).
-4. the assembly downloads the parts, stitches them in its child (with the thumbnails and the
-   analysis of the stitched output, see api/jobs/chunkwork.py), then stores and publishes
-   through the single pass's own tail (`Runtime.publish`: safety routing, storage, the
-   compare-and-set to published), and removes the run's work prefix.
+   message whose retries ran out) fails the video with a reason naming the part (a video
+   already published early stays published with its early rungs).
+3. the claims (api/jobs/partrows.py `claim`): after its own row is committed, a finished
+   preview or audio part tries to claim the early publish, and every finished part the
+   assembly; exactly one racer wins each.
+4. the early publish and the assembly: api/jobs/presenting.py.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from api.core.db import now_ms
 from api.core.keys import part_prefix, work_prefix
 from api.core.settings import Settings
 from api.core.tables import video_parts, videos
-from api.jobs import chunkwork
+from api.jobs import chunkwork, presenting
 from api.jobs.inputs import fetch_upload
 from api.jobs.partrows import (
     ASSEMBLY,
@@ -54,7 +53,10 @@ from api.jobs.partrows import (
     FAILED,
     PART_ATTEMPTS,
     PENDING,
+    PLAYABLE,
+    PREVIEW,
     claim_assembly,
+    claim_playable,
     count_attempt,
     part_label,
     part_name,
@@ -64,7 +66,6 @@ from api.jobs.progress import RunProgress
 from api.jobs.report import owner_reason
 from cdn.storage import Storage
 from engine.errors import InputRejected
-from engine.jobs import KILL_GRACE_SECONDS
 from engine.pipeline import TranscodeOptions
 from engine.sandbox import run_limited
 
@@ -88,8 +89,16 @@ class Host(Protocol):
     def reject(self, video_id: str, reason: str) -> bool: ...
     def sweep_work(self, older_than_s: float | None = None) -> int: ...
     def publish(
-        self, row: Any, outdir: Path, report: dict[str, Any], artifacts: Path | None, progress: Any
-    ) -> None: ...
+        self,
+        row: Any,
+        outdir: Path,
+        report: dict[str, Any],
+        artifacts: Path | None = None,
+        progress: RunProgress | None = None,
+        *,
+        early_of: str | None = None,
+        replaces: str | None = None,
+    ) -> bool: ...
 
 
 class Chunking:
@@ -118,12 +127,18 @@ class Chunking:
             source,
             options,
             settings.chunk_segments,
+            settings.preview_rungs,
             wall_seconds=120.0,
             memory_bytes=options.policy.max_memory_bytes,
         )
         if self.dispatch is None or not settings.chunked(plan.duration) or plan.chunks < 2:
             return False
-        parts = [(CHUNK, i) for i in range(plan.chunks)] + ([(AUDIO, 0)] if plan.audio else [])
+        parts = [
+            (PREVIEW, 0),
+            *([(AUDIO, 0)] if plan.audio else []),
+            *((CHUNK, i) for i in range(plan.chunks)),
+        ]
+        closing = [(ASSEMBLY, 0), *([(PLAYABLE, 0)] if plan.preview_rungs else [])]
         now = now_ms()
         with self.host.db.begin() as conn:
             conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
@@ -132,7 +147,7 @@ class Chunking:
                 [
                     {"video_id": row.id, "run_id": progress.run_id, "kind": kind, "part": index,
                      "state": PENDING, "attempts": 0, "updated_at": now}
-                    for kind, index in [*parts, (ASSEMBLY, 0)]
+                    for kind, index in [*parts, *closing]
                 ],
             )  # fmt: skip
         self._keep_source(row.id, int(row.upload_size), source)
@@ -140,7 +155,10 @@ class Chunking:
         progress.stage(stages.TRANSCODING)
         for kind, index in parts:
             self.dispatch(row.id, progress.run_id, kind, index)
-        log.info("video %s: %d chunk(s), audio %s, enqueued", row.id, plan.chunks, plan.audio)
+        log.info(
+            "video %s: preview (%d rung(s)), %d chunk(s), audio %s, enqueued",
+            row.id, plan.preview_rungs, plan.chunks, plan.audio,
+        )  # fmt: skip
         return True
 
     # -- 2. a part ----------------------------------------------------------------------
@@ -153,18 +171,27 @@ class Chunking:
             self.gave_up(video_id, run_id, kind, index)
             return
         progress = RunProgress(self.host.db, video_id, run_id)
-        workdir = self._workdir(video_id)
+        workdir = self.workdir(video_id)
         try:
             if self.fault is not None:
                 self.fault(video_id, kind, index)
-            source = self._source(video_id)
+            source = self.source(video_id)
             folder = workdir / part_name(kind, index)
-            options = self.host.options()
-            limits = _limits(options)
+            settings = self.host.settings
+            # The preview's analyzers write their worst frames with the part's files.
+            artifacts = folder / chunkwork.ARTIFACTS_FOLDER if kind == PREVIEW else None
+            options = self.host.options(artifacts)
+            limits = chunkwork.limits_of(options)
+            shape = (settings.chunk_segments, settings.preview_rungs)
             if kind == CHUNK:
                 run_limited(
-                    chunkwork.chunk_job, source, options, self.host.settings.chunk_segments,
-                    index, folder, progress=progress.fraction, **limits,
+                    chunkwork.chunk_job, source, options, *shape, index, folder,
+                    progress=progress.fraction, **limits,
+                )  # fmt: skip
+            elif kind == PREVIEW:
+                run_limited(
+                    chunkwork.preview_job, source, options, *shape, folder,
+                    progress=progress.fraction, **limits,
                 )  # fmt: skip
             else:
                 run_limited(chunkwork.audio_job, source, options, folder, **limits)
@@ -186,6 +213,8 @@ class Chunking:
             shutil.rmtree(workdir, ignore_errors=True)
         if set_state(self.host.db, video_id, run_id, kind, index, PENDING, DONE):
             progress.part_done()
+            if kind in (PREVIEW, AUDIO) and claim_playable(self.host.db, video_id, run_id):
+                presenting.playable(self, video_id, run_id)  # here: it goes before any chunk
             if claim_assembly(self.host.db, video_id, run_id) and self.dispatch is not None:
                 self.dispatch(video_id, run_id, ASSEMBLY, 0)
 
@@ -212,72 +241,32 @@ class Chunking:
         )
         if self.host.give_up(video_id, reason):
             RunProgress(self.host.db, video_id, run_id).finish(stages.FAILED)
-        self._discard(work_prefix(video_id, run_id))
-
-    # -- 4. the assembly ----------------------------------------------------------------
+        self.discard(work_prefix(video_id, run_id))
 
     def assemble(self, video_id: str, run_id: str) -> None:
-        attempt = count_attempt(self.host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED)
-        if attempt is None:
-            return
-        if attempt > PART_ATTEMPTS:
-            self.gave_up(video_id, run_id, ASSEMBLY, 0)
-            return
-        host = self.host
-        progress = RunProgress(host.db, video_id, run_id)
-        progress.stage(stages.PACKAGING)
-        workdir = self._workdir(video_id)
-        try:
-            with host.db.connect() as conn:
-                row = conn.execute(select(videos).where(videos.c.id == video_id)).one()
-            source = self._source(video_id)
-            parts = workdir / "parts"
-            for info in host.storage.list(work_prefix(video_id, run_id)):
-                target = parts / info.key[len(work_prefix(video_id, run_id)) :]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                host.storage.download(info.key, target)
-            options = host.options(workdir / "analysis")
-            report = run_limited(
-                chunkwork.assemble_job, source, options, host.settings.chunk_segments,
-                parts, workdir / "out", **_limits(options),
-            )  # fmt: skip
-            progress.stage(stages.ANALYSING)
-            host.publish(row, workdir / "out", report, workdir / "analysis", progress)
-        except Exception as exc:
-            if attempt < PART_ATTEMPTS:
-                log.warning("video %s: assembly failed: %r (retried)", video_id, exc)
-                raise
-            log.exception("video %s: the assembly failed on its last attempt", video_id)
-            self.gave_up(video_id, run_id, ASSEMBLY, 0, exc)
-            return
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        self._discard(work_prefix(video_id, run_id))
-        shutil.rmtree(self._cache_dir(video_id), ignore_errors=True)
-        # The run's last write.
-        set_state(self.host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, DONE)
+        presenting.assemble(self, video_id, run_id)
 
     # -- files --------------------------------------------------------------------------
 
-    def _workdir(self, video_id: str) -> Path:
+    def workdir(self, video_id: str) -> Path:
         root = self.host.settings.work_dir
         root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f"{video_id}-", dir=root))
 
-    def _cache_dir(self, video_id: str) -> Path:
+    def cache_dir(self, video_id: str) -> Path:
         return self.host.settings.work_dir / f"src-{video_id}"
 
     def _keep_source(self, video_id: str, size: int, source: Path) -> None:
         """Keep the planner's copy of the upload as this worker's cached source."""
-        cache = self._cache_dir(video_id)
+        cache = self.cache_dir(video_id)
         with self._lock:
             cache.mkdir(parents=True, exist_ok=True)
             if source.stat().st_size == size:
                 os.replace(source, cache / "source")
 
-    def _source(self, video_id: str) -> Path:
+    def source(self, video_id: str) -> Path:
         """This worker's copy of the video's upload, fetched from storage on first use."""
-        cache = self._cache_dir(video_id)
+        cache = self.cache_dir(video_id)
         path = cache / "source"
         with self._lock:  # one download per worker process, whatever its threads ask
             if path.is_file():
@@ -296,16 +285,8 @@ class Chunking:
             os.replace(partial, path)
             return path
 
-    def _discard(self, prefix: str) -> None:
+    def discard(self, prefix: str) -> None:
         try:
             self.host.storage.delete_prefix(prefix)
         except Exception:  # left for the video's cleanup
             log.exception("could not remove %s", prefix)
-
-
-def _limits(options: TranscodeOptions) -> dict[str, Any]:
-    """The single pass's bounds (engine/jobs.py `transcode_limited`) for a part's child."""
-    return {
-        "wall_seconds": options.policy.max_wall_seconds + KILL_GRACE_SECONDS,
-        "memory_bytes": options.policy.max_memory_bytes,
-    }

@@ -1,32 +1,36 @@
 """Split and stitch, the work each job does in its sandboxed child (engine/sandbox.py
-`run_limited`, bounded like the single pass): plan, one chunk, the audio track, the assembly.
+`run_limited`, bounded like the single pass): plan, the preview, one chunk, the audio track,
+the early (playable) presentation, the assembly.
 
 Every job probes the same source with the same options, so each one plans the same chunks
 (engine/chunks.py is deterministic); a part's folder carries `part.json` (what the stitch needs
 to know of it) next to its track folders, so the assembly rebuilds the parts from files alone.
 
-Analysis and thumbnails (first cut): the audio job fingerprints the normalized audio as it
-encodes it (the frames the single pass's audio taps see); the chunk jobs only note which output
-frames carry a source keyframe's flag; the assembly decodes the stitched top rung once and feeds
-the frame analyzers (moderation sampling, PDQ) and the thumbnail tap the same frames at the same
-output times and flags as the single pass, read back from the encoded output, so safety routing
-gets the inputs it gets today.
+The preview job (issue 15, "Playable early") is the run's one decode of the whole video for
+what needs every frame: it encodes the lowest rungs (`preview_rungs` of them, never the whole
+ladder) over the whole timeline and feeds the frame analyzers (moderation sampling, PDQ) and
+the thumbnail tap the top rung's frames, at the single pass's output times and with its
+keyframe flags, so safety routing gets the inputs it gets today. The chunk jobs encode the
+other rungs of their range, with no tap. The audio job fingerprints the normalized audio as it
+encodes it (the frames the single pass's audio taps see). Once the preview and the audio are
+done, `early_job` stitches them into a complete presentation of the low rungs (published
+first, api/jobs/chunking.py); the assembly stitches every rung from the parts that hold it
+(engine/stitch.py `holders`) and decodes nothing.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import av
 
 from engine.analysis import build_analyzers, build_fingerprint, close_analyzers, collect_results
 from engine.chunked import AudioResult, ChunkResult, encode_audio_track, encode_chunk
 from engine.chunks import Chunk, ChunkPlan, plan_chunks
 from engine.errors import EngineError
+from engine.jobs import KILL_GRACE_SECONDS
 from engine.loudness import GainPlan, Loudness
 from engine.options import EncodePlan, TranscodeOptions, plan_encoders, planned_frames
 from engine.outputs import discard_staging, prepare_outdir, publish_outdir
@@ -35,18 +39,26 @@ from engine.sandbox import ProgressFn
 from engine.source import SourceInfo
 from engine.stitch import stitch
 from engine.thumbnails import ThumbnailTap
-from packager.model import INIT_NAME
 
 PART_FILE = "part.json"
 
 
+PREVIEW_FOLDER, AUDIO_FOLDER, THUMBS_FOLDER = "preview", "audio", "thumbs"
+ARTIFACTS_FOLDER = "analysis"
+"""In the preview's folder: the analyzers' worst-frame JPEGs (stored under `safety/`)."""
+WHOLE = 1 << 30
+"""Segments per chunk that make one chunk of any video (the preview job's range)."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobPlan:
-    """What the planner learns: the source's duration, its chunks, whether it has audio."""
+    """What the planner learns: the source's duration, its chunks, whether it has audio, and
+    how many rungs the preview job encodes (0: none, the ladder has a single rung)."""
 
     duration: float
     chunks: int
     audio: bool
+    preview_rungs: int
 
 
 def _plan(
@@ -61,47 +73,96 @@ def _plan(
     return source, encode, chunks
 
 
+def split_rungs(encode: EncodePlan, preview_rungs: int) -> tuple[list[str], list[str]]:
+    """(the preview job's rungs, the chunk jobs' rungs): the lowest `preview_rungs` rungs
+    first, always leaving the top rung (and so at least one) to the chunks."""
+    names = [rung.name for rung in encode.rungs]
+    count = max(0, min(preview_rungs, len(names) - 1))
+    return names[len(names) - count :], names[: len(names) - count]
+
+
 def plan_job(
-    path: Path, options: TranscodeOptions, segments: int, progress: ProgressFn | None = None
+    path: Path,
+    options: TranscodeOptions,
+    segments: int,
+    preview_rungs: int,
+    progress: ProgressFn | None = None,
 ) -> JobPlan:
     source, encode, plan = _plan(path, options, segments)
-    return JobPlan(float(source.duration), len(plan.chunks), encode.audio_rung is not None)
+    low, _ = split_rungs(encode, preview_rungs)
+    return JobPlan(
+        float(source.duration), len(plan.chunks), encode.audio_rung is not None, len(low)
+    )
 
 
-class SourceKeys:
-    """A chunk's tap: the output frames that carry a source keyframe's flag (the sampler's
-    keyframe samples; classifiers/sampling.py), which decoding the output cannot tell."""
+def _whole(plan: ChunkPlan, encode: EncodePlan, options: TranscodeOptions) -> Chunk:
+    """The presentation as one chunk, from its first frame to its end."""
+    return plan_chunks(
+        plan.total_frames, encode.gop_frames, WHOLE, encode.frame_rate, options.segment_seconds
+    ).chunks[0]
 
-    def __init__(self, frame_rate: float) -> None:
-        self.frame_rate = frame_rate
-        self.frames: list[int] = []
 
-    def on_video(self, frame: Any, time: float) -> None:
-        if frame.key_frame:
-            self.frames.append(round(time * self.frame_rate))
+def _write_facts(folder: Path, result: ChunkResult, **more: Any) -> None:
+    facts = {
+        "chunk": asdict(result.chunk),
+        "frames": result.output_frames,
+        "stats": result.stats,
+        "rungs": result.rungs,
+        **more,
+    }
+    (folder / PART_FILE).write_text(json.dumps(facts))
+
+
+def preview_job(
+    path: Path,
+    options: TranscodeOptions,
+    segments: int,
+    preview_rungs: int,
+    folder: Path,
+    progress: ProgressFn | None = None,
+) -> int:
+    """The whole video's one decode (see the module doc): the preview rungs in `folder/<rung>`,
+    thumbnails in `folder/thumbs`, the frame analyzers' results in `part.json`; its frames."""
+    source, encode, plan = _plan(path, options, segments)
+    low, _ = split_rungs(encode, preview_rungs)
+    spec = options.analysis
+    if spec is not None and encode.audio_rung is not None:  # the audio job fingerprints
+        spec = replace(spec, fingerprint=None)
+    analyzers = build_analyzers(spec, source.duration) if spec is not None and spec.enabled else []
+    thumbs_dir = folder / THUMBS_FOLDER
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    thumbnails = ThumbnailTap(thumbs_dir)
+    taps: list[Any] = [*([thumbnails] if options.thumbnails else []), *analyzers]
+    try:
+        whole = _whole(plan, encode, options)
+        result = encode_chunk(source, whole, encode, options, folder, taps, progress, low)
+    except BaseException:
+        close_analyzers(analyzers)
+        raise
+    analysis = collect_results(analyzers) if analyzers else None
+    duration = float(result.output_frames / encode.frame_rate)
+    thumbs = thumbnails.close(duration) if options.thumbnails else {}
+    _write_facts(folder, result, analysis=analysis, thumbs=thumbs)
+    return result.output_frames
 
 
 def chunk_job(
     path: Path,
     options: TranscodeOptions,
     segments: int,
+    preview_rungs: int,
     index: int,
     folder: Path,
     progress: ProgressFn | None = None,
 ) -> int:
-    """Encode chunk `index` into `folder` (one folder per rung, and `part.json`); its frames."""
+    """Encode chunk `index` of the rungs the preview leaves (one folder per rung, and
+    `part.json`) into `folder`; its frames."""
     source, encode, plan = _plan(path, options, segments)
     if index >= len(plan.chunks):
         raise EngineError(f"chunk {index}: the plan has {len(plan.chunks)} chunks")
-    keys = SourceKeys(float(encode.frame_rate))
-    result = encode_chunk(source, plan.chunks[index], encode, options, folder, [keys], progress)
-    facts = {
-        "chunk": asdict(result.chunk),
-        "frames": result.output_frames,
-        "stats": result.stats,
-        "source_keys": keys.frames,
-    }
-    (folder / PART_FILE).write_text(json.dumps(facts))
+    _, high = split_rungs(encode, preview_rungs)
+    result = encode_chunk(source, plan.chunks[index], encode, options, folder, (), progress, high)
+    _write_facts(folder, result)
     return result.output_frames
 
 
@@ -127,97 +188,112 @@ def audio_job(
     (folder / PART_FILE).write_text(json.dumps(facts))
 
 
-def _chunk_result(folder: Path, rungs: list[str]) -> ChunkResult:
-    facts = json.loads((folder / PART_FILE).read_text())
-    return ChunkResult(Chunk(**facts["chunk"]), folder, rungs, facts["frames"], facts["stats"])
-
-
 def _facts(folder: Path) -> dict[str, Any]:
     facts: dict[str, Any] = json.loads((folder / PART_FILE).read_text())
     return facts
 
 
-def _source_keys(folder: Path) -> set[int]:
-    return set(_facts(folder)["source_keys"])
+def _chunk_result(folder: Path) -> ChunkResult:
+    facts = _facts(folder)
+    return ChunkResult(
+        Chunk(**facts["chunk"]), folder, facts["rungs"], facts["frames"], facts["stats"]
+    )
 
 
 def _audio_result(folder: Path, rung: str) -> AudioResult:
-    facts = json.loads((folder / PART_FILE).read_text())
+    facts = _facts(folder)
     measured, output = (Loudness(**facts[k]) if facts[k] else None for k in ("measured", "output"))
     gain = GainPlan(**facts["gain"]) if facts["gain"] else None
     return AudioResult(folder / rung, (measured, gain, output))
 
 
-def _track_file(folders: list[Path], dest: Path) -> Path:
-    """One fragmented MP4 of a track: the first folder's init, then every segment in order."""
-    with dest.open("wb") as out:
-        out.write((folders[0] / INIT_NAME).read_bytes())
-        for folder in folders:
-            for path in sorted(folder.glob("*.m4s")):  # zero-padded numbers, from any first
-                out.write(path.read_bytes())
-    return dest
+def _present(
+    path: Path,
+    options: TranscodeOptions,
+    segments: int,
+    parts: Path,
+    outdir: Path,
+    rungs: list[str] | None,
+    chunk_folders: list[str],
+    note: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stitch `rungs` (None: every rung) from the preview and the folders `chunk_folders`,
+    with the audio track, the preview's thumbnails and the preview's and audio's analysis,
+    into `outdir`; returns the report."""
+    source, encode, plan = _plan(path, options, segments)
+    if rungs is not None:
+        keep = [i for i, rung in enumerate(encode.rungs) if rung.name in rungs]
+        encode = replace(
+            encode,
+            rungs=[encode.rungs[i] for i in keep],
+            settings=[encode.settings[i] for i in keep],
+        )
+    preview = parts / PREVIEW_FOLDER
+    results = [_chunk_result(preview), *(_chunk_result(parts / name) for name in chunk_folders)]
+    audio = (
+        _audio_result(parts / AUDIO_FOLDER, encode.audio_rung.name)
+        if encode.audio_rung is not None
+        else None
+    )
+    seen = _facts(preview)
+    analysis = seen.get("analysis")
+    if audio is not None and options.analysis is not None:
+        heard = _facts(parts / AUDIO_FOLDER)["analysis"]
+        analysis = {**(analysis or {}), **heard} if heard or analysis else None
+    staging = prepare_outdir(outdir)
+    try:
+        thumbs: dict[str, Any] = seen.get("thumbs") or {}
+        for name in ("poster", "storyboard", "storyboard_vtt"):
+            if name in thumbs:
+                shutil.copyfile(preview / THUMBS_FOLDER / thumbs[name], staging / thumbs[name])
+        extra = {**({"analysis": analysis} if analysis is not None else {}), **(note or {})}
+        report = stitch(staging, source, encode, plan, options, results, audio, thumbs, None, extra)
+        publish_outdir(staging, outdir)
+        return report
+    except BaseException:
+        discard_staging(staging)
+        raise
 
 
-def _analyse(video: Path, fps: float, taps: list[Any], frames: int, keys: set[int]) -> None:
-    """Feed the taps the top rung's frames: frame k at k / fps, flagged a keyframe where the
-    source's was, as the single pass does."""
-    fed = 0
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for picture in container.decode(stream):
-            picture.key_frame = fed in keys  # type: ignore[misc]  # settable in PyAV 18
-            for tap in taps:
-                tap.on_video(picture, fed / fps)
-            fed += 1
-    if fed != frames:
-        raise EngineError(f"the stitched top rung decodes to {fed} frames, planned {frames}")
+def early_job(
+    path: Path,
+    options: TranscodeOptions,
+    segments: int,
+    preview_rungs: int,
+    parts: Path,
+    outdir: Path,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """The playable-early presentation: the preview's rungs and the audio track, complete over
+    the whole video (manifests, download.mp4, thumbnails, report) in `outdir`."""
+    low = _facts(parts / PREVIEW_FOLDER)["rungs"]
+    if not low:
+        raise EngineError("the preview holds no rung to present")
+    return _present(path, options, segments, parts, outdir, low, [], {"early": {"rungs": low}})
 
 
 def assemble_job(
     path: Path,
     options: TranscodeOptions,
     segments: int,
+    preview_rungs: int,
     parts: Path,
     outdir: Path,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Stitch the parts under `parts` (`chunk-NNNN/`, `audio/`) into `outdir`, with thumbnails
-    and the analysis of the stitched output (see the module doc); returns the report."""
-    source, encode, plan = _plan(path, options, segments)
-    rungs = [rung.name for rung in encode.rungs]
-    chunks = [_chunk_result(parts / chunk_folder(c.index), rungs) for c in plan.chunks]
-    audio = (
-        _audio_result(parts / "audio", encode.audio_rung.name)
-        if encode.audio_rung is not None
-        else None
-    )
-    staging = prepare_outdir(outdir)
-    spec = options.analysis
-    if spec is not None and audio is not None:  # the audio job fingerprinted the track
-        spec = replace(spec, fingerprint=None)
-    analyzers = build_analyzers(spec, source.duration) if spec is not None and spec.enabled else []
-    try:
-        thumbnails = ThumbnailTap(staging)
-        taps: list[Any] = [*([thumbnails] if options.thumbnails else []), *analyzers]
-        frames = sum(c.output_frames for c in chunks)
-        with tempfile.TemporaryDirectory(dir=parts) as scratch:
-            top = _track_file([c.folder(rungs[0]) for c in chunks], Path(scratch) / "top.mp4")
-            keys = set().union(*(_source_keys(parts / chunk_folder(c.index)) for c in plan.chunks))
-            _analyse(top, float(encode.frame_rate), taps, frames, keys)
-        analysis = collect_results(analyzers) if analyzers else None
-        if audio is not None and options.analysis is not None:
-            heard = _facts(parts / "audio")["analysis"]
-            analysis = {**(analysis or {}), **heard} if heard or analysis else None
-        thumbs = thumbnails.close(float(frames / encode.frame_rate)) if options.thumbnails else {}
-        extra = {"analysis": analysis} if analysis is not None else None
-        report = stitch(staging, source, encode, plan, options, chunks, audio, thumbs, None, extra)
-        publish_outdir(staging, outdir)
-        return report
-    except BaseException:
-        close_analyzers(analyzers)
-        discard_staging(staging)
-        raise
+    """Stitch the parts under `parts` (`preview/`, `chunk-NNNN/`, `audio/`) into the whole
+    ladder in `outdir`, with the preview's thumbnails and analysis; returns the report."""
+    _, _, plan = _plan(path, options, segments)
+    folders = [chunk_folder(c.index) for c in plan.chunks]
+    return _present(path, options, segments, parts, outdir, None, folders)
+
+
+def limits_of(options: TranscodeOptions) -> dict[str, Any]:
+    """The single pass's bounds (engine/jobs.py `transcode_limited`) for a part's child."""
+    return {
+        "wall_seconds": options.policy.max_wall_seconds + KILL_GRACE_SECONDS,
+        "memory_bytes": options.policy.max_memory_bytes,
+    }
 
 
 def chunk_folder(index: int) -> str:

@@ -44,17 +44,16 @@ from sqlalchemy import Engine, select, update
 
 from api.core import lifecycle
 from api.core import progress as stages
-from api.core.db import new_id, now_ms, sync_engine
-from api.core.keys import media_prefix, safety_prefix, upload_prefix, work_prefix
+from api.core.db import now_ms, sync_engine
+from api.core.keys import media_prefix, upload_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import Settings
-from api.core.tables import users, videos
+from api.core.tables import videos
+from api.jobs import publish as publishing
 from api.jobs.chunking import Chunking, Dispatch
 from api.jobs.inputs import fetch_upload
 from api.jobs.progress import RunProgress
-from api.jobs.report import failed_reason, owner_reason, summarize, without_audio
-from api.safety import record as safety_record
-from api.safety import routing as safety
+from api.jobs.report import failed_reason, owner_reason
 from api.safety.config import analysis_spec
 from cdn.storage import Storage
 from engine.errors import InputRejected
@@ -298,68 +297,15 @@ class Runtime:
         report: dict[str, Any],
         artifacts: Path | None = None,
         progress: RunProgress | None = None,
-    ) -> None:
-        """Route (api/safety/routing.py), store, then move the video in one transaction.
-
-        The outputs are stored whatever the routing says (a video in review, or rejected and
-        then appealed, may be published by a moderator later); only `published` is served.
-        """
-        analysis = report.get("analysis")
-        with self.db.begin() as conn:
-            routing = safety.route(conn, row.caption, analysis, self.settings)
-        if routing.mute:
-            safety.mute(outdir)
-            report = without_audio(report, outdir)
-        render_id = new_id("r")
-        prefix = media_prefix(row.id, render_id)
-        frames_prefix = safety_prefix(row.id, render_id)
-        if progress is not None:
-            progress.stage(stages.STORING)
-        try:
-            self.storage.put_tree(prefix.rstrip("/"), outdir)
-            if artifacts is not None and artifacts.is_dir():
-                self.storage.put_tree(frames_prefix.rstrip("/"), artifacts)
-        except BaseException:
-            self._discard(prefix)
-            self._discard(frames_prefix)
-            raise
-        summary = summarize(report)
-        published = routing.status == lifecycle.PUBLISHED
-        moderation = (analysis or {}).get("moderation")
-        try:
-            with self.db.begin() as conn:
-                lifecycle.move_sync(
-                    conn,
-                    row.id,
-                    routing.status,
-                    routing.reason,
-                    render_id=render_id,
-                    **({"published_at": now_ms()} if published else {}),
-                    **summary,
-                )
-                if analysis is not None:
-                    frames = safety_record.worst_frames(moderation, frames_prefix)
-                    safety_record.record(conn, row.id, routing, analysis, frames)
-                if published:
-                    conn.execute(
-                        update(users)
-                        .where(users.c.id == row.owner_id)
-                        .values(video_count=users.c.video_count + 1)
-                    )
-        except lifecycle.TransitionError as exc:
-            log.info("video %s not published by this run (%s); removing %s", row.id, exc, prefix)
-            self._discard(prefix)
-            self._discard(frames_prefix)
-        except BaseException:
-            self._discard(prefix)
-            self._discard(frames_prefix)
-            raise
-        else:
-            log.info("video %s %s as %s: %s", row.id, routing.status, render_id, routing.reason)
-            if progress is not None:
-                progress.finish(routing.status)
-            if published:
-                self._announce(row.id)
+        *,
+        early_of: str | None = None,
+        replaces: str | None = None,
+    ) -> bool:
+        """Route, store, then move the video in one transaction (api/jobs/publish.py)."""
+        return publishing.publish(
+            self, row, outdir, report, artifacts, progress,
+            early_of=early_of, replaces=replaces, announce=self._announce,
+        )  # fmt: skip
 
     def _announce(self, video_id: str) -> None:
         """Tell `on_published` (the edge pre-warm) without ever failing the publication."""
@@ -369,12 +315,6 @@ class Runtime:
             self._on_published(video_id)
         except Exception:
             log.exception("video %s: the after-publication hook failed", video_id)
-
-    def _discard(self, prefix: str) -> None:
-        try:
-            self.storage.delete_prefix(prefix)
-        except Exception:  # the objects are unreachable without a published row
-            log.exception("could not remove %s", prefix)
 
 
 def _status(conn: Any, video_id: str) -> str | None:
