@@ -25,6 +25,7 @@ from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, safety_prefix, work_prefix
 from api.core.settings import Settings
 from api.core.tables import video_parts, video_safety, videos
+from api.jobs.publish import early_render_id
 from api.jobs.sweeper import sweep
 from cdn.storage import TEMP_PREFIX, LocalStorage, S3Storage, Storage
 from tests.support.api import api_client, make_settings
@@ -147,8 +148,8 @@ def test_work_prefixes_of_runs_that_are_over_go_live_runs_stay(
     pg: Engine, storage: Storage
 ) -> None:
     owner = insert_user(pg)
-    live, done = (insert_processing_video(pg, owner, 1) for _ in range(2))
-    runs = {live: new_id("p"), done: new_id("p")}
+    live, early, done = (insert_processing_video(pg, owner, 1) for _ in range(3))
+    runs = {live: new_id("p"), early: new_id("p"), done: new_id("p")}
     with pg.begin() as conn:
         conn.execute(
             insert(video_parts),
@@ -158,7 +159,9 @@ def test_work_prefixes_of_runs_that_are_over_go_live_runs_stay(
                 for vid, run in runs.items()
             ],
         )  # fmt: skip
-    point_at(pg, done, "r_stitched")  # published: its run is over, its rows stay
+    point_at(pg, done, "r_stitched")  # published by its assembly: the run is over
+    # Published early (its run's own render): the chunks still go on (api/jobs/partrows.py).
+    point_at(pg, early, early_render_id(runs[early]))
     superseded = new_id("p")  # a run a newer one replaced: its rows are gone
     for vid, run in [*runs.items(), (live, superseded)]:
         storage.put_bytes(f"{work_prefix(vid, run)}chunk-0000/v360/init.mp4", b"x")
@@ -168,7 +171,9 @@ def test_work_prefixes_of_runs_that_are_over_go_live_runs_stay(
     assert sorted(later.work) == sorted(
         [work_prefix(done, runs[done]), work_prefix(live, superseded)]
     )
-    assert keys(storage, "work/") == [f"{work_prefix(live, runs[live])}chunk-0000/v360/init.mp4"]
+    assert keys(storage, "work/") == sorted(
+        f"{work_prefix(vid, runs[vid])}chunk-0000/v360/init.mp4" for vid in (live, early)
+    )
 
 
 WRITER = """

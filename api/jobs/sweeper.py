@@ -8,8 +8,8 @@ was neither completed nor aborted. `sweep` removes, once they are older than the
 
 - a render prefix (media and the matching safety frames) that no video row points at
   (`videos.render_id`; safety frames also stay while `video_safety.worst_frames` names them);
-- a work prefix whose run is not live (no `video_parts` row of that run, or the video is no
-  longer processing: its assembly published it, or it failed);
+- a work prefix whose run is not live (no `video_parts` row of that run, or the run no longer
+  alive as api/jobs/partrows.py `run_alive` says: its assembly published it, or it failed);
 - incomplete multipart uploads (local storage: a killed writer's temp files).
 
 Age is the newest object's last-modified time, never a row's: a render superseded by another
@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
-from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.keys import media_prefix, safety_prefix, work_prefix
 from api.core.tables import video_parts, video_safety, videos
+from api.jobs.partrows import run_alive
 from cdn.storage import ObjectInfo, Storage
 
 log = logging.getLogger("reelforge.sweeper")
@@ -151,21 +151,21 @@ def _frame_renders(worst_frames: str) -> set[str]:
 
 
 def _live_runs(db: Engine, video_ids: set[str]) -> set[tuple[str, str]]:
-    """(video, run) of the chunked runs still to finish: rows in `video_parts`, and the video
-    processing (a published or failed video's run is over; a newer run deleted older rows)."""
+    """(video, run) of the chunked runs still to finish: rows in `video_parts` (a newer run
+    deleted an older run's rows) and the run alive as its own jobs judge it
+    (api/jobs/partrows.py `run_alive`: the video processing, or showing the run's early
+    render); a run whose video was published by its assembly, failed or deleted is over."""
     live: set[tuple[str, str]] = set()
     with db.connect() as conn:
         for batch in _batches(video_ids):
-            rows = conn.execute(
+            pairs = conn.execute(
                 select(video_parts.c.video_id, video_parts.c.run_id)
                 .distinct()
-                .join(videos, videos.c.id == video_parts.c.video_id)
-                .where(
-                    video_parts.c.video_id.in_(batch),
-                    videos.c.status == lifecycle.PROCESSING,
-                )
-            )
-            live.update((row.video_id, row.run_id) for row in rows)
+                .where(video_parts.c.video_id.in_(batch))
+            ).all()
+            for vid, run in pairs:
+                if conn.execute(select(run_alive(vid, run))).scalar():
+                    live.add((vid, run))
     return live
 
 
