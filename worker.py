@@ -102,6 +102,7 @@ class Jobs:
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
         from api.jobs import edge as edgejobs
         from api.jobs import partrows as chunks
+        from api.jobs import sweeper
         from api.jobs import transcode as processing
 
         self.settings = settings
@@ -198,6 +199,15 @@ class Jobs:
             min_backoff=1_000,
             max_backoff=300_000,
         )
+        # The storage sweeper (api/jobs/sweeper.py): no retries, the next interval sweeps again.
+        self.sweep = _actor(
+            lambda: sweeper.sweep(runtime.db, runtime.storage, settings.storage_grace_seconds),
+            actor_name="sweep_storage",
+            queue_name=CLEANUP_QUEUE,
+            broker=broker,
+            max_retries=0,
+            time_limit=1_800_000,
+        )
         self.edge = edgejobs.EdgeJobs(settings, runtime)
         edge = self.edge
         # Edge errors (5xx, refused connections) are retried with backoff; ids or URLs that
@@ -241,6 +251,9 @@ class Jobs:
 
     def enqueue_cleanup(self, video_id: str) -> None:
         self.cleanup.send(video_id)
+
+    def enqueue_sweep(self) -> None:
+        self.sweep.send()
 
     def warm(self, video_id: str) -> int:
         """Pre-warm a video at every configured edge (after publication, or when the feed

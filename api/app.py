@@ -30,6 +30,7 @@ from api.feed import controllers as feed
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
 from api.jobs.reaper import reaper_loop
+from api.jobs.sweeper import sweeper_loop
 from api.media import controllers as media
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.ratelimit import RateLimitMiddleware
@@ -74,6 +75,10 @@ def create_app(settings: Settings) -> Litestar:
         feed.start()
         app.state.trending = TrendingPools()
         reaper: asyncio.Task[None] | None = None
+        sweeper: asyncio.Task[None] | None = None
+        if settings.storage_sweep_interval_seconds > 0:
+            interval = settings.storage_sweep_interval_seconds
+            sweeper = asyncio.create_task(sweeper_loop(ctx, interval))
         if settings.embedded:
             jobs.start_embedded_worker()
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
@@ -84,10 +89,11 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
-            if reaper is not None:
-                reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reaper
+            for task in (reaper, sweeper):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await feed.close()
             await asyncio.to_thread(jobs.stop)
             await ctx.cache.close()

@@ -33,6 +33,14 @@ PRODUCTION_CHUNK_THRESHOLD_S = 60.0
 """Production's default `chunk_threshold_seconds` (see README "Split and stitch")."""
 
 
+GRACE_MARGIN_S = 24 * 3600.0
+"""Added to the default `storage_grace_seconds`. Age is counted from a render's writing, not
+from its replacement, so this is how much later than a transcode's time limit a render may be
+replaced with URLs signed just before still served to the end: a chunked run published early
+swaps in its full ladder once every chunk is done, however long the queue makes that. A day
+of orphaned objects costs little; a broken playback costs a viewer."""
+
+
 class SettingsError(ValueError):
     """A `REELFORGE_*` variable is missing or malformed; the message names it."""
 
@@ -94,6 +102,13 @@ class Settings:
     # Production: how often one API process looks for processing videos whose broker message
     # was lost (api/jobs/reaper.py); 0 turns the reaper off.
     reaper_interval_seconds: float = 300.0
+    # The storage sweeper (issue 16; api/jobs/sweeper.py): how often one API process has a worker
+    # remove render and work prefixes no row points at and abort stale multipart uploads (0: never),
+    # and how old they must be first. Unset (-1): the longest signed URL (playback or review, + 5
+    # min) plus the transcode time limit plus `GRACE_MARGIN_S`, so a superseded render keeps
+    # answering every URL signed before it was replaced.
+    storage_sweep_interval_seconds: float = 3600.0
+    storage_grace_seconds: float = -1.0
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
     # In-process caches of hot rows (api/core/ttlcache.py), in seconds; 0 disables one. A change
@@ -234,6 +249,7 @@ class Settings:
         result = _replace(
             self,
             chunk_threshold_seconds=threshold,
+            storage_grace_seconds=_storage_grace(self),
             data_dir=data_dir,
             public_url=public_url,
             media_url=media_url,
@@ -284,6 +300,14 @@ def _checked_edges(settings: Settings) -> Settings:
     if settings.prewarm_concurrency < 1:
         raise SettingsError("REELFORGE_PREWARM_CONCURRENCY must be at least 1")
     return _replace(settings, edges=edges)
+
+
+def _storage_grace(settings: Settings) -> float:
+    """`storage_grace_seconds` as set, or its default when unset (negative)."""
+    if settings.storage_grace_seconds >= 0:
+        return settings.storage_grace_seconds
+    longest_url = max(settings.playback_token_ttl_seconds, settings.review_token_ttl_seconds)
+    return float(longest_url + 300 + settings.transcode_time_limit_s + GRACE_MARGIN_S)
 
 
 def _check_loudness(settings: Settings) -> None:

@@ -222,6 +222,31 @@ class LocalStorage:
             self.delete(info.key)
         return len(objects)
 
+    def abort_stale_writes(self, before: float) -> int:
+        """Remove in-flight temp files last written before `before` (Unix seconds).
+
+        A writer killed mid-write (SIGKILL skips the `finally` that unlinks its temp file)
+        leaves a `TEMP_PREFIX` file beside the object it was writing: the local counterpart
+        of an incomplete S3 multipart upload. A live writer keeps its file's mtime fresh.
+        Returns the count.
+        """
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    if path.lstat().st_mtime < before:
+                        path.unlink()
+                        removed += 1
+                        self._prune_dirs(path.parent)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StorageError(f"remove stale temp file {path}: {exc}") from exc
+        return removed
+
     def _prune_dirs(self, directory: Path) -> None:
         """Remove now-empty directories up to (not including) the root."""
         while directory != self.root and directory.is_relative_to(self.root):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 from collections.abc import Iterable, Iterator
@@ -282,6 +283,64 @@ class S3Storage:
         if errors:
             raise StorageError(f"delete_prefix {prefix!r}: {len(errors)} failed: {errors[0]}")
         return len(keys)
+
+    def abort_stale_writes(self, before: float) -> int:
+        """Abort every incomplete multipart upload last active before `before` (Unix seconds).
+
+        A writer killed mid-stream (`put_stream`, `fput_object` of a large file) never sends
+        CompleteMultipartUpload nor AbortMultipartUpload, and S3 keeps its parts (and bills
+        them) forever; ListMultipartUploads, ListParts and AbortMultipartUpload (S3 API
+        reference) find and drop them. An upload's last activity is the later of its
+        initiation and its newest part, so a long upload still sending parts is left alone.
+        The minio client exposes these calls only as private methods. Returns the count.
+        """
+        from minio.error import S3Error
+
+        aborted = 0
+        with self._errors():
+            for key, upload_id in self._uploads_started_before(before):
+                if self._newest_part(key, upload_id) >= before:
+                    continue
+                try:
+                    self.client._abort_multipart_upload(self.bucket, key, upload_id)
+                except S3Error as exc:
+                    if exc.code != "NoSuchUpload":  # completed or aborted meanwhile
+                        raise
+                    continue
+                aborted += 1
+        return aborted
+
+    def _uploads_started_before(self, before: float) -> builtins.list[tuple[str, str]]:
+        """(key, upload id) of the bucket's incomplete multipart uploads initiated before."""
+        found: builtins.list[tuple[str, str]] = []
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        while True:
+            page = self.client._list_multipart_uploads(
+                self.bucket, key_marker=key_marker, upload_id_marker=upload_marker
+            )
+            for upload in page.uploads:
+                started = upload.initiated_time.timestamp() if upload.initiated_time else 0.0
+                if upload.upload_id and started < before:
+                    found.append((upload.object_name, upload.upload_id))
+            if not page.is_truncated or not page.uploads:
+                return found
+            # minio 7.2 drops NextUploadIdMarker: the last entry is the same marker.
+            key_marker = page.uploads[-1].object_name
+            upload_marker = page.uploads[-1].upload_id
+
+    def _newest_part(self, key: str, upload_id: str) -> float:
+        """When the upload's newest part arrived (Unix seconds; 0 with no part)."""
+        newest = 0.0
+        marker: str | None = None
+        while True:
+            page = self.client._list_parts(self.bucket, key, upload_id, part_number_marker=marker)
+            for part in page.parts:
+                if part.last_modified is not None:
+                    newest = max(newest, part.last_modified.timestamp())
+            if not page.is_truncated or not page.parts:
+                return newest
+            marker = str(page.parts[-1].part_number)
 
     # -- presigning
 
