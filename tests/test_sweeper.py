@@ -24,7 +24,7 @@ import worker
 from api.core.db import create_schema, new_id, now_ms, sync_engine
 from api.core.keys import media_prefix, safety_prefix, work_prefix
 from api.core.settings import Settings
-from api.core.tables import video_parts, video_safety, videos
+from api.core.tables import superseded_renders, video_parts, video_safety, videos
 from api.jobs.publish import early_render_id
 from api.jobs.sweeper import sweep
 from cdn.storage import TEMP_PREFIX, LocalStorage, S3Storage, Storage
@@ -142,6 +142,31 @@ def test_an_unreferenced_render_goes_after_the_grace_period_never_the_pointed_on
     # Even with no grace at all, the prefix the row points at stays.
     assert sweep(pg, storage, grace_s=0).renders == []
     assert keys(storage, media_prefix(vid, "r_current")) != []
+
+
+def test_a_replaced_render_stays_while_the_origin_still_serves_it(
+    pg: Engine, storage: Storage
+) -> None:
+    """A render swapped out by the full ladder (issue 15, "Playable early") stays, however old,
+    until its `served_until`; then it goes like any other unreferenced render."""
+    vid = insert_processing_video(pg, insert_user(pg), 1)
+    point_at(pg, vid, "r_full")
+    with pg.begin() as conn:
+        conn.execute(
+            insert(superseded_renders),
+            [
+                {"video_id": vid, "render_id": "r_served", "served_until": now_ms() + 60_000},
+                {"video_id": vid, "render_id": "r_expired", "served_until": now_ms() - 1},
+            ],
+        )
+    for render in ("r_full", "r_served", "r_expired"):
+        storage.put_bytes(f"{media_prefix(vid, render)}master.m3u8", b"x")
+    report = sweep(pg, storage, grace_s=HOUR, now=time.time() + 2 * HOUR)
+    assert report.renders == [media_prefix(vid, "r_expired")]
+    assert keys(storage, "media/") == [
+        f"{media_prefix(vid, 'r_full')}master.m3u8",
+        f"{media_prefix(vid, 'r_served')}master.m3u8",
+    ]
 
 
 def test_work_prefixes_of_runs_that_are_over_go_live_runs_stay(

@@ -33,12 +33,10 @@ PRODUCTION_CHUNK_THRESHOLD_S = 60.0
 """Production's default `chunk_threshold_seconds` (see README "Split and stitch")."""
 
 
-GRACE_MARGIN_S = 24 * 3600.0
-"""Added to the default `storage_grace_seconds`. Age is counted from a render's writing, not
-from its replacement, so this is how much later than a transcode's time limit a render may be
-replaced with URLs signed just before still served to the end: a chunked run published early
-swaps in its full ladder once every chunk is done, however long the queue makes that. A day
-of orphaned objects costs little; a broken playback costs a viewer."""
+GRACE_MARGIN_S = 3600.0
+"""Added to the default `storage_grace_seconds`: beyond a job's time limit, the transfers
+around it (worker.py gives the actor 300 s for them) and room to spare. A replaced render is
+kept by its `superseded_renders` row, not by this."""
 
 
 class SettingsError(ValueError):

@@ -12,11 +12,12 @@ was neither completed nor aborted. `sweep` removes, once they are older than the
   alive as api/jobs/partrows.py `run_alive` says: its assembly published it, or it failed);
 - incomplete multipart uploads (local storage: a killed writer's temp files).
 
-Age is the newest object's last-modified time, never a row's: a render superseded by another
-(a preview swapped for the full ladder) is still served to URLs signed before the swap, until
-they expire, and a job in the middle of storing writes its prefix before any row names it. The
-grace period (`Settings.storage_grace_seconds`) therefore covers the signed-URL lifetime plus
-the longest a job takes from writing a render to replacing it.
+A render replaced by another (a chunked run's early render once the assembly swaps in the full
+ladder, issue 15 "Playable early") is kept while `superseded_renders` says the origin still
+serves it (URLs handed out before the swap live until then). Age is the newest object's
+last-modified time, never a row's: a job in the middle of storing writes its prefix before any
+row names it, so the grace period (`Settings.storage_grace_seconds`) covers the longest a job
+takes from writing a render to committing the row that points at it.
 
 Deleted videos are not this module's business: `Runtime.cleanup` removes all their prefixes
 at once. The sweep is scheduled like the reaper (api/jobs/reaper.py): every API process runs
@@ -38,8 +39,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, select
 
 from api.core.context import AppContext
+from api.core.db import now_ms
 from api.core.keys import media_prefix, safety_prefix, work_prefix
-from api.core.tables import video_parts, video_safety, videos
+from api.core.tables import superseded_renders, video_parts, video_safety, videos
 from api.jobs.partrows import run_alive
 from cdn.storage import ObjectInfo, Storage
 
@@ -114,7 +116,8 @@ def _batches(ids: set[str]) -> Iterator[list[str]]:
 
 
 def _pointed_renders(db: Engine, video_ids: set[str]) -> set[tuple[str, str]]:
-    """(video, render) pairs a row points at: `videos.render_id`, and the renders whose frames
+    """(video, render) pairs a row points at: `videos.render_id`, a replaced render still
+    served (`superseded_renders.served_until` ahead), and the renders whose frames
     `video_safety.worst_frames` names (a moderator is shown them)."""
     kept: set[tuple[str, str]] = set()
     with db.connect() as conn:
@@ -125,6 +128,13 @@ def _pointed_renders(db: Engine, video_ids: set[str]) -> set[tuple[str, str]]:
                 )
             )
             kept.update((row.id, row.render_id) for row in rows)
+            replaced = conn.execute(
+                select(superseded_renders.c.video_id, superseded_renders.c.render_id).where(
+                    superseded_renders.c.video_id.in_(batch),
+                    superseded_renders.c.served_until > now_ms(),
+                )
+            )
+            kept.update((row.video_id, row.render_id) for row in replaced)
             frames = conn.execute(
                 select(video_safety.c.video_id, video_safety.c.worst_frames).where(
                     video_safety.c.video_id.in_(batch)
