@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,12 +39,14 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """One app per backend: an owner with an uploaded and a published video, and a viewer."""
-    overrides = {"database_url": request.getfixturevalue("pg_url")} if request.param != "sqlite" else {}
+    overrides = (
+        {"database_url": request.getfixturevalue("pg_url")} if request.param != "sqlite" else {}
+    )
     data_dir = tmp_path_factory.mktemp(f"bad-input-{request.param}")
     with api_client(data_dir, **overrides) as client:
         settings = make_settings(data_dir, **overrides)
         owner, owner_token = register(client)
-        viewer, viewer_token = register(client)
+        _, viewer_token = register(client)
         yield {
             "client": client,
             "settings": settings,
