@@ -33,6 +33,7 @@ from api.jobs.reaper import reaper_loop
 from api.jobs.sweeper import sweeper_loop
 from api.media import controllers as media
 from api.middleware.idempotency import IdempotencyMiddleware
+from api.middleware.inputs import ApiRequest, InputGuardMiddleware
 from api.middleware.ratelimit import RateLimitMiddleware
 from api.moderation import controllers as moderation
 from api.moderation import report_controllers as reports
@@ -113,8 +114,10 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
-        # The first is outermost: a request is counted before its idempotency record is read.
-        middleware=[RateLimitMiddleware(), IdempotencyMiddleware()],
+        # The first is outermost: text no field takes (a NUL) is refused before anything
+        # reads it, and a request is counted before its idempotency record is read.
+        middleware=[InputGuardMiddleware(), RateLimitMiddleware(), IdempotencyMiddleware()],
+        request_class=ApiRequest,
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Reelforge API",

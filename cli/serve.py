@@ -29,6 +29,17 @@ def serve_settings(args: argparse.Namespace) -> Any:
     return Settings.from_env(environ)
 
 
+def forwarded_options(settings: Any) -> dict[str, Any]:
+    """Uvicorn's forwarded-header options from `settings.trusted_proxies` (issue 16, item 2).
+
+    Uvicorn believes `X-Forwarded-For`/`-Proto` from 127.0.0.1 unless told otherwise (or from
+    whatever `FORWARDED_ALLOW_IPS` names), so a client on loopback could pick the address its
+    rate limits count under. Only the listed proxies are believed; none by default.
+    """
+    trusted = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
 def settle_gc() -> None:
     """Keep the garbage collector's pauses off the server's latency: what exists once the app
     has started (modules, the framework, engines: about everything) is frozen out of every
@@ -91,6 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=10,
+        **forwarded_options(settings),
     )
     server = uvicorn.Server(config)
     stop_requested: list[int] = []

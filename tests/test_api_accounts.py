@@ -61,10 +61,16 @@ def test_display_name_defaults_to_handle_and_drops_control_characters(tmp_path: 
         assert plain.json()["user"]["display_name"] == "plainname"
         odd = client.post(
             "/v1/auth/register",
-            json={"handle": "oddname", "password": "x" * 8, "display_name": " Zoé\u0000\u202e "},
+            json={"handle": "oddname", "password": "x" * 8, "display_name": " Zoé\u0007\u202e "},
         )
         assert odd.status_code == 201
         assert odd.json()["user"]["display_name"] == "Zoé"
+        # A NUL is not dropped but refused, as in every field (issue 16, item 1).
+        nul = client.post(
+            "/v1/auth/register",
+            json={"handle": "nulname", "password": "x" * 8, "display_name": "Zoé\u0000"},
+        )
+        assert "NUL" in _error(nul, 422, "validation_failed")["message"]
         long = client.post(
             "/v1/auth/register",
             json={"handle": "longname", "password": "x" * 8, "display_name": "n" * 65},

@@ -467,6 +467,29 @@ def test_edge_runs_the_rendered_nginx_config(compose: dict[str, Any]) -> None:
     assert f"api:{SERVICE_PORTS['api']}" in text
 
 
+def test_the_api_believes_forwarded_headers_from_the_edge_only(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 16, item 2: the API's trusted proxies are exactly the edge's fixed address, in
+    the compose network's subnet, and `reelforge serve` hands them (only them) to uvicorn;
+    the edge sends `X-Forwarded-For`."""
+    import ipaddress
+
+    from cli.serve import forwarded_options
+
+    edge = services(compose)["edge"]
+    address = edge["networks"]["default"]["ipv4_address"]
+    subnets = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
+    assert any(ipaddress.ip_address(address) in ipaddress.ip_network(n) for n in subnets)
+    env = {**container_env(compose, "api"), "REELFORGE_DATA_DIR": str(tmp_path)}
+    settings = Settings.from_env(env)
+    assert settings.trusted_proxies == (address,)
+    assert forwarded_options(settings) == {"proxy_headers": True, "forwarded_allow_ips": [address]}
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in EDGE_CONF.read_text()
+    for name in ("worker", "edge-jobs"):  # nothing else serves HTTP
+        assert "REELFORGE_TRUSTED_PROXIES" not in environment(services(compose)[name])
+
+
 def test_docker_readme_shows_the_commands() -> None:
     text = (DOCKER / "README.md").read_text()
     for phrase in ("docker compose up", "--profile gpu", *SECRETS):

@@ -9,21 +9,15 @@ as uvicorn would (``path`` percent-decoded once, ``raw_path`` as sent).
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import secrets
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-import anyio
 import pytest
-from litestar.testing import TestClient
 from sqlalchemy import insert, update
 
 from api.core.db import new_id, now_ms, sync_engine
@@ -33,6 +27,7 @@ from api.media.playback import playback_prefix
 from cdn.origin import IMMUTABLE, http_date
 from cdn.storage import LocalStorage, Storage
 from tests.support.api import api_client, seed_video
+from tests.support.rawhttp import Reply, Send, asgi_sender, http_sender
 from tests.support.uploads import live_server
 
 NOT_FOUND = {"error": {"code": "not_found", "message": "not found"}}
@@ -40,19 +35,6 @@ RENDER = "r_seed"
 SEGMENT = secrets.token_bytes(1000)
 OUTSIDE = b"OUTSIDE-THE-MEDIA-ROOT " + secrets.token_hex(8).encode()
 UPLOAD = b"UPLOADED-SOURCE-BYTES " + secrets.token_hex(8).encode()
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Send = Callable[[str, str, dict[str, str]], Reply]
 
 
 @dataclass(frozen=True)
@@ -74,81 +56,6 @@ class World:
 
     def media(self, video_id: str, path: str, render: str = RENDER) -> str:
         return f"/media/{video_id}/{render}/{path}"
-
-
-# ------------------------------------------------------------------------ transports
-
-
-def http_sender(url: str) -> Send:
-    """Requests written byte for byte on a socket; the reply parsed by http.client."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-
-    def send(method: str, target: str, headers: dict[str, str]) -> Reply:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        with socket.create_connection((host, int(port)), timeout=15) as sock:
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            response = http.client.HTTPResponse(sock, method=method)
-            response.begin()
-            body = response.read()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-
-    return send
-
-
-def asgi_sender(client: TestClient[Any]) -> Send:
-    """The raw target handed to the app in-process, decoded as uvicorn decodes it."""
-    app = client.app
-
-    def send(method: str, target: str, headers: dict[str, str]) -> Reply:
-        raw_path, _, query = target.encode("latin-1").partition(b"?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": unquote(raw_path.decode("ascii")),
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": "",
-            "headers": [(b"host", b"testserver")]
-            + [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-            "state": {},
-            "extensions": {},
-        }
-        messages: list[dict[str, Any]] = []
-
-        async def run() -> None:
-            # As httpx's ASGI transport: the request body once, then a disconnect only
-            # once the response is complete (a streaming response listens for it).
-            sent_request = False
-            done = anyio.Event()
-
-            async def receive() -> dict[str, Any]:
-                nonlocal sent_request
-                if not sent_request:
-                    sent_request = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-                await done.wait()
-                return {"type": "http.disconnect"}
-
-            async def collect(message: dict[str, Any]) -> None:
-                messages.append(message)
-                if message["type"] == "http.response.body" and not message.get("more_body"):
-                    done.set()
-
-            await app(scope, receive, collect)
-
-        client.blocking_portal.call(run)
-        start = next(m for m in messages if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        fields = {k.decode().lower(): v.decode("latin-1") for k, v in start["headers"]}
-        return Reply(start["status"], fields, body if method != "HEAD" else b"")
-
-    return send
 
 
 # --------------------------------------------------------------------------- seeding

@@ -139,7 +139,10 @@ async def caller_id(scope: Scope) -> str | None:
 
 
 def client_ip(scope: Scope) -> str:
-    """The peer address. Forwarded headers are not trusted: any client could forge them."""
+    """The client's address: the peer's, or the one a trusted proxy forwarded. Uvicorn
+    rewrites the peer from `X-Forwarded-For` only when the peer is one of
+    `settings.trusted_proxies` (none by default; `cli.serve.forwarded_options`), so a
+    client cannot forge the address its per-IP limits count under (issue 16, item 2)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 

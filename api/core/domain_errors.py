@@ -129,3 +129,18 @@ class IdempotencyKeyReused(Unprocessable):
 
 class IdempotencyKeyInUse(Conflict):
     """The first request with this `Idempotency-Key` is still running (§2.7)."""
+
+
+class NulCharacter(Unprocessable):
+    """Text from the client holds a NUL character (U+0000), which no field takes: PostgreSQL
+    cannot store it in text (issue 16, item 1; `api/core/nul.py`)."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} holds a NUL character (U+0000), which no field accepts")
+
+
+class NestedTooDeep(BadRequest):
+    """A JSON body nested deeper than the decoder goes (issue 16, item 1)."""
+
+    def __init__(self) -> None:
+        super().__init__("the request body is not JSON we accept: it is nested too deeply")

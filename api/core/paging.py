@@ -2,8 +2,10 @@
 
 A cursor is opaque to clients: url-safe base64 without padding (RFC 4648 §5) of the msgspec
 JSON of a small value whose type the list declares (`CursorCodec`). Decoding is strict: a
-character outside that alphabet, bad JSON, or a value not of the declared type (msgspec's
-strict validation: no bool for an int, no extra array items) is the same 400, `BAD_CURSOR`.
+character outside that alphabet, bad JSON, a value not of the declared type (msgspec's
+strict validation: no bool for an int, no extra array items), a number outside the signed
+64-bit range of the database's BIGINT or a string holding a NUL character (which PostgreSQL
+cannot take; issue 16, item 1) is the same 400, `BAD_CURSOR`: the codec hands out neither.
 
 Keyset lists (`encode_cursor`, `after_cursor`, `next_cursor`) page on the sort key
 `(created_at, id)` of the last item of a page, a JSON array of both. The next page is every
@@ -23,6 +25,7 @@ import msgspec
 from sqlalchemy import Column, ColumnElement, and_, or_
 
 from api.core.domain_errors import BadRequest
+from api.core.nul import NUL
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
@@ -31,6 +34,22 @@ BAD_CURSOR = "the cursor is not one this API handed out"
 T = TypeVar("T")
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+INT64 = range(-(2**63), 2**63)
+
+
+def _storable(value: Any) -> bool:
+    """Whether every number in `value` (msgspec builtins) is a BIGINT and no string a NUL."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return value in INT64
+    if isinstance(value, str):
+        return NUL not in value
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
 
 
 class CursorCodec(Generic[T]):
@@ -48,9 +67,12 @@ class CursorCodec(Generic[T]):
             raise BadRequest(BAD_CURSOR)
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            return self._decoder.decode(raw)
-        except (binascii.Error, ValueError, msgspec.DecodeError):
+            value = self._decoder.decode(raw)
+        except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError):
             raise BadRequest(BAD_CURSOR) from None
+        if not _storable(msgspec.to_builtins(value)):
+            raise BadRequest(BAD_CURSOR)
+        return value
 
 
 class Keyset(msgspec.Struct, array_like=True, frozen=True):

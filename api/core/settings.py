@@ -68,6 +68,11 @@ class Settings:
     token_ttl_seconds: int = 30 * 24 * 3600
     # Requests a user may make per window on mutating routes (429 with Retry-After beyond).
     rate_limit_per_minute: int = 600
+    # Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` the server believes (addresses or
+    # networks: "172.28.0.10,10.0.0.0/8"; issue 16, item 2). Empty: none, the peer address is
+    # the client's, whatever a request claims (per-IP rate limits key on it). `reelforge serve`
+    # hands the list to uvicorn; list only the hosts in front of the API (the compose edge).
+    trusted_proxies: tuple[str, ...] = ()
     # Embedded mode: encoder jobs running at once inside the server process.
     embedded_workers: int = 1
     # Redis broker: how long a worker may stay silent before its unacked jobs are redelivered.
@@ -271,6 +276,7 @@ class Settings:
                 raise SettingsError("production mode needs " + ", ".join(missing))
         _check_playback(result)
         _check_loudness(result)
+        result = _checked_proxies(result)
         result = _checked_edges(result)
         if result.chunk_segments < 1:
             raise SettingsError("REELFORGE_CHUNK_SEGMENTS must be at least 1")
@@ -306,6 +312,24 @@ def _storage_grace(settings: Settings) -> float:
         return settings.storage_grace_seconds
     longest_url = max(settings.playback_token_ttl_seconds, settings.review_token_ttl_seconds)
     return float(longest_url + 300 + settings.transcode_time_limit_s + GRACE_MARGIN_S)
+
+
+def _checked_proxies(settings: Settings) -> Settings:
+    """Each trusted proxy an IP address or network (no host names, no "*": trusting every
+    peer would let any client choose the address its limits are counted under)."""
+    import ipaddress
+
+    parsed = []
+    for entry in settings.trusted_proxies:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"REELFORGE_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+            ) from None
+        single = network.num_addresses == 1 and "/" not in entry
+        parsed.append(str(network.network_address) if single else str(network))
+    return _replace(settings, trusted_proxies=tuple(dict.fromkeys(parsed)))
 
 
 def _check_loudness(settings: Settings) -> None:

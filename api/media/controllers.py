@@ -61,7 +61,9 @@ async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
     video_id, render_id = params["video_id"], params["render_id"]
     # Litestar's path parameters keep their leading '/'.
     token, path = split_token(params["path"].removeprefix("/"))
-    key = origin.object_key(video_id, render_id, path)
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    plain = origin.as_sent(raw_path, video_id, render_id, params["path"])
+    key = origin.object_key(video_id, render_id, path) if plain else None
     if key is None:
         raise origin.not_found()
     signed = await origin.check_request(request.app.state, ctx, video_id, render_id, token)

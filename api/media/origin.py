@@ -7,8 +7,9 @@ A media URL `/media/{video_id}/{render_id}/{path}` names the object stored at
 under that render id, or under one it showed before until that one's `served_until` (issue 15,
 "Playable early": the early render a player may still be reading when the whole ladder
 replaces it; tables.superseded_renders). Unknown, unpublished and deleted videos, another
-render, a report, a malformed or traversing path, and a symlink leading out of a local media
-root all get the same 404 (`not_found`), so that nothing tells which.
+render, a report, a malformed or traversing path, a path not sent plainly (`//`, a trailing
+`/`, any `%` escape: `as_sent`), and a symlink leading out of a local media root all get the
+same 404 (`not_found`), so that nothing tells which.
 
 Signed playback (cdn/signing.py): private and unlisted videos are served only under
 `/media/{video_id}/{render_id}/~{token}/{path}`, for manifests, init and media segments
@@ -122,6 +123,17 @@ def not_found() -> NotFound:
 
 def _forbidden() -> Forbidden:
     return Forbidden(FORBIDDEN_MESSAGE, headers={**cors_headers(), "Cache-Control": "no-store"})
+
+
+def as_sent(raw_path: bytes, video_id: str, render_id: str, path: str) -> bool:
+    """Whether the request target's path, byte for byte as the client sent it (`raw_path`),
+    is `/media/{video_id}/{render_id}/{path}` (issue 16, item 7). The router folds `//`, a
+    trailing `/` and percent-encodings (`%2F` included) into the parameters it hands out;
+    a plain media path needs none of them, so a target that differs from the one rebuilt
+    from the parameters is not a plain media path: the one 404."""
+    path = path.removeprefix("/")  # Litestar's path parameters keep their leading '/'
+    sent = raw_path.partition(b"?")[0]  # some ASGI clients (httpx's) keep the query in it
+    return sent == f"/media/{video_id}/{render_id}/{path}".encode()
 
 
 def object_key(video_id: str, render_id: str, path: str) -> str | None:

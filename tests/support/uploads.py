@@ -24,6 +24,7 @@ from api.core.db import sync_engine
 from api.core.settings import Settings
 from api.core.tables import videos
 from cdn.storage import Storage
+from cli.serve import forwarded_options
 from tests.support.api import make_settings
 from tests.support.clips import ffmpeg
 
@@ -112,7 +113,13 @@ def live_server(data_dir: Path, **overrides: Any) -> Iterator[LiveServer]:
     port = sock.getsockname()[1]
     settings = make_settings(data_dir, port=port, **overrides)
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        **forwarded_options(settings),  # as `reelforge serve` runs it
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
