@@ -42,6 +42,7 @@ from engine.loudness import GainPlan, Loudness, plan_source
 from engine.options import EncodePlan, TranscodeOptions
 from engine.pipeline import FrameConsumer, finish_all
 from engine.source import SourceInfo, pick_video_stream
+from ladders.model import Rung
 from packager.cmaf import list_segment_files, read_init
 from packager.model import INIT_NAME, segment_name
 from packager.moofedit import renumber_fragments, replace_file, shift_tfdts
@@ -159,29 +160,36 @@ def encode_chunk(
     """The segments of the chunk's frames for each rung named in `rungs` (every rung when
     None; none: the frames only go to `taps`), in `workdir/<rung>/` (see the module doc).
 
-    The normalization graph always makes every rung's frames (the scale cascade, as the single
-    pass does), so a rung encoded here gets the single pass's pictures whichever others are
-    encoded with it. `taps` see each kept frame of the largest rung with its global time, in
-    order, as the single pass's taps do (thumbnails and analyzers; merging per-chunk tap
-    results is the caller's)."""
+    The normalization graph makes the top rung's frames and those of the rungs encoded here,
+    each scaled from the one above it among them (engine/graphs.py's cascade): every rung
+    gets the single pass's pictures when all are encoded together (as the chunks of one run
+    encode the rungs they share), and a rung encoded with the top alone (the preview) is
+    scaled from the top directly, the cheapest way to its size. `taps` see each kept frame of
+    the top rung with its global time, in order, as the single pass's taps do (thumbnails and
+    analyzers; merging per-chunk tap results is the caller's)."""
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = [r.name for r in plan.rungs] if rungs is None else list(rungs)
     unknown = set(chosen) - {r.name for r in plan.rungs}
     if unknown:
         raise EngineError(f"chunk {chunk.index}: rungs {chosen} are not the plan's")
+    made = [i for i, rung in enumerate(plan.rungs) if i == 0 or rung.name in chosen]
     encoders: list[VideoEncoder | None] = [
         VideoEncoder(
-            workdir / rung.name, rung, chunk_settings(s, chunk.index > 0), options.segment_seconds
+            workdir / plan.rungs[i].name,
+            plan.rungs[i],
+            chunk_settings(plan.settings[i], chunk.index > 0),
+            options.segment_seconds,
         )
-        if rung.name in chosen
+        if plan.rungs[i].name in chosen
         else None
-        for rung, s in zip(plan.rungs, plan.settings, strict=True)
+        for i in made
     ]
     live = [encoder for encoder in encoders if encoder is not None]
     for encoder in live:
         encoder.start()
     try:
-        stats = _feed_range(source, chunk, plan, options, encoders, taps, progress)
+        graph_rungs = [plan.rungs[i] for i in made]
+        stats = _feed_range(source, chunk, plan, graph_rungs, options, encoders, taps, progress)
     finally:
         finish_all(live)
     for rung in plan.rungs:
@@ -195,6 +203,7 @@ def _feed_range(
     source: SourceInfo,
     chunk: Chunk,
     plan: EncodePlan,
+    rungs: Sequence[Rung],
     options: TranscodeOptions,
     encoders: Sequence[VideoEncoder | None],
     taps: Sequence[FrameConsumer],
@@ -239,7 +248,7 @@ def _feed_range(
                     decode.video.time_base,
                     source.rotation,
                     frame_rate,
-                    plan.rungs,
+                    rungs,
                     threads=options.filter_threads,
                     tone_map=plan_tone_map(source.color, options.tone_map),
                 )

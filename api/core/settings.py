@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from api.core.settings_files import async_url, embedded_secret
 from cdn.hooks import UnsafeTarget, parse_edge
 from cdn.signing import parse_keys
 
@@ -244,8 +245,8 @@ class Settings:
         public_url = (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
         media_url = (self.media_url or f"{public_url}/media").rstrip("/")
         database_url = self.database_url or f"sqlite+aiosqlite:///{data_dir / 'reelforge.db'}"
-        database_url = _async_url(database_url)
-        secret_key = self.secret_key or _embedded_secret(data_dir)
+        database_url = async_url(database_url)
+        secret_key = self.secret_key or embedded_secret(data_dir)
         threshold = self.chunk_threshold_seconds
         if threshold < 0:
             threshold = PRODUCTION_CHUNK_THRESHOLD_S if self.mode == "production" else 0.0
@@ -354,33 +355,6 @@ def _replace(settings: Settings, **changes: object) -> Settings:
     from dataclasses import replace
 
     return replace(settings, **changes)  # type: ignore[arg-type]
-
-
-def _async_url(url: str) -> str:
-    """Accept plain `postgresql://` and `sqlite:///` URLs and pick the async drivers."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith("postgresql+psycopg://"):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
-        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
-    return url
-
-
-def _embedded_secret(data_dir: Path) -> str:
-    """Embedded mode keeps a random signing secret in the data directory (made once)."""
-    import secrets
-
-    path = data_dir / "secret.key"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path.read_text().strip()
 
 
 def _convert(name: str, raw: str, kind: object) -> object:
