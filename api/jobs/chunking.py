@@ -60,6 +60,8 @@ from api.jobs.partrows import (
     count_attempt,
     part_label,
     part_name,
+    record_run,
+    run_encoder,
     set_state,
 )
 from api.jobs.progress import RunProgress
@@ -84,7 +86,9 @@ class Host(Protocol):
     def db(self) -> Engine: ...
     @property
     def storage(self) -> Storage: ...
-    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
+    def options(
+        self, artifacts_dir: Path | None = None, encoder: str | None = None
+    ) -> TranscodeOptions: ...
     def give_up(self, video_id: str, reason: str = "") -> bool: ...
     def reject(self, video_id: str, reason: str) -> bool: ...
     def sweep_work(self, older_than_s: float | None = None) -> int: ...
@@ -142,6 +146,7 @@ class Chunking:
         now = now_ms()
         with self.host.db.begin() as conn:
             conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
+            record_run(conn, row.id, progress.run_id, plan.encoder)
             conn.execute(
                 insert(video_parts),
                 [
@@ -180,7 +185,7 @@ class Chunking:
             settings = self.host.settings
             # The preview's analyzers write their worst frames with the part's files.
             artifacts = folder / chunkwork.ARTIFACTS_FOLDER if kind == PREVIEW else None
-            options = self.host.options(artifacts)
+            options = self.host.options(artifacts, run_encoder(self.host.db, video_id, run_id))
             limits = chunkwork.limits_of(options)
             shape = (settings.chunk_segments, settings.preview_rungs)
             if kind == CHUNK:

@@ -42,6 +42,7 @@ from api.jobs.partrows import (
     PREVIEW,
     count_attempt,
     part_name,
+    run_encoder,
     set_state,
 )
 from api.jobs.progress import RunProgress
@@ -60,7 +61,9 @@ class Runtime(Protocol):
     def db(self) -> Engine: ...
     @property
     def storage(self) -> Storage: ...
-    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
+    def options(
+        self, artifacts_dir: Path | None = None, encoder: str | None = None
+    ) -> TranscodeOptions: ...
     def publish(
         self,
         row: Any,
@@ -120,7 +123,7 @@ def _present(
         source = jobs.source(video_id)
         parts = workdir / "parts"
         _download(host.storage, video_id, run_id, names, parts)
-        options = host.options()
+        options = host.options(None, run_encoder(host.db, video_id, run_id))
         settings = host.settings
         report = run_limited(
             job, source, options, settings.chunk_segments, settings.preview_rungs,
