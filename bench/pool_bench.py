@@ -323,6 +323,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--segment-seconds", type=float, default=2.0)
     parser.add_argument("--threshold-sweep", action="store_true", help="10-45 s sources on N=2")
     parser.add_argument("--sweep-seconds", default=",".join(f"{s:g}" for s in SWEEP_SECONDS))
+    parser.add_argument("--sweep-workers", default="2", help="pool sizes of the sweep")
     parser.add_argument("--warm-seconds", type=float, default=WARM_SECONDS)
     parser.add_argument("--timeout", type=float, default=3600.0, help="one run's bound (s)")
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="cached sources")
@@ -333,9 +334,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cpus = pool_figures.parse_cpus(args.cpus) if args.cpus else sorted(os.sched_getaffinity(0))
-    pool_sizes = [int(n) for n in args.workers.split(",")]
-    if args.threshold_sweep:
-        pool_sizes = [2] if args.workers == "1,2" else pool_sizes
+    sizes = args.sweep_workers if args.threshold_sweep else args.workers
+    pool_sizes = [int(n) for n in sizes.split(",")]
     if max(pool_sizes) > len(cpus):
         raise SystemExit(f"{max(pool_sizes)} workers need {max(pool_sizes)} CPUs, have {cpus}")
     lengths = args.sweep_seconds if args.threshold_sweep else args.seconds

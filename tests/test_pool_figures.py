@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
 from bench import pool_figures
+from bench.make_source import CLIPS, FPS, MEDIA_DIR, plan_pieces, probe_clip
 from bench.pool_figures import (
     derive,
     estimate,
@@ -46,22 +46,29 @@ def test_stat_ticks_skip_a_command_name_with_spaces_and_parentheses() -> None:
     assert stat_cpu_ticks(stat) == 7 + 5 + 30 + 11
 
 
+BURN = """
+import sys, time
+while time.process_time() < 0.5:
+    pass
+print(time.process_time(), flush=True)
+time.sleep(30)
+"""
+
+
 def test_a_tree_that_burns_cpu_shows_it() -> None:
-    busy = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass",
-        ]
-    )
+    """A child that has burnt 0.5 CPU-s (its own clock, whatever the machine's load) reads as
+    that much, and as nothing once it is gone and reaped."""
+    busy = subprocess.Popen([sys.executable, "-c", BURN], stdout=subprocess.PIPE, text=True)
     try:
-        before = tree_cpu_seconds([busy.pid])
-        time.sleep(1.0)
-        after = tree_cpu_seconds([busy.pid])
+        assert busy.stdout is not None
+        own = float(busy.stdout.readline())
+        measured = tree_cpu_seconds([busy.pid])
     finally:
+        busy.kill()
         busy.wait(10)
-    assert after - before > 0.3
-    assert tree_cpu_seconds([busy.pid]) == 0.0  # reaped: its parent (this test) holds it now
+    assert own >= 0.5
+    assert own - 0.05 <= measured <= own + 0.2  # + the interpreter's start, in clock ticks
+    assert tree_cpu_seconds([busy.pid]) == 0.0
 
 
 def run(mode: str, n: int, first: float, fully: float, cpu: float, **more: Any) -> dict[str, Any]:
@@ -139,3 +146,13 @@ def test_the_table_names_every_row_and_verdict() -> None:
     assert "≤ 0.6× of 1: met" in text
     assert "published within 300s:" in text
     assert "| 60s (60 s), 2 workers | 100.0 s | 62.0 s | 0.62 | 0 |" in text
+
+
+@pytest.mark.parametrize("seconds", [3.0, 12.0, 13.0, 60.0, 180.0])
+def test_every_source_length_is_planned_to_the_frame(seconds: float) -> None:
+    """bench/make_source.py's round robin ends, also when under half a second is left (12 s
+    used to loop forever there), and the pieces add up to the length asked for."""
+    clips = [probe_clip(MEDIA_DIR / name) for name in CLIPS]
+    pieces = plan_pieces(clips, seconds)
+    assert sum(piece.frames for piece in pieces) == round(seconds * FPS)
+    assert all(piece.frames > 0 for piece in pieces)
