@@ -103,7 +103,7 @@ def test_ratios_are_against_the_single_pass_on_one_worker() -> None:
     }
 
 
-MODEL = {
+MODEL: dict[str, Any] = {
     "upload_s": 600.0,
     "chunk_s": 10.0,
     "cpu_per_media_s": 1.68,
