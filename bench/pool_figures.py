@@ -8,15 +8,17 @@ published within 5 minutes, and within 60 s"), from figures of chunked runs:
 
     chunks      = ceil(upload_s / chunk_s)                   chunk_s = segments × segment_s
     chunk_cpu_s = cpu_per_media_s × chunk_s                  CPU-s of one chunk's job
-    serial_s    = serial_per_media_s × upload_s              planning + assembly, not shared
+    serial_s    = serial_fixed_s + serial_per_media_s × upload_s   planning + assembly
     T(W)        = serial_s + ceil(chunks / (cpus × W)) × chunk_cpu_s / efficiency
 
 `cpu_per_media_s` is the workers' CPU seconds of a chunked run per media second (planner,
 parts, audio and assembly: all of it, so the serial part is counted twice, a pessimistic
-choice); `serial_per_media_s` is (planned_s + assembly_s) / source seconds at the largest pool
-measured; `efficiency` is the chunked pool's own scaling, fully(N=1) / (N × fully(N)), at the
-largest N measured; `cpus` = 2 slots per worker (`--processes 2`). W(T) is the smallest W with
-T(W) ≤ T, or None when even one chunk per slot cannot make it (T ≤ serial_s + one chunk).
+choice); the serial line is fitted (least squares) to planned_s + assembly_s of the chunked
+runs at the largest pool measured, over the source lengths measured (one length: a line
+through 0, i.e. all of it proportional to length, the pessimistic reading); `efficiency` is
+the chunked pool's own scaling, fully(N=1) / (N × fully(N)), at the largest N measured;
+`cpus` = 2 slots per worker (`--processes 2`). W(T) is the smallest W with T(W) ≤ T, or None
+when even one chunk per slot cannot make it (T ≤ serial_s + one chunk).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 FORMULA = (
-    "T(W) = serial_per_media_s*upload_s + ceil(ceil(upload_s/chunk_s) / (cpus_per_worker*W))"
-    " * cpu_per_media_s*chunk_s / efficiency; workers_needed(T) = smallest W with T(W) <= T"
+    "T(W) = serial_fixed_s + serial_per_media_s*upload_s"
+    " + ceil(ceil(upload_s/chunk_s) / (cpus_per_worker*W)) * cpu_per_media_s*chunk_s / efficiency;"
+    " workers_needed(T) = smallest W with T(W) <= T"
 )
 MAX_WORKERS = 10_000
 
@@ -138,12 +141,14 @@ def publish_time(
     cpu_per_media_s: float,
     serial_per_media_s: float,
     efficiency: float,
+    serial_fixed_s: float = 0.0,
     cpus_per_worker: int = 2,
 ) -> float:
     """T(W) of the module doc: seconds from the publish call to fully published."""
     chunks = math.ceil(upload_s / chunk_s)
     waves = math.ceil(chunks / (cpus_per_worker * workers))
-    return serial_per_media_s * upload_s + waves * cpu_per_media_s * chunk_s / efficiency
+    serial = serial_fixed_s + serial_per_media_s * upload_s
+    return serial + waves * cpu_per_media_s * chunk_s / efficiency
 
 
 def workers_needed(budget_s: float, **model: Any) -> int | None:
@@ -155,6 +160,25 @@ def workers_needed(budget_s: float, **model: Any) -> int | None:
         if publish_time(workers, **model) <= budget_s:
             return workers
     return None
+
+
+def _serial(figures: Mapping[str, Any]) -> float:
+    return float(figures.get("planned_s") or 0.0) + float(figures.get("assembly_s") or 0.0)
+
+
+def fit_serial(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(fixed seconds, seconds per media second) of the serial work, from (source seconds,
+    serial seconds) points: least squares over two lengths or more, clamped to no negative
+    part; one length (or one repeated): all of it proportional to length."""
+    xs = [x for x, _ in points]
+    proportional = (0.0, sum(y for _, y in points) / sum(xs)) if sum(xs) else (0.0, 0.0)
+    if len(set(xs)) < 2:
+        return proportional
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(y for _, y in points)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    slope = max(sum((x - mean_x) * (y - mean_y) for x, y in points) / spread, 0.0)
+    fixed = mean_y - slope * mean_x
+    return proportional if fixed < 0 else (fixed, slope)
 
 
 def estimate(
@@ -180,12 +204,19 @@ def estimate(
     if not (one["fully_published_s"] and many["fully_published_s"]):
         return None
     cpu = [run["cpu_s"] / run["source_s"] for run in chunked if run["source"] == longest["source"]]
-    serial = (many.get("planned_s") or 0.0) + (many.get("assembly_s") or 0.0)
+    fixed, per_s = fit_serial(
+        [
+            (float(modes["chunked"][largest]["source_s"]), _serial(modes["chunked"][largest]))
+            for modes in summary.values()
+            if largest in modes.get("chunked", {})
+        ]
+    )
     model = {
         "upload_s": upload_s,
         "chunk_s": chunk_s,
         "cpu_per_media_s": round(statistics.median(cpu), 3),
-        "serial_per_media_s": round(serial / longest["source_s"], 4),
+        "serial_fixed_s": round(fixed, 2),
+        "serial_per_media_s": round(per_s, 4),
         "efficiency": round(
             one["fully_published_s"] / (int(largest) * many["fully_published_s"]), 3
         ),

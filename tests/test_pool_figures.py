@@ -15,6 +15,7 @@ from bench.make_source import CLIPS, FPS, MEDIA_DIR, plan_pieces, probe_clip
 from bench.pool_figures import (
     derive,
     estimate,
+    fit_serial,
     parse_cpus,
     publish_time,
     stat_cpu_ticks,
@@ -128,7 +129,8 @@ def test_the_estimate_uses_the_chunked_runs_of_the_longest_source() -> None:
     model = result["model"]
     assert model["cpu_per_media_s"] == round(110 / 60, 3)  # the median of 108, 110, 112
     assert model["efficiency"] == round(110 / (2 * 62), 3)
-    assert model["serial_per_media_s"] == round(6 / 60, 4)
+    # 6 s of planning and assembly at both lengths: all of it fixed.
+    assert (model["serial_fixed_s"], model["serial_per_media_s"]) == (6.0, 0.0)
     assert result["formula"] == pool_figures.FORMULA
     assert result["workers_needed"]["300s"] == workers_needed(300.0, **model)
     one_worker = [r for r in RUNS if r["workers"] == 1]
@@ -156,3 +158,16 @@ def test_every_source_length_is_planned_to_the_frame(seconds: float) -> None:
     pieces = plan_pieces(clips, seconds)
     assert sum(piece.frames for piece in pieces) == round(seconds * FPS)
     assert all(piece.frames > 0 for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    ("points", "line"),
+    [
+        ([(60.0, 12.0), (180.0, 24.0)], (6.0, 0.1)),  # 6 s fixed + 0.1 s per media second
+        ([(60.0, 12.0), (60.0, 14.0)], (0.0, 13.0 / 60)),  # one length: proportional
+        ([(60.0, 30.0), (180.0, 20.0)], (25.0, 0.0)),  # no negative slope
+        ([(60.0, 2.0), (180.0, 30.0)], (0.0, 32.0 / 240)),  # no negative fixed part
+    ],
+)
+def test_the_serial_line(points: list[tuple[float, float]], line: tuple[float, float]) -> None:
+    assert fit_serial(points) == pytest.approx(line)
