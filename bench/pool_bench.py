@@ -167,7 +167,8 @@ def poll_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def video_state(db: Engine, video_id: str) -> tuple[str, str, list[str], list[Any]]:
-    """(status, reason, rendition names, part rows) of the video, read in one transaction."""
+    """(status, reason, rendition names, part rows) of the video: the row first, then its
+    parts, which only move forward, so a published row never pairs with older part states."""
     with db.connect() as conn:
         row = conn.execute(
             select(videos.c.status, videos.c.status_reason, videos.c.renditions).where(
@@ -285,6 +286,9 @@ def run_matrix(
                 warm(the_pool, tiny.path, tiny.rungs, args.prefetch or DRAMATIQ_PREFETCH)
                 for source in sources:
                     for repeat in range(args.repeat):
+                        # What a run leaves behind (the cleanup job, the work prefix's removal)
+                        # ends before the next one starts.
+                        time.sleep(args.pause)
                         figures = one_run(the_pool, source.path, source.rungs, args.timeout)
                         run = {"source": source.name, "source_s": source.seconds, "mode": mode,
                                "workers": n, "cpus": cpus[:n], "repeat": repeat,
@@ -337,6 +341,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--prefetch", type=int, default=0, help="dramatiq_queue_prefetch (0: dramatiq's 2)"
     )
     parser.add_argument("--warm-seconds", type=float, default=WARM_SECONDS)
+    parser.add_argument("--pause", type=float, default=2.0, help="idle seconds before a run")
     parser.add_argument("--timeout", type=float, default=3600.0, help="one run's bound (s)")
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="cached sources")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -365,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "storage": "local", "poll_s": POLL_S, "pool_sizes": pool_sizes, "cpus": cpus,
             "chunk_threshold_s": args.threshold, "segments_per_chunk": args.segments,
             "segment_s": args.segment_seconds, "repeat": args.repeat,
-            "queue_prefetch": args.prefetch or DRAMATIQ_PREFETCH,
+            "queue_prefetch": args.prefetch or DRAMATIQ_PREFETCH, "pause_s": args.pause,
             "sources": {s.name: {"seconds": s.seconds, "rungs": s.rungs} for s in sources},
             "bench_wall_s": round(time.perf_counter() - started, 1),
         },
