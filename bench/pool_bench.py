@@ -131,7 +131,7 @@ def mode_env(mode: str, threshold: float, segments: int) -> dict[str, str]:
 def pool(mode: str, cpus: list[int], work: Path, extra: Mapping[str, str]) -> Iterator[Pool]:
     with ExitStack() as stack:
         database_url = stack.enter_context(fresh_postgres_database())
-        redis_url = stack.enter_context(redis_database(lease_s=12 * 3600))
+        redis_url = stack.enter_context(redis_database(lease_s=4 * 3600))
         tag = f"{mode}-n{len(cpus)}-{time.strftime('%H%M%S')}"
         # Registered first, so it runs last: after the workers have stopped.
         stack.callback(shutil.rmtree, work / tag / "data", True)
