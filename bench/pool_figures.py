@@ -87,7 +87,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, dict[
     for run in runs:
         groups.setdefault((run["source"], run["mode"], run["workers"]), []).append(run)
     out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for (source, mode, n), group in sorted(groups.items()):
+    # Shortest source first (a name sorts "13s" before "3s"), then mode and pool size.
+    ordered = sorted(groups.items(), key=lambda item: (item[1][0]["source_s"], item[0]))
+    for (source, mode, n), group in ordered:
         medians = {key: median_of(group, key) for key in keys}
         medians["runs"] = len(group)
         medians["source_s"] = group[0]["source_s"]

@@ -22,7 +22,7 @@ POOL_HEADER = [
     "source", "mode", "workers", "first playable", "fully published", "worker CPU",
     "fully / 1 worker", "speedup vs single 1 worker", "efficiency", "first playable / single 1",
 ]  # fmt: skip
-SWEEP_HEADER = ["source", "single pass", "chunked", "chunked / single", "parts"]
+SWEEP_HEADER = ["source", "single pass", "chunked", "chunked / single", "chunks"]
 
 
 def row(cells: list[str]) -> str:

@@ -150,6 +150,14 @@ def test_the_table_names_every_row_and_verdict() -> None:
     assert "| 60s (60 s), 2 workers | 100.0 s | 62.0 s | 0.62 | 0 |" in text
 
 
+def test_sources_are_ordered_by_length_not_by_name() -> None:
+    runs = [
+        {**RUNS[0], "source": "13s", "source_s": 13.0},
+        {**RUNS[0], "source": "3s", "source_s": 3.0},
+    ]
+    assert list(summarize(runs)) == ["3s", "13s"]
+
+
 @pytest.mark.parametrize("seconds", [3.0, 12.0, 13.0, 60.0, 180.0])
 def test_every_source_length_is_planned_to_the_frame(seconds: float) -> None:
     """bench/make_source.py's round robin ends, also when under half a second is left (12 s
