@@ -277,7 +277,9 @@ def run_matrix(
     runs: list[dict[str, Any]] = []
     work = args.work_dir / "pool"
     for mode in modes:
-        for n in pool_sizes:
+        # One upload's single pass runs on one worker whatever the pool: its baseline is N=1.
+        sizes = pool_sizes if mode != "single" or args.single_every_size else pool_sizes[:1]
+        for n in sizes:
             extra = mode_env(mode, args.threshold, args.segments)
             extra["REELFORGE_SEGMENT_SECONDS"] = f"{args.segment_seconds:g}"
             if args.prefetch:
@@ -331,6 +333,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cpus", default=None, help="CPUs to pin to (taskset list; default all)")
     parser.add_argument("--modes", default="single,chunked")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--single-every-size", action="store_true",
+        help="run the single pass at every pool size, not only the first (it uses one worker)",
+    )  # fmt: skip
     parser.add_argument("--threshold", type=float, default=1.0, help="chunked mode's threshold")
     parser.add_argument("--segments", type=int, default=5, help="chunked mode's segments a chunk")
     parser.add_argument("--segment-seconds", type=float, default=2.0)
