@@ -226,8 +226,9 @@ class Chunking:
     def gave_up(
         self, video_id: str, run_id: str, kind: str, index: int, exc: BaseException | None = None
     ) -> None:
-        """A part of the run ran out of attempts: it is failed, and so is the video (if the run
-        is still the video's)."""
+        """A part of the run ran out of attempts: it is failed, and so is the video if the run
+        is still the video's and it is processing (a video published early keeps its early
+        rungs, and its progress ends)."""
         was = CLAIMED if kind == ASSEMBLY else PENDING
         if not set_state(self.host.db, video_id, run_id, kind, index, was, FAILED):
             return
@@ -244,8 +245,12 @@ class Chunking:
             f"processing failed: {part_label(kind, index, len(chunks))} failed after "
             f"{PART_ATTEMPTS} attempts{cause}; this was our fault, please try again later"
         )
+        progress = RunProgress(self.host.db, video_id, run_id)
         if self.host.give_up(video_id, reason):
-            RunProgress(self.host.db, video_id, run_id).finish(stages.FAILED)
+            progress.finish(stages.FAILED)
+        else:  # published early, it stays so with its early rungs; the run is over
+            log.warning("video %s: %s", video_id, reason)
+            progress.finish(stages.PUBLISHED)
         self.discard(work_prefix(video_id, run_id))
 
     def assemble(self, video_id: str, run_id: str) -> None:
