@@ -1,0 +1,101 @@
+"""A chunked run's jobs as the worker runs them (api/jobs/chunkwork.py), without the job system:
+the preview (the lowest rung over the whole video, the analysis, the thumbnails), the chunks
+(every other rung), the audio, then the early presentation and the assembly, on real clips
+with rotation, variable frame rate and HDR (issue 15, "Outputs stay right" and "Playable
+early"). Both presentations pass the project's verifier; the assembly holds every rung, the
+early one the preview's alone, with the same segments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.jobs import chunkwork
+from engine.options import TranscodeOptions
+from tests.support.clips import chunking_clip
+from tests.support.hdr import make_hdr_version, make_sdr_reference
+from tests.support.verify import verify_output
+
+SEGMENTS = 2  # segments per chunk: several chunks on clips of a few seconds
+
+
+def hdr_clip(media: Path, clips: Path) -> Path:
+    sdr = make_sdr_reference(
+        media / "cockatoo.mp4", clips / "work-cockatoo-sdr.mp4", 6, 960, 540, start=2
+    )
+    return make_hdr_version(sdr, clips / "work-cockatoo-pq.mov", "pq")
+
+
+def generated(media: Path, clips: Path) -> Path:
+    dest = clips / "work-generated.mp4"
+    return dest if dest.exists() else chunking_clip(dest, "960x540")
+
+
+SOURCES: dict[str, tuple[Callable[[Path, Path], Path], float]] = {
+    "generated": (generated, 2.0),
+    "rotated": (lambda media, clips: media / "rotate-buck-bunny.mp4", 0.5),
+    "vfr": (lambda media, clips: media / "cursed-vfr.mp4", 2.0),
+    "hdr-pq": (hdr_clip, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_preview_chunks_audio_early_and_assembly(
+    name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    get, segment_seconds = SOURCES[name]
+    clips = tmp_path_factory.getbasetemp() / "chunkwork-clips"
+    clips.mkdir(exist_ok=True)
+    source = get(shared_media, clips)
+    work = tmp_path_factory.mktemp(f"chunkwork-{name}")
+    options = TranscodeOptions(segment_seconds=segment_seconds)
+    plan = chunkwork.plan_job(source, options, SEGMENTS, 1)
+    assert plan.chunks >= 2 and plan.preview_rungs == 1, plan
+
+    parts = work / "parts"
+    chunkwork.preview_job(source, options, SEGMENTS, 1, parts / chunkwork.PREVIEW_FOLDER)
+    for index in range(plan.chunks):
+        folder = parts / chunkwork.chunk_folder(index)
+        chunkwork.chunk_job(source, options, SEGMENTS, 1, index, folder)
+    if plan.audio:
+        chunkwork.audio_job(source, options, parts / chunkwork.AUDIO_FOLDER)
+
+    # Each job moves what it presents out of its copy of the parts, as the workers' do.
+    early_parts, full_parts = work / "early-parts", work / "full-parts"
+    shutil.copytree(parts, early_parts)
+    shutil.copytree(parts, full_parts)
+    early = chunkwork.early_job(source, options, SEGMENTS, 1, early_parts, work / "early")
+    full = chunkwork.assemble_job(source, options, SEGMENTS, 1, full_parts, work / "full")
+
+    assert verify_output(work / "early", source) == []
+    assert verify_output(work / "full", source) == []
+    rungs = [r["name"] for r in full["ladder"]["video"]]
+    assert [r["name"] for r in early["ladder"]["video"]] == rungs[-1:]
+    assert len(rungs) >= 2
+    assert early["early"] == {"rungs": rungs[-1:]}
+    low = rungs[-1]
+    assert sorted(p.name for p in (work / "full" / low).iterdir()) == sorted(
+        p.name for p in (work / "early" / low).iterdir()
+    )
+    for segment in (work / "early" / low).glob("*.m4s"):
+        assert segment.read_bytes() == (work / "full" / low / segment.name).read_bytes()
+    # Every rung covers the whole video, the top one from the chunks.
+    durations = {r: full["renditions"][r]["duration"] for r in rungs}
+    assert max(durations.values()) - min(durations.values()) < 1 / plan_rate(full) + 1e-6
+    assert full["chunked"]["chunks"][0]["start_frame"] == 0
+    assert len(full["chunked"]["chunks"]) == plan.chunks
+    for presentation in ("early", "full"):
+        report = json.loads((work / presentation / "report.json").read_text())
+        for name in ("poster", "storyboard", "storyboard_vtt"):
+            assert (work / presentation / report["output"][name]).is_file()
+        assert report["output"]["download"]["duration"] > 0
+
+
+def plan_rate(report: dict[str, Any]) -> float:
+    return float(Fraction(report["output"]["frame_rate"]))
