@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -20,6 +20,7 @@ from api.jobs import chunkwork
 from engine.options import TranscodeOptions
 from tests.support.clips import chunking_clip
 from tests.support.hdr import make_hdr_version, make_sdr_reference
+from tests.support.player import MODES, play
 from tests.support.verify import verify_output
 
 SEGMENTS = 2  # segments per chunk: several chunks on clips of a few seconds
@@ -45,19 +46,29 @@ SOURCES: dict[str, tuple[Callable[[Path, Path], Path], float]] = {
 }
 
 
-@pytest.mark.parametrize("name", list(SOURCES))
-def test_preview_chunks_audio_early_and_assembly(
-    name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+class Run(NamedTuple):
+    source: Path
+    work: Path
+    plan: chunkwork.JobPlan
+    early: dict[str, Any]
+    full: dict[str, Any]
+
+
+_RUNS: dict[str, Run] = {}
+
+
+def run_jobs(name: str, media: Path, factory: pytest.TempPathFactory) -> Run:
+    """The run's jobs in order, once per clip (the tests below share them)."""
+    if name in _RUNS:
+        return _RUNS[name]
     get, segment_seconds = SOURCES[name]
-    clips = tmp_path_factory.getbasetemp() / "chunkwork-clips"
+    clips = factory.getbasetemp() / "chunkwork-clips"
     clips.mkdir(exist_ok=True)
-    source = get(shared_media, clips)
-    work = tmp_path_factory.mktemp(f"chunkwork-{name}")
+    source = get(media, clips)
+    work = factory.mktemp(f"chunkwork-{name}")
     options = TranscodeOptions(segment_seconds=segment_seconds)
     plan = chunkwork.plan_job(source, options, SEGMENTS, 1)
     assert plan.chunks >= 2 and plan.preview_rungs == 1, plan
-
     parts = work / "parts"
     chunkwork.preview_job(source, options, SEGMENTS, 1, parts / chunkwork.PREVIEW_FOLDER)
     for index in range(plan.chunks):
@@ -65,14 +76,21 @@ def test_preview_chunks_audio_early_and_assembly(
         chunkwork.chunk_job(source, options, SEGMENTS, 1, index, folder)
     if plan.audio:
         chunkwork.audio_job(source, options, parts / chunkwork.AUDIO_FOLDER)
-
     # Each job moves what it presents out of its copy of the parts, as the workers' do.
     early_parts, full_parts = work / "early-parts", work / "full-parts"
     shutil.copytree(parts, early_parts)
     shutil.copytree(parts, full_parts)
     early = chunkwork.early_job(source, options, SEGMENTS, 1, early_parts, work / "early")
     full = chunkwork.assemble_job(source, options, SEGMENTS, 1, full_parts, work / "full")
+    _RUNS[name] = Run(source, work, plan, early, full)
+    return _RUNS[name]
 
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_preview_chunks_audio_early_and_assembly(
+    name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    source, work, plan, early, full = run_jobs(name, shared_media, tmp_path_factory)
     assert verify_output(work / "early", source) == []
     assert verify_output(work / "full", source) == []
     rungs = [r["name"] for r in full["ladder"]["video"]]
@@ -95,6 +113,23 @@ def test_preview_chunks_audio_early_and_assembly(
         for name in ("poster", "storyboard", "storyboard_vtt"):
             assert (work / presentation / report["output"][name]).is_file()
         assert report["output"]["download"]["duration"] > 0
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("presentation", ["early", "full"])
+def test_the_browser_plays_both_presentations(
+    presentation: str, mode: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """hls.js, native HLS, dash.js and Shaka play the early and the complete presentation of
+    a chunked run (real footage with a rotation matrix, chunks of one second)."""
+    _, work, _, early, full = run_jobs("rotated", shared_media, tmp_path_factory)
+    report = early if presentation == "early" else full
+    until = report["source"]["duration"] * 0.8
+    playback = play(work / presentation, mode, timeout=60, until=until)
+    assert not playback.failures(min_time=until * 0.99), playback.summary()
+    assert playback.decoded_frames > 0 and playback.audio_decoded_bytes > 0, playback.summary()
+    assert playback.video_height > playback.video_width  # the rotation: upright, portrait
 
 
 def plan_rate(report: dict[str, Any]) -> float:
