@@ -14,7 +14,8 @@ the row and is idempotent:
    its progress going to `video_progress` (api/jobs/progress.py: best effort, throttled);
    input the engine refuses makes the video `rejected` with the engine's one-line reason and
    is never retried;
-4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`;
+4. the outputs go to storage under a fresh, immutable prefix `media/{vid}/{render_id}/`
+   (steps 4-5 are api/jobs/publish.py, shared with the chunked runs);
 5. one transaction flips the video to `published` (compare-and-set on `processing`) and
    counts it on its author; or, when the safety checks that ran on the transcode's decode
    say so (api/safety: moderation scores, caption words, the PDQ blocklist, copyright),
