@@ -9,6 +9,13 @@ REELFORGE_MODE=production, Redis for the feed cache), warms it, then drives it w
 another process: GET /healthz (ceiling), GET /v1/feed?type=for_you and type=following, and
 POST /v1/videos/{id}/like. Rounds alternate the endpoints; medians go to a Markdown table and
 bench/api_results.json. Needs PostgreSQL and Redis on 127.0.0.1 (as in tests) and `wrk`.
+
+The feed answers say where their page came from (`source`, api/feed/service.py): a for-you
+page is `ranked`, or `trending` when the ranked path failed or ran out of time. The wrk script
+counts every timed answer by source (issue 16: a trending fallback is a different, cheaper
+query, and must not count as a ranked answer); a run in which any for-you answer was not
+`ranked`, or any following answer not `following`, is refused: its table is printed with the
+reasons, nothing is written to the results file, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ LUA = Path(__file__).resolve().parent / "lua"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "reelforge_bench"
 BENCH_USERS_WITH_TOKENS = 32
+FOR_YOU = "GET /v1/feed for_you"
+FOLLOWING = "GET /v1/feed following"
+# The only `source` each feed case may answer with in a valid run.
+EXPECTED_SOURCE = {FOR_YOU: "ranked", FOLLOWING: "following"}
+_SOURCE_LINE = re.compile(r"^feed source (\S+) (\d+)$", re.M)
 
 
 def free_port() -> int:
@@ -138,9 +150,41 @@ def wait_ready(url: str, deadline_s: float = 60) -> None:
     raise RuntimeError(f"API did not answer {url} within {deadline_s} s")
 
 
+def feed_sources(out: str) -> dict[str, int]:
+    """The answers wrk's feed script (lua/auth_get.lua) counted, by `source` or status."""
+    counts: dict[str, int] = {}
+    for source, count in _SOURCE_LINE.findall(out):
+        counts[source] = counts.get(source, 0) + int(count)
+    return counts
+
+
+def source_problems(sources: dict[str, list[dict[str, int]]]) -> list[str]:
+    """Why a run's feed figures do not measure what their names say (empty: they do).
+
+    Every timed run of a feed case must have counted answers, all with the case's one
+    expected source (`EXPECTED_SOURCE`)."""
+    problems = []
+    for case, expected in EXPECTED_SOURCE.items():
+        runs = sources.get(case, [])
+        if not runs or any(not counts for counts in runs):
+            problems.append(f"{case}: no answers were counted by source")
+            continue
+        others: dict[str, int] = {}
+        for counts in runs:
+            for source, count in counts.items():
+                if source != expected:
+                    others[source] = others.get(source, 0) + count
+        if others:
+            total = sum(sum(counts.values()) for counts in runs)
+            listed = ", ".join(f"{n} {source}" for source, n in sorted(others.items()))
+            problems.append(f"{case}: {listed} of {total} answers were not {expected!r}")
+    return problems
+
+
 def run_wrk(
     url: str, script: Path | None, env: dict[str, str], seconds: int, connections: int
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, int]]:
+    """wrk's figures, and the answers its script counted by feed `source` (none elsewhere)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     if script is not None:
         cmd += ["-s", str(script)]
@@ -154,7 +198,7 @@ def run_wrk(
         "p99_ms": _latency(out, "99%"),
         "errors": float(non2xx.group(1)) if non2xx else 0.0,
         "requests": float(total.group(1)) if total else 0.0,
-    }
+    }, feed_sources(out)
 
 
 def _latency(out: str, label: str) -> float:
@@ -174,6 +218,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-seed", action="store_true", help="reuse the last seeded database")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where a valid run goes")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("api_bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -218,20 +263,24 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     cases: dict[str, tuple[str, Path | None]] = {
         "healthz (ceiling)": (f"{base}/healthz", None),
-        "GET /v1/feed for_you": (f"{base}/v1/feed?type=for_you&limit=10", LUA / "auth_get.lua"),
-        "GET /v1/feed following": (f"{base}/v1/feed?type=following&limit=10", LUA / "auth_get.lua"),
+        FOR_YOU: (f"{base}/v1/feed?type=for_you&limit=10", LUA / "auth_get.lua"),
+        FOLLOWING: (f"{base}/v1/feed?type=following&limit=10", LUA / "auth_get.lua"),
         "POST /v1/videos/{id}/like": (base, LUA / "like.lua"),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
+    sources: dict[str, list[dict[str, int]]] = {name: [] for name in EXPECTED_SOURCE}
     try:
         wait_ready(f"{base}/readyz")
-        for url, script in cases.values():  # warm caches and connection pools
+        for url, script in cases.values():  # warm caches and connection pools (not counted)
             run_wrk(url, script, env, 2, args.connections)
         order = list(cases)
         for round_no in range(args.rounds):
             for name in order if round_no % 2 == 0 else reversed(order):
                 url, script = cases[name]
-                results[name].append(run_wrk(url, script, env, args.seconds, args.connections))
+                figures, counts = run_wrk(url, script, env, args.seconds, args.connections)
+                results[name].append(figures)
+                if name in sources:
+                    sources[name].append(counts)
     finally:
         api.terminate()
         api.wait(timeout=30)
@@ -251,19 +300,26 @@ def main() -> int:
             f"| {name} | {s['rps']:.0f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
             f"{s['errors']:.0f} | {s['rps'] / ceiling:.2f} |"
         )
-    RESULTS.write_text(
+    for case, runs in sources.items():
+        print(f"{case}: answers by source, run by run: {runs}")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    problems = source_problems(sources)
+    if problems:
+        print("api_bench: run refused, nothing written:", *problems, sep="\n  ", file=sys.stderr)
+        return 1
+    args.results.write_text(
         json.dumps(
             {
                 "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "args": vars(args),
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "median": summary,
                 "runs": results,
+                "sources": sources,
             },
             indent=2,
         )
         + "\n"
     )
-    shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

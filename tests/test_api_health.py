@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from tests.support.api import api_client
@@ -35,8 +36,21 @@ def test_readyz_checks_database_broker_and_storage(tmp_path: Path) -> None:
     assert set(healthy.json()["checks"]) == {"database", "broker", "storage", "cache"}
 
 
+class Records(logging.Handler):
+    """The records one logger emits (Litestar's logging config keeps them from `caplog`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_readyz_is_503_when_storage_does_not_answer(tmp_path: Path) -> None:
-    # An S3 endpoint on a port nobody listens on: the app starts, but is not ready.
+    """An S3 endpoint on a port nobody listens on: start-up logs the `StorageError` and goes
+    on (api/app.py: an orchestrator must not restart-loop the API while the object store is
+    down), and /readyz answers 503 naming storage, and only storage, as the failed check."""
     dead = f"127.0.0.1:{free_port()}"
     settings = {
         "storage": "s3",
@@ -44,17 +58,32 @@ def test_readyz_is_503_when_storage_does_not_answer(tmp_path: Path) -> None:
         "s3_access_key": "k",
         "s3_secret_key": "s",
     }
+    logger, handler = logging.getLogger("reelforge.api"), Records()
+    logger.addHandler(handler)
     try:
         with api_client(tmp_path, **settings) as client:
             response = client.get("/readyz")
-    except Exception as exc:
-        assert "storage" in str(exc).lower() or "connect" in str(exc).lower(), exc
-        return
+    finally:
+        logger.removeHandler(handler)
+    unavailable = f"StorageError: S3 {dead} unavailable: "
+    started = handler.records
+    assert [r.getMessage().split(": ", 1)[0] for r in started] == [
+        "object storage is not reachable at start"
+    ], [r.getMessage() for r in started]
+    assert (
+        started[0]
+        .getMessage()
+        .startswith(f"object storage is not reachable at start: S3 {dead} unavailable: ")
+    )
     assert response.status_code == 503
     body = response.json()
     assert body["ready"] is False
-    assert body["checks"]["storage"].startswith("error")
-    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["storage"].startswith(f"error: {unavailable}"), body
+    assert {k: v for k, v in body["checks"].items() if k != "storage"} == {
+        "database": "ok",
+        "broker": "ok",
+        "cache": "ok",
+    }
 
 
 def test_openapi_component_names_are_the_struct_names(tmp_path: Path) -> None:

@@ -301,6 +301,15 @@ def test_worker_command_is_dramatiq_on_worker_setup(compose: dict[str, Any], nam
     image_args = worker_args(image_of(compose, name).command())
     if name != "edge-jobs":  # a transcode takes a process's cores: one job per process
         assert args.threads == image_args.threads == 1
+        return
+    # Pre-warm and purge are short HTTP and file jobs: one process, as many threads as warms
+    # may run at once in a process (api/jobs/edge.py's semaphore), the edge queue alone, and
+    # the image it shares with the CPU worker overridden (that image's CMD is one thread).
+    settings = Settings.from_env(container_env(compose, name))
+    assert args.processes == 1, args.processes
+    assert args.threads == settings.prewarm_concurrency > 1, (args.threads, settings)
+    assert args.queues == [worker_module.EDGE_QUEUE], args.queues
+    assert image_args.threads == 1 and command(compose, name) != image_of(compose, name).command()
 
 
 def test_every_queue_has_its_workers(compose: dict[str, Any], tmp_path: Path) -> None:

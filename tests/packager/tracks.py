@@ -77,3 +77,23 @@ CASES: dict[str, tuple[list[Track], Track | None]] = {
     "ladder_with_audio": (LADDER, LADDER_AUDIO),
     "video_only": (VIDEO_ONLY, None),
 }
+
+# The input of the manifests written by hand from the specifications
+# (tests/resources/manifests_by_hand/, tests/packager/test_manifests_by_hand.py): one 25 fps
+# 360x640 rendition at timescale 90000, no audio, four segments of 2.4, 1.6, 1.6 and 2.0 s
+# (60, 40, 40 and 50 frames) and 300,000, 200,000, 200,000 and 275,000 bytes.
+BY_HAND = [
+    Track(
+        id="v360",
+        kind="video",
+        codecs="avc1.4d401e",
+        timescale=90000,
+        segments=segments(
+            [216_000, 144_000, 144_000, 180_000], [300_000, 200_000, 200_000, 275_000]
+        ),
+        init_size=800,
+        width=360,
+        height=640,
+        frame_rate=Fraction(25),
+    )
+]
