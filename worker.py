@@ -111,7 +111,7 @@ class Jobs:
         self._warmed: dict[str, float] = {}
         self._lock = threading.Lock()
         self._runtime = processing.Runtime(
-            settings, on_published=self.warm, dispatch=self._dispatch_part
+            settings, on_published=self.warm, dispatch=self.enqueue_part
         )
         runtime = self._runtime
         chunking = self.chunking = runtime.chunking
@@ -240,8 +240,9 @@ class Jobs:
         actor = self.transcode_bulk if lane == "bulk" else self.transcode
         actor.send(video_id)
 
-    def _dispatch_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
-        """The runtime's way to enqueue a chunked run's part, or its assembly."""
+    def enqueue_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
+        """Enqueue a chunked run's part, its assembly or its early publish: the runtime's
+        dispatch, and the run reaper's (api/jobs/partreaper.py)."""
         from api.jobs.partrows import ASSEMBLY
 
         if kind == ASSEMBLY:

@@ -58,8 +58,10 @@ from api.jobs.partrows import (
     claim_assembly,
     claim_playable,
     count_attempt,
+    holding,
     part_label,
     part_name,
+    release,
     set_state,
 )
 from api.jobs.progress import RunProgress
@@ -164,12 +166,25 @@ class Chunking:
     # -- 2. a part ----------------------------------------------------------------------
 
     def run_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
-        attempt = count_attempt(self.host.db, video_id, run_id, kind, index)
+        if kind == PLAYABLE:  # the run reaper's re-dispatch of a lapsed early publish
+            presenting.playable(self, video_id, run_id)
+            return
+        lease_s = self.host.settings.part_lease_s
+        db = self.host.db
+        attempt = count_attempt(db, video_id, run_id, kind, index, lease_s=lease_s)
         if attempt is None:
             return
         if attempt > PART_ATTEMPTS:
             self.gave_up(video_id, run_id, kind, index)
             return
+        try:
+            with holding(db, video_id, run_id, kind, index, PENDING, attempt, lease_s):
+                self._work(video_id, run_id, kind, index, attempt)
+        except Exception:
+            release(db, video_id, run_id, kind, index, PENDING, attempt)
+            raise
+
+    def _work(self, video_id: str, run_id: str, kind: str, index: int, attempt: int) -> None:
         progress = RunProgress(self.host.db, video_id, run_id)
         workdir = self.workdir(video_id)
         try:
