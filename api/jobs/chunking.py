@@ -10,7 +10,9 @@ jobs, with the database (`video_parts`) as the record of what must run.
    first (a queue is first in, first out: with one worker, the video is playable once those
    two are done). Messages carry ids only (video, run, kind, index); every handler reloads the
    rows and skips a deleted video or a superseded run (api/jobs/partrows.py `run_alive`).
-2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip) and
+2. a part: takes its lease and counts an attempt on its `pending` row (compare-and-set:
+   done, superseded, or held by another live delivery: skip; api/jobs/partrows.py), keeps
+   the lease with a heartbeat while it works (gives it back when it fails and is retried),
    touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
    source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
    child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
@@ -22,6 +24,8 @@ jobs, with the database (`video_parts`) as the record of what must run.
    preview or audio part tries to claim the early publish, and every finished part the
    assembly; exactly one racer wins each.
 4. the early publish and the assembly: api/jobs/presenting.py.
+5. a part whose worker died, or whose message was lost, is sent again by the run reaper
+   (api/jobs/partreaper.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,14 @@
 """The rows of a chunked run (`video_parts`, api/core/tables.py): what each part is called, and
 the compare-and-set moves every part job makes on its row (api/jobs/chunking.py).
+
+Leases (issue 15, "a killed chunk is redone alone"): a delivery takes a part (or the claimed
+assembly, or the claimed early publish) only when the row is in its state and no other
+delivery holds it: never started, or its `updated_at` older than the lease
+(`Settings.part_lease_s`), all in `count_attempt`'s one compare-and-set. `holding` keeps the
+lease with a heartbeat thread while the part works; `release` gives it back on our own failure
+so Dramatiq's retry is taken at once. A worker that dies stops its heartbeat: the broker's
+redelivery (after its heartbeat timeout, longer than the lease) or the run reaper
+(api/jobs/partreaper.py) then finds the lease lapsed.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ assembly (api/jobs/chunking.py steps 3-4).
   nothing: the preview part analysed the frames and made the thumbnails), then publishes: a
   `processing` video as the single pass does, one published early by swapping its render for
   the complete one; then removes the run's work prefix.
+
+Both hold their row's lease while they work (api/jobs/partrows.py `holding`), so a duplicate
+delivery is skipped and a lapsed one is sent again by the run reaper (api/jobs/partreaper.py).
 """
 
 from __future__ import annotations
