@@ -88,7 +88,11 @@ async def redispatch_lapsed(ctx: AppContext) -> list[Part]:
             videos.c.render_id,
         )
         .join(videos, videos.c.id == video_parts.c.video_id)
-        .where(videos.c.status != DELETED, _candidates(lapsed, now - margin_ms))
+        .where(
+            video_parts.c.state.in_((PENDING, CLAIMED)),  # ix_video_parts_state: not the done
+            videos.c.status != DELETED,
+            _candidates(lapsed, now - margin_ms),
+        )
     )
     async with ctx.db.connect() as conn:
         rows = (await conn.execute(query)).all()
