@@ -8,7 +8,10 @@ re-enqueued at start.
 
 Actors take ids only, reload the row, skip deleted videos and are idempotent: the processing
 job writes its outputs under a fresh immutable prefix and flips the video to published with one
-compare-and-set, so a job delivered twice publishes once.
+compare-and-set, so a job delivered twice publishes once. A chunked run's part is taken only
+with its lease (api/jobs/partrows.py), so two deliveries never work on one part at once, and a
+part whose worker died is sent again by the broker or by the run reaper
+(api/jobs/partreaper.py, through `enqueue_part`).
 """
 
 from __future__ import annotations
