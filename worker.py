@@ -49,6 +49,9 @@ EDGE_QUEUE = "edge"
 # Split and stitch (api/jobs/chunking.py): the chunk, audio and assembly jobs of videos already
 # started, on a queue of their own so that any worker of the pool takes them.
 PARTS_QUEUE = "transcode_parts"
+# The video parts (preview, chunks) of runs whose planner chose a GPU encoder: only GPU workers
+# take them (a run's chunks all come out of its one encoder; tables.video_runs).
+PARTS_GPU_QUEUE = "transcode_parts_gpu"
 PART_GAVE_UP_ACTOR = "transcode_part_gave_up"
 # A purge waits until every API process has stopped serving the video (the origin's
 # visibility cache lives 2 s): an edge refilled in between would keep the video for a year.
@@ -165,6 +168,11 @@ class Jobs:
             actor_name="transcode_part",
             **parts,
         )
+        self.part_gpu = _actor(
+            lambda video_id, run_id, kind, index: chunking.run_part(video_id, run_id, kind, index),
+            actor_name="transcode_part_gpu",
+            **{**parts, "queue_name": PARTS_GPU_QUEUE},
+        )
         self.assemble = _actor(
             lambda video_id, run_id: chunking.assemble(video_id, run_id),
             actor_name="assemble_video",
@@ -251,7 +259,21 @@ class Jobs:
         if kind == ASSEMBLY:
             self.assemble.send(video_id, run_id)
         else:
-            self.part.send(video_id, run_id, kind, index)
+            self.part_actor(video_id, run_id, kind).send(video_id, run_id, kind, index)
+
+    def part_actor(self, video_id: str, run_id: str, kind: str) -> dramatiq.Actor[Any, Any]:
+        """Where a part goes: the GPU pool's queue for the video parts of a run whose encoder
+        needs a GPU, the shared parts queue for everything else (the audio, every part of a
+        libx264 run: GPU workers take those too)."""
+        from api.jobs.partrows import CHUNK, PREVIEW, run_encoder
+        from engine.encoders import ENCODERS
+
+        if kind in (CHUNK, PREVIEW):
+            encoder = run_encoder(self._runtime.db, video_id, run_id)
+            profile = ENCODERS.get(encoder) if encoder else None
+            if profile is not None and profile.gpu:
+                return self.part_gpu
+        return self.part
 
     def enqueue_cleanup(self, video_id: str) -> None:
         self.cleanup.send(video_id)

@@ -100,8 +100,11 @@ def plan_pieces(clips: list[Clip], seconds: float) -> list[Piece]:
         usable = clip.duration - 0.1  # stay clear of a last frame that may not decode
         start = (visits[index] * PIECE_SECONDS) % max(usable - 1.0, 1.0)
         visits[index] += 1
-        frames = min(math.floor(min(PIECE_SECONDS, usable - start) * FPS), total_frames - done)
-        if frames < FPS // 2:
+        left = total_frames - done
+        frames = min(math.floor(min(PIECE_SECONDS, usable - start) * FPS), left)
+        # A short piece is skipped only when the clip is what makes it short: a last piece
+        # shorter than half a second is the source's own end (12 s looped here forever).
+        if frames < min(FPS // 2, left):
             if all(c.duration < 1.0 for c in clips):
                 raise SourceBuildError("every clip is shorter than a second")
             continue

@@ -93,6 +93,7 @@ def chunk_settings(settings: EncoderSettings, follows: bool) -> EncoderSettings:
 
 class EncoderProfile(Protocol):
     name: str
+    gpu: bool  # needs a GPU worker (worker.py routes a chunked run's parts by it)
 
     def available(self) -> bool: ...
 
@@ -136,6 +137,7 @@ class X264Profile:
     """libx264, capped CRF, closed GOP of fixed length, IDR only where the engine forces one."""
 
     name = "libx264"
+    gpu = False
 
     def available(self) -> bool:
         return "libx264" in av.codecs_available
@@ -194,6 +196,7 @@ class NvencProfile:
     """h264_nvenc for GPU workers: constant-quality VBR capped by maxrate, fixed GOP."""
 
     name = "h264_nvenc"
+    gpu = True
 
     def available(self) -> bool:
         return nvenc_opens()

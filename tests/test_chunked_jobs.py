@@ -10,6 +10,7 @@ tail merged into the last) plus the audio job.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -382,3 +383,55 @@ def test_parts_of_a_superseded_run_or_a_deleted_video_do_nothing(
     jobs.chunking.run_part(vid, current, "chunk", 0)
     assert parts(db, vid)[("chunk", 0)] == ("pending", 0)
     assert jobs.chunking.host.storage.list(work_prefix(vid)) == []
+
+
+# ----------------------------------------------------------------- one encoder per run
+
+
+def test_every_part_uses_the_encoder_its_planner_chose(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    """The planner records the encoder it resolved (`video_runs`); a worker whose own
+    REELFORGE_ENCODER differs (here NVENC, which this machine cannot even open) still encodes
+    the run's parts, and stitches them, with the run's encoder."""
+    host = jobs.chunking.host
+    original = host.settings
+    started, gate = threading.Event(), threading.Event()
+
+    def hold(video_id: str, kind: str, index: int) -> None:
+        started.set()
+        gate.wait(TIMEOUT_S)
+
+    jobs.chunking.fault = hold
+    try:
+        vid = stage_video(db, host.storage, insert_user(db, "encoders"), clip)
+        jobs.enqueue_transcode(vid, "normal")
+        assert started.wait(TIMEOUT_S), "no part started"
+        host.settings = dataclasses.replace(original, encoder="h264_nvenc")
+        gate.set()
+        wait_for(lambda: video_row(db, vid).status != "processing", TIMEOUT_S, "publication")
+        row = video_row(db, vid)
+        assert row.status == "published", row.status_reason
+        wait_for(lambda: parts(db, vid)[("assembly", 0)][0] == "done", TIMEOUT_S, "assembly")
+    finally:
+        gate.set()
+        host.settings = original
+        jobs.chunking.fault = None
+    run = progress_row(db, vid).run_id
+    assert partrows.run_encoder(db, vid, run) == "libx264"
+    assert set(parts(db, vid).values()) == {("done", 1)}
+
+
+def test_the_video_parts_of_a_gpu_run_go_to_the_gpu_pool(jobs: worker.Jobs, db: Engine) -> None:
+    vid = insert_processing_video(db, insert_user(db, "gpu"), 1)
+    for run, encoder in (("p_gpu", "h264_nvenc"), ("p_cpu", "libx264")):
+        with db.begin() as conn:
+            partrows.record_run(conn, vid, run, encoder)
+        queues = {
+            kind: jobs.part_actor(vid, run, kind).queue_name
+            for kind in (partrows.PREVIEW, partrows.CHUNK, partrows.AUDIO)
+        }
+        video = worker.PARTS_GPU_QUEUE if encoder == "h264_nvenc" else worker.PARTS_QUEUE
+        assert queues == {"preview": video, "chunk": video, "audio": worker.PARTS_QUEUE}
+    # A newer run's record replaces the older one's.
+    assert partrows.run_encoder(db, vid, "p_gpu") is None

@@ -315,9 +315,12 @@ def test_every_queue_has_its_workers(compose: dict[str, Any], tmp_path: Path) ->
     assert all(queues for queues in consumed.values()), consumed  # none takes "all queues"
     assert set().union(*consumed.values()) == declared, (consumed, declared)
     assert consumed["edge-jobs"] == [worker_module.EDGE_QUEUE]
-    # A chunked run's parts stay on one encoder's pool (the stitch needs identical inits).
+    # A chunked run's video parts stay on its encoder's pool (the stitch needs identical
+    # inits): NVENC runs' on the GPU pool alone, the shared parts queue on both.
     gpu, cpu = set(consumed["worker-gpu"]), set(consumed["worker"])
-    assert gpu < cpu and cpu - gpu == {worker_module.PARTS_QUEUE}
+    assert gpu - cpu == {worker_module.PARTS_GPU_QUEUE} and cpu <= gpu
+    for name in ("worker", "worker-gpu"):  # one message held per thread, none waiting
+        assert container_env(compose, name)["dramatiq_queue_prefetch"] == "1"
     assert worker_module.EDGE_QUEUE not in consumed["worker"]
     edge_jobs = services(compose)["edge-jobs"]
     assert f"edge-cache:{EDGE_CACHE}" in edge_jobs["volumes"]

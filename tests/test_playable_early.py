@@ -156,3 +156,28 @@ def test_a_video_held_for_review_is_not_published_early(tmp_path: Path) -> None:
         stored = list((settings.origin_dir / media_prefix(video_id)).iterdir())
         assert len(stored) == 1
         assert {p.name for p in stored[0].iterdir()} >= {"v720", "v540", "v360", "master.m3u8"}
+
+
+def test_a_chunk_that_keeps_failing_leaves_the_early_rungs_playable(tmp_path: Path) -> None:
+    """After an early publish, a part that fails its last attempt ends the run: the video stays
+    published with its early rungs (not failed: viewers may be watching it), and its owner's
+    progress ends."""
+    with api_client(tmp_path, **CHUNKED) as client:
+        _, owner = register(client)
+        early = threading.Event()
+
+        def broken(video_id: str, kind: str, index: int) -> None:
+            if kind == "chunk":
+                early.wait(TIMEOUT_S)  # after the early publish, so the order is certain
+                if index == 0:
+                    raise RuntimeError("chunk 0 is broken")
+
+        client.app.state.ctx.jobs.chunking.fault = broken
+        video_id = _publish(client, owner)
+        first = _poll(client, video_id, owner, lambda b: b["status"] != "processing")
+        early.set()
+        assert first["status"] == "published", first["status_reason"]
+        final = _poll(client, video_id, owner, lambda b: b["processing"] is None)
+        assert final["status"] == "published"
+        assert [r["name"] for r in final["renditions"]] == ["v360"]
+        assert client.get(final["hls_url"]).status_code == 200

@@ -303,6 +303,19 @@ video_parts = Table(
 )
 
 
+# A chunked run's facts every part needs alike (issue 15; api/jobs/chunking.py): the encoder the
+# planner resolved, which every part of the run uses whatever its own worker's setting (a
+# video's chunks must come out of one encoder: the stitch needs identical init segments),
+# and which routes the parts to a pool that can run it (worker.py).
+video_runs = Table(
+    "video_runs",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("run_id", String(32), primary_key=True),
+    Column("encoder", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 # Renders a video showed before its current one (issue 15, "Playable early": the early render
 # that the whole ladder replaced; api/jobs/publish.py). The origin keeps serving each until
 # `served_until` (the swap + the longest a playback URL lives), so a player part-way through the

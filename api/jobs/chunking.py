@@ -65,7 +65,9 @@ from api.jobs.partrows import (
     holding,
     part_label,
     part_name,
+    record_run,
     release,
+    run_encoder,
     set_state,
 )
 from api.jobs.progress import RunProgress
@@ -90,7 +92,9 @@ class Host(Protocol):
     def db(self) -> Engine: ...
     @property
     def storage(self) -> Storage: ...
-    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
+    def options(
+        self, artifacts_dir: Path | None = None, encoder: str | None = None
+    ) -> TranscodeOptions: ...
     def give_up(self, video_id: str, reason: str = "") -> bool: ...
     def reject(self, video_id: str, reason: str) -> bool: ...
     def sweep_work(self, older_than_s: float | None = None) -> int: ...
@@ -148,6 +152,7 @@ class Chunking:
         now = now_ms()
         with self.host.db.begin() as conn:
             conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
+            record_run(conn, row.id, progress.run_id, plan.encoder)
             conn.execute(
                 insert(video_parts),
                 [
@@ -199,7 +204,7 @@ class Chunking:
             settings = self.host.settings
             # The preview's analyzers write their worst frames with the part's files.
             artifacts = folder / chunkwork.ARTIFACTS_FOLDER if kind == PREVIEW else None
-            options = self.host.options(artifacts)
+            options = self.host.options(artifacts, run_encoder(self.host.db, video_id, run_id))
             limits = chunkwork.limits_of(options)
             shape = (settings.chunk_segments, settings.preview_rungs)
             if kind == CHUNK:
@@ -240,8 +245,9 @@ class Chunking:
     def gave_up(
         self, video_id: str, run_id: str, kind: str, index: int, exc: BaseException | None = None
     ) -> None:
-        """A part of the run ran out of attempts: it is failed, and so is the video (if the run
-        is still the video's)."""
+        """A part of the run ran out of attempts: it is failed, and so is the video if the run
+        is still the video's and it is processing (a video published early keeps its early
+        rungs, and its progress ends)."""
         was = CLAIMED if kind == ASSEMBLY else PENDING
         if not set_state(self.host.db, video_id, run_id, kind, index, was, FAILED):
             return
@@ -258,8 +264,12 @@ class Chunking:
             f"processing failed: {part_label(kind, index, len(chunks))} failed after "
             f"{PART_ATTEMPTS} attempts{cause}; this was our fault, please try again later"
         )
+        progress = RunProgress(self.host.db, video_id, run_id)
         if self.host.give_up(video_id, reason):
-            RunProgress(self.host.db, video_id, run_id).finish(stages.FAILED)
+            progress.finish(stages.FAILED)
+        else:  # published early, it stays so with its early rungs; the run is over
+            log.warning("video %s: %s", video_id, reason)
+            progress.finish(stages.PUBLISHED)
         self.discard(work_prefix(video_id, run_id))
 
     def assemble(self, video_id: str, run_id: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from engine.analysis import build_analyzers, build_fingerprint, close_analyzers, collect_results
 from engine.chunked import AudioResult, ChunkResult, encode_audio_track, encode_chunk
 from engine.chunks import Chunk, ChunkPlan, plan_chunks
+from engine.encoders import select_encoder
 from engine.errors import EngineError
 from engine.jobs import KILL_GRACE_SECONDS
 from engine.loudness import GainPlan, Loudness
@@ -59,6 +60,7 @@ class JobPlan:
     chunks: int
     audio: bool
     preview_rungs: int
+    encoder: str  # the encoder every part of the run uses (engine/encoders.py ENCODERS)
 
 
 def _plan(
@@ -91,7 +93,11 @@ def plan_job(
     source, encode, plan = _plan(path, options, segments)
     low, _ = split_rungs(encode, preview_rungs)
     return JobPlan(
-        float(source.duration), len(plan.chunks), encode.audio_rung is not None, len(low)
+        float(source.duration),
+        len(plan.chunks),
+        encode.audio_rung is not None,
+        len(low),
+        select_encoder(options.encoder).name,
     )
 
 

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, insert, or_, select, update
 
 from api.core import lifecycle
 from api.core.db import now_ms
-from api.core.tables import video_parts, videos
+from api.core.tables import video_parts, video_runs, videos
 from api.jobs import chunkwork
 from api.jobs.publish import early_render_id
 
@@ -218,3 +218,24 @@ def part_key(video_id: str, run_id: str, kind: str, index: int) -> Any:
         video_parts.c.kind == kind,
         video_parts.c.part == index,
     )
+
+
+def record_run(conn: Any, video_id: str, run_id: str, encoder: str) -> None:
+    """The run's facts (tables.video_runs), in the planner's transaction; replaces an older
+    run's."""
+    conn.execute(delete(video_runs).where(video_runs.c.video_id == video_id))
+    conn.execute(
+        insert(video_runs).values(
+            video_id=video_id, run_id=run_id, encoder=encoder, created_at=now_ms()
+        )
+    )
+
+
+def run_encoder(db: Engine, video_id: str, run_id: str) -> str | None:
+    """The encoder the run's planner chose; None for a run that recorded none."""
+    query = select(video_runs.c.encoder).where(
+        video_runs.c.video_id == video_id, video_runs.c.run_id == run_id
+    )
+    with db.connect() as conn:
+        value = conn.execute(query).scalar()
+    return None if value is None else str(value)

@@ -48,6 +48,7 @@ from api.jobs.partrows import (
     holding,
     part_name,
     release,
+    run_encoder,
     set_state,
 )
 from api.jobs.progress import RunProgress
@@ -66,7 +67,9 @@ class Runtime(Protocol):
     def db(self) -> Engine: ...
     @property
     def storage(self) -> Storage: ...
-    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions: ...
+    def options(
+        self, artifacts_dir: Path | None = None, encoder: str | None = None
+    ) -> TranscodeOptions: ...
     def publish(
         self,
         row: Any,
@@ -126,7 +129,7 @@ def _present(
         source = jobs.source(video_id)
         parts = workdir / "parts"
         _download(host.storage, video_id, run_id, names, parts)
-        options = host.options()
+        options = host.options(None, run_encoder(host.db, video_id, run_id))
         settings = host.settings
         report = run_limited(
             job, source, options, settings.chunk_segments, settings.preview_rungs,

@@ -259,7 +259,9 @@ class Runtime:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def options(self, artifacts_dir: Path | None = None) -> TranscodeOptions:
+    def options(
+        self, artifacts_dir: Path | None = None, encoder: str | None = None
+    ) -> TranscodeOptions:
         # The engine's own deadline: past it the input counts as hostile (rejected); the
         # actor's Dramatiq time limit (worker.py) adds room for the transfers around it.
         policy = replace(
@@ -271,7 +273,7 @@ class Runtime:
         return TranscodeOptions(
             segment_seconds=self.settings.segment_seconds,
             preset=self.settings.preset,
-            encoder=self.settings.encoder,
+            encoder=encoder or self.settings.encoder,
             policy=policy,
             analysis=analysis_spec(self.settings, artifacts_dir),
             loudness=LoudnessSpec(
