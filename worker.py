@@ -8,7 +8,10 @@ re-enqueued at start.
 
 Actors take ids only, reload the row, skip deleted videos and are idempotent: the processing
 job writes its outputs under a fresh immutable prefix and flips the video to published with one
-compare-and-set, so a job delivered twice publishes once.
+compare-and-set, so a job delivered twice publishes once. A chunked run's part is taken only
+with its lease (api/jobs/partrows.py), so two deliveries never work on one part at once, and a
+part whose worker died is sent again by the broker or by the run reaper
+(api/jobs/partreaper.py, through `enqueue_part`).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class Jobs:
         self._warmed: dict[str, float] = {}
         self._lock = threading.Lock()
         self._runtime = processing.Runtime(
-            settings, on_published=self.warm, dispatch=self._dispatch_part
+            settings, on_published=self.warm, dispatch=self.enqueue_part
         )
         runtime = self._runtime
         chunking = self.chunking = runtime.chunking
@@ -248,8 +251,9 @@ class Jobs:
         actor = self.transcode_bulk if lane == "bulk" else self.transcode
         actor.send(video_id)
 
-    def _dispatch_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
-        """The runtime's way to enqueue a chunked run's part, or its assembly."""
+    def enqueue_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
+        """Enqueue a chunked run's part, its assembly or its early publish: the runtime's
+        dispatch, and the run reaper's (api/jobs/partreaper.py)."""
         from api.jobs.partrows import ASSEMBLY
 
         if kind == ASSEMBLY:

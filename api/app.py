@@ -29,6 +29,7 @@ from api.core.settings import Settings
 from api.feed import controllers as feed
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
+from api.jobs.partreaper import redispatch_loop
 from api.jobs.reaper import reaper_loop
 from api.jobs.sweeper import sweeper_loop
 from api.media import controllers as media
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
         feed.start()
         app.state.trending = TrendingPools()
         reaper: asyncio.Task[None] | None = None
+        part_reaper: asyncio.Task[None] | None = None
         sweeper: asyncio.Task[None] | None = None
         if settings.storage_sweep_interval_seconds > 0:
             interval = settings.storage_sweep_interval_seconds
@@ -85,12 +87,16 @@ def create_app(settings: Settings) -> Litestar:
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
             if requeued:
                 log.info("re-enqueued %d unfinished video(s)", requeued)
-        elif settings.reaper_interval_seconds > 0:
-            reaper = asyncio.create_task(reaper_loop(ctx, settings.reaper_interval_seconds))
+        else:
+            if settings.reaper_interval_seconds > 0:
+                reaper = asyncio.create_task(reaper_loop(ctx, settings.reaper_interval_seconds))
+            if settings.part_reaper_interval_seconds > 0:
+                interval = settings.part_reaper_interval_seconds
+                part_reaper = asyncio.create_task(redispatch_loop(ctx, interval))
         try:
             yield
         finally:
-            for task in (reaper, sweeper):
+            for task in (reaper, part_reaper, sweeper):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

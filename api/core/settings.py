@@ -95,6 +95,12 @@ class Settings:
     # rungs over the whole video, published with the audio before the rest of the ladder is
     # done (the top rung is always left to the chunk jobs); 0: published once, when complete.
     preview_rungs: int = 1
+    # A part's lease (api/jobs/partrows.py): a delivery takes a started part only when no
+    # heartbeat touched its row for this long; capped below the broker's redelivery of a dead
+    # worker's messages (`part_lease_s`). The run reaper (api/jobs/partreaper.py) looks for
+    # lapsed leases and lost messages this often (production; 0: off).
+    part_lease_seconds: float = 30.0
+    part_reaper_interval_seconds: float = 20.0
     # Longest upload accepted, in seconds of its longest stream (engine InputPolicy).
     max_duration_seconds: float = 600.0
     # Loudness normalization of every audio rendition (engine/loudness.py): integrated
@@ -210,6 +216,12 @@ class Settings:
     def chunked(self, duration: float) -> bool:
         """Whether a source lasting `duration` seconds is split into chunk jobs."""
         return 0 < self.chunk_threshold_seconds < duration
+
+    @property
+    def part_lease_s(self) -> float:
+        """The lease in force: at most half the broker's heartbeat timeout, so a killed part's
+        redelivery finds its lease lapsed."""
+        return min(self.part_lease_seconds, self.broker_heartbeat_ms / 2000)
 
     @property
     def origin_dir(self) -> Path:

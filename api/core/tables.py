@@ -286,7 +286,9 @@ video_progress = Table(
 # transaction with the run id of its `video_progress` row; a newer run deletes an older run's
 # rows, so a part whose row is gone belongs to a superseded run. `state` moves pending → done
 # (or failed) by compare-and-set only, so a redelivered message counts once; the assembly
-# row's pending → claimed is the exactly-once start of the stitch.
+# row's pending → claimed is the exactly-once start of the stitch. `updated_at` is also the
+# part's lease (api/jobs/partrows.py): a heartbeat keeps it fresh while a delivery works on it;
+# the run reaper (api/jobs/partreaper.py) reads the open rows by state.
 video_parts = Table(
     "video_parts",
     metadata,
@@ -297,6 +299,7 @@ video_parts = Table(
     Column("state", String(8), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_at", BigInteger, nullable=False),
+    Index("ix_video_parts_state", "state", "updated_at"),
 )
 
 

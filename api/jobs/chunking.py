@@ -10,7 +10,9 @@ jobs, with the database (`video_parts`) as the record of what must run.
    first (a queue is first in, first out: with one worker, the video is playable once those
    two are done). Messages carry ids only (video, run, kind, index); every handler reloads the
    rows and skips a deleted video or a superseded run (api/jobs/partrows.py `run_alive`).
-2. a part: counts an attempt on its `pending` row (compare-and-set; none left: skip) and
+2. a part: takes its lease and counts an attempt on its `pending` row (compare-and-set:
+   done, superseded, or held by another live delivery: skip; api/jobs/partrows.py), keeps
+   the lease with a heartbeat while it works (gives it back when it fails and is retried),
    touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
    source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
    child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
@@ -22,6 +24,8 @@ jobs, with the database (`video_parts`) as the record of what must run.
    preview or audio part tries to claim the early publish, and every finished part the
    assembly; exactly one racer wins each.
 4. the early publish and the assembly: api/jobs/presenting.py.
+5. a part whose worker died, or whose message was lost, is sent again by the run reaper
+   (api/jobs/partreaper.py).
 """
 
 from __future__ import annotations
@@ -58,9 +62,11 @@ from api.jobs.partrows import (
     claim_assembly,
     claim_playable,
     count_attempt,
+    holding,
     part_label,
     part_name,
     record_run,
+    release,
     run_encoder,
     set_state,
 )
@@ -169,12 +175,25 @@ class Chunking:
     # -- 2. a part ----------------------------------------------------------------------
 
     def run_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
-        attempt = count_attempt(self.host.db, video_id, run_id, kind, index)
+        if kind == PLAYABLE:  # the run reaper's re-dispatch of a lapsed early publish
+            presenting.playable(self, video_id, run_id)
+            return
+        lease_s = self.host.settings.part_lease_s
+        db = self.host.db
+        attempt = count_attempt(db, video_id, run_id, kind, index, lease_s=lease_s)
         if attempt is None:
             return
         if attempt > PART_ATTEMPTS:
             self.gave_up(video_id, run_id, kind, index)
             return
+        try:
+            with holding(db, video_id, run_id, kind, index, PENDING, attempt, lease_s):
+                self._work(video_id, run_id, kind, index, attempt)
+        except Exception:
+            release(db, video_id, run_id, kind, index, PENDING, attempt)
+            raise
+
+    def _work(self, video_id: str, run_id: str, kind: str, index: int, attempt: int) -> None:
         progress = RunProgress(self.host.db, video_id, run_id)
         workdir = self.workdir(video_id)
         try:

@@ -1,10 +1,22 @@
 """The rows of a chunked run (`video_parts`, api/core/tables.py): what each part is called, and
 the compare-and-set moves every part job makes on its row (api/jobs/chunking.py).
+
+Leases (issue 15, "a killed chunk is redone alone"): a delivery takes a part (or the claimed
+assembly, or the claimed early publish) only when the row is in its state and no other
+delivery holds it: never started, or its `updated_at` older than the lease
+(`Settings.part_lease_s`), all in `count_attempt`'s one compare-and-set. `holding` keeps the
+lease with a heartbeat thread while the part works; `release` gives it back on our own failure
+so Dramatiq's retry is taken at once. A worker that dies stops its heartbeat: the broker's
+redelivery (after its heartbeat timeout, longer than the lease) or the run reaper
+(api/jobs/partreaper.py) then finds the lease lapsed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, exists, insert, or_, select, update
@@ -86,28 +98,103 @@ def run_alive(video_id: str, run_id: str) -> Any:
 
 
 def count_attempt(
-    db: Engine, video_id: str, run_id: str, kind: str, index: int, state: str = PENDING
+    db: Engine,
+    video_id: str,
+    run_id: str,
+    kind: str,
+    index: int,
+    state: str = PENDING,
+    *,
+    lease_s: float,
 ) -> int | None:
-    """One more attempt on the part's row if it is in `state` and its run alive (`run_alive`);
-    None (nothing to do) when the part is done, its run superseded or the video gone."""
+    """Take the part's lease and count one more attempt on its row, in one compare-and-set:
+    the row is in `state`, its run alive (`run_alive`) and no delivery holds it (never
+    started, or no heartbeat for `lease_s`: the delivery that held it died or gave it back).
+    None (nothing to do, logged) when the part is done, another delivery works on it, its run
+    was superseded or the video is gone."""
     key = part_key(video_id, run_id, kind, index)
+    now = now_ms()
+    free = or_(video_parts.c.attempts == 0, video_parts.c.updated_at < now - int(lease_s * 1000))
     with db.begin() as conn:
         counted = conn.execute(
             update(video_parts)
-            .where(key, video_parts.c.state == state, run_alive(video_id, run_id))
-            .values(attempts=video_parts.c.attempts + 1, updated_at=now_ms())
+            .where(key, video_parts.c.state == state, free, run_alive(video_id, run_id))
+            .values(attempts=video_parts.c.attempts + 1, updated_at=now)
             .returning(video_parts.c.attempts)
         ).scalar()
         if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
             conn.execute(
                 update(videos)
                 .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                .values(updated_at=now_ms())
+                .values(updated_at=now)
             )
+        else:
+            row = conn.execute(select(video_parts).where(key)).first()
+    name = part_name(kind, index)
     if counted is None:
-        log.info("video %s %s of run %s skipped", video_id, part_name(kind, index), run_id)
+        if row is None:
+            why = "its run was superseded"
+        elif row.state != state:
+            why = f"it is {row.state}"
+        elif row.attempts > 0 and row.updated_at >= now - int(lease_s * 1000):
+            why = f"attempt {row.attempts} holds its lease"
+        else:
+            why = "its video no longer wants the run"
+        log.info("video %s %s of run %s skipped: %s", video_id, name, run_id, why)
         return None
+    log.info("video %s %s of run %s: attempt %d", video_id, name, run_id, counted)
     return int(counted)
+
+
+@contextmanager
+def holding(
+    db: Engine,
+    video_id: str,
+    run_id: str,
+    kind: str,
+    index: int,
+    state: str,
+    attempt: int,
+    lease_s: float,
+) -> Iterator[None]:
+    """Keep the lease of attempt `attempt` while the block runs: a thread touches the row's
+    `updated_at` every `lease_s / 3` while it is still in `state` and still this attempt's."""
+    stop = threading.Event()
+    where = and_(
+        part_key(video_id, run_id, kind, index),
+        video_parts.c.state == state,
+        video_parts.c.attempts == attempt,
+    )
+
+    def beat() -> None:
+        while not stop.wait(lease_s / 3):
+            try:
+                with db.begin() as conn:
+                    conn.execute(update(video_parts).where(where).values(updated_at=now_ms()))
+            except Exception:  # a missed beat or two only risks a duplicate delivery
+                log.warning("video %s: heartbeat of %s failed", video_id, kind, exc_info=True)
+
+    beating = threading.Thread(target=beat, name=f"lease-{kind}-{index}", daemon=True)
+    beating.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beating.join()
+
+
+def release(
+    db: Engine, video_id: str, run_id: str, kind: str, index: int, state: str, attempt: int
+) -> None:
+    """Give the lease back (our own failure, retried by Dramatiq): the row looks lapsed, so
+    the retry is not refused."""
+    where = and_(
+        part_key(video_id, run_id, kind, index),
+        video_parts.c.state == state,
+        video_parts.c.attempts == attempt,
+    )
+    with db.begin() as conn:
+        conn.execute(update(video_parts).where(where).values(updated_at=0))
 
 
 def set_state(

@@ -14,6 +14,9 @@ assembly (api/jobs/chunking.py steps 3-4).
   nothing: the preview part analysed the frames and made the thumbnails), then publishes: a
   `processing` video as the single pass does, one published early by swapping its render for
   the complete one; then removes the run's work prefix.
+
+Both hold their row's lease while they work (api/jobs/partrows.py `holding`), so a duplicate
+delivery is skipped and a lapsed one is sent again by the run reaper (api/jobs/partreaper.py).
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ from api.jobs.partrows import (
     PART_ATTEMPTS,
     PLAYABLE,
     PREVIEW,
+    claim_assembly,
     count_attempt,
+    holding,
     part_name,
+    release,
     run_encoder,
     set_state,
 )
@@ -138,16 +144,19 @@ def _present(
 def playable(jobs: Jobs, video_id: str, run_id: str) -> None:
     """The early publish (see the module doc); claimed by the caller. Never raises."""
     host = jobs.host
-    if count_attempt(host.db, video_id, run_id, PLAYABLE, 0, CLAIMED) is None:
+    lease_s = host.settings.part_lease_s
+    attempt = count_attempt(host.db, video_id, run_id, PLAYABLE, 0, CLAIMED, lease_s=lease_s)
+    if attempt is None:
         return
     try:
-        published = _present(
-            jobs, video_id, run_id, chunkwork.early_job,
-            [part_name(PREVIEW, 0), part_name(AUDIO, 0)],
-            lambda row, out, report, artifacts: host.publish(
-                row, out, report, artifacts, early_of=run_id
-            ),
-        )  # fmt: skip
+        with holding(host.db, video_id, run_id, PLAYABLE, 0, CLAIMED, attempt, lease_s):
+            published = _present(
+                jobs, video_id, run_id, chunkwork.early_job,
+                [part_name(PREVIEW, 0), part_name(AUDIO, 0)],
+                lambda row, out, report, artifacts: host.publish(
+                    row, out, report, artifacts, early_of=run_id
+                ),
+            )  # fmt: skip
     except Exception:
         log.exception("video %s: the early publish failed; the assembly publishes", video_id)
         set_state(host.db, video_id, run_id, PLAYABLE, 0, CLAIMED, FAILED)
@@ -159,7 +168,11 @@ def playable(jobs: Jobs, video_id: str, run_id: str) -> None:
 def assemble(jobs: Jobs, video_id: str, run_id: str) -> None:
     """The assembly (see the module doc); its message is sent by the part that claimed it."""
     host = jobs.host
-    attempt = count_attempt(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED)
+    lease_s = host.settings.part_lease_s
+    # The run reaper sends this message for a run whose parts are all done but whose assembly
+    # nobody claimed (the last part's worker died in between): claim it here then.
+    claim_assembly(host.db, video_id, run_id)
+    attempt = count_attempt(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, lease_s=lease_s)
     if attempt is None:
         return
     if attempt > PART_ATTEMPTS:
@@ -173,10 +186,12 @@ def assemble(jobs: Jobs, video_id: str, run_id: str) -> None:
         return host.publish(row, out, report, artifacts, progress, replaces=early_render_id(run_id))
 
     try:
-        _present(jobs, video_id, run_id, chunkwork.assemble_job, [], publish)
+        with holding(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, attempt, lease_s):
+            _present(jobs, video_id, run_id, chunkwork.assemble_job, [], publish)
     except Exception as exc:
         if attempt < PART_ATTEMPTS:
             log.warning("video %s: assembly failed: %r (retried)", video_id, exc)
+            release(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, attempt)
             raise
         log.exception("video %s: the assembly failed on its last attempt", video_id)
         jobs.gave_up(video_id, run_id, ASSEMBLY, 0, exc)

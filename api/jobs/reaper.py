@@ -8,6 +8,8 @@ live — its time limit plus the transfer margin, plus a safety margin. Jobs are
 message that turns out not to be lost after all only costs a skipped run.
 
 Embedded mode re-enqueues every unfinished video at start instead (one process owns the data).
+The parts of a chunked run (including one already published early) have their own reaper:
+api/jobs/partreaper.py.
 """
 
 from __future__ import annotations

@@ -390,12 +390,19 @@ class ApiProcess(_Child):
 
 
 class WorkerProcess(_Child):
-    """`dramatiq worker:setup --processes 1 --threads 1` in a session of its own."""
+    """`dramatiq worker:setup --processes 1 --threads 1` in a session of its own (`target`:
+    another setup, e.g. tests/support/lossyworker.py's; `threads`: worker threads)."""
 
     READY = "Worker process is ready for action."
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        argv = [str(VENV_BIN / "dramatiq"), "worker:setup", "--processes", "1", "--threads", "1"]
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        target: str = "worker:setup",
+        threads: int = 1,
+    ) -> None:
+        argv = [str(VENV_BIN / "dramatiq"), target, "--processes", "1", "--threads", str(threads)]
         super().__init__(argv, env, log_path)
 
     def start(self, deadline_s: float = 60.0) -> None:
