@@ -29,7 +29,7 @@ from api.core.settings import Settings
 from api.feed import controllers as feed
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
-from api.jobs.partreaper import redispatch_loop
+from api.jobs.partreaper import redispatch_lapsed, redispatch_loop
 from api.jobs.reaper import reaper_loop
 from api.jobs.sweeper import sweeper_loop
 from api.media import controllers as media
@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
             if requeued:
                 log.info("re-enqueued %d unfinished video(s)", requeued)
+            await redispatch_lapsed(ctx, at_start=True)
         else:
             if settings.reaper_interval_seconds > 0:
                 reaper = asyncio.create_task(reaper_loop(ctx, settings.reaper_interval_seconds))

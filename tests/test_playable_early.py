@@ -181,3 +181,27 @@ def test_a_chunk_that_keeps_failing_leaves_the_early_rungs_playable(tmp_path: Pa
         assert final["status"] == "published"
         assert [r["name"] for r in final["renditions"]] == ["v360"]
         assert client.get(final["hls_url"]).status_code == 200
+
+
+def test_an_embedded_restart_finishes_a_ladder_published_early(tmp_path: Path) -> None:
+    """Embedded mode: the process stops after the early publish with its chunks never run (their
+    messages lost with it); at the next start the run's unfinished parts are sent again and the
+    whole ladder replaces the early render."""
+    with api_client(tmp_path, **CHUNKED) as client:
+        _, owner = register(client)
+        chunking = client.app.state.ctx.jobs.chunking
+        send = chunking.dispatch
+
+        def lose_chunks(video_id: str, run_id: str, kind: str, index: int) -> None:
+            if kind != "chunk":
+                send(video_id, run_id, kind, index)
+
+        chunking.dispatch = lose_chunks
+        video_id = _publish(client, owner)
+        early = _poll(client, video_id, owner, lambda b: b["status"] != "processing")
+        assert early["status"] == "published", early["status_reason"]
+        assert [r["name"] for r in early["renditions"]] == ["v360"]
+    with api_client(tmp_path, **CHUNKED) as client:
+        full = _poll(client, video_id, owner, lambda b: len(b["renditions"]) == 3)
+        assert full["processing"] is None and full["status"] == "published"
+        assert full["hls_url"] != early["hls_url"]

@@ -26,13 +26,13 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 
 from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.lifecycle import DELETED, PROCESSING
 from api.core.tables import video_parts, videos
-from api.jobs.partrows import ASSEMBLY, CLAIMED, DONE, PENDING, PLAYABLE, WORK
+from api.jobs.partrows import ASSEMBLY, CLAIMED, DONE, PENDING, PLAYABLE, WORK, part_key
 from api.jobs.publish import early_render_id
 from api.jobs.reaper import stale_after_ms
 
@@ -71,10 +71,15 @@ def _candidates(lapsed: int, stale: int) -> Any:
     )
 
 
-async def redispatch_lapsed(ctx: AppContext) -> list[Part]:
-    """Enqueue again the parts of live runs that no worker holds (see the module doc)."""
+async def redispatch_lapsed(ctx: AppContext, at_start: bool = False) -> list[Part]:
+    """Enqueue again the parts of live runs that no worker holds (see the module doc).
+
+    `at_start`: embedded mode's start, where this process is the only worker and runs nothing
+    yet: every unfinished part of a live run is sent again, its lease given back first (a
+    run published early and cut short by a restart gets its ladder; a `processing` video's run
+    is restarted whole by its transcode job, re-enqueued beside this)."""
     now = now_ms()
-    lapsed = now - int(ctx.settings.part_lease_s * 1000)
+    lapsed = now + 1 if at_start else now - int(ctx.settings.part_lease_s * 1000)
     margin_ms = stale_after_ms(ctx)
     query = (
         select(
@@ -91,7 +96,7 @@ async def redispatch_lapsed(ctx: AppContext) -> list[Part]:
         .where(
             video_parts.c.state.in_((PENDING, CLAIMED)),  # ix_video_parts_state: not the done
             videos.c.status != DELETED,
-            _candidates(lapsed, now - margin_ms),
+            _candidates(lapsed, lapsed if at_start else now - margin_ms),
         )
     )
     async with ctx.db.connect() as conn:
@@ -101,6 +106,19 @@ async def redispatch_lapsed(ctx: AppContext) -> list[Part]:
         # `partrows.run_alive`, in Python: the render id is derived from the run id.
         if row.status != PROCESSING and row.render_id != early_render_id(row.run_id):
             continue
+        if at_start:
+            if row.status == PROCESSING:
+                continue
+            async with ctx.db.begin() as conn:  # its lease given back, as `partrows.release`
+                await conn.execute(
+                    update(video_parts)
+                    .where(
+                        part_key(row.video_id, row.run_id, row.kind, row.part),
+                        video_parts.c.state == row.state,
+                        video_parts.c.attempts == row.attempts,
+                    )
+                    .values(updated_at=0)
+                )
         key = f"partreaper:{row.video_id}:{row.run_id}:{row.kind}:{row.part}:{row.state}"
         count, _ = await ctx.cache.incr_window(f"{key}:{row.attempts}", margin_ms // 1000)
         if count != 1:
