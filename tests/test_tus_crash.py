@@ -94,9 +94,7 @@ def _start_patch(
 
 
 @pytest.mark.parametrize("mode", ["embedded", "production"])
-def test_a_resume_takes_over_seconds_after_the_writer_was_killed(
-    tmp_path: Path, mode: str
-) -> None:
+def test_a_resume_takes_over_seconds_after_the_writer_was_killed(tmp_path: Path, mode: str) -> None:
     data = small_clip(tmp_path).read_bytes()
     with (
         two_servers(tmp_path, mode) as (first, second, settings),
