@@ -348,7 +348,7 @@ class Jobs:
                 )
                 self._edge_worker.start()
                 # Nothing supervises threads: a dead one is replaced here (issue 16 item 8).
-                self._watch_stop.clear()
+                self._watch_stop = threading.Event()  # a fresh one: an old watcher stays stopped
                 threadwatch.watch([self._worker, self._edge_worker], self._watch_stop)
 
     def stop(self) -> None:
