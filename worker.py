@@ -35,6 +35,7 @@ from dramatiq.middleware import (
 )
 
 from api.core.settings import Settings
+from api.jobs import threadwatch
 from cdn.hooks import UnsafeTarget
 
 log = logging.getLogger("reelforge.worker")
@@ -245,6 +246,7 @@ class Jobs:
         self._worker: dramatiq.Worker | None = None
         self._edge_worker: dramatiq.Worker | None = None
         self._booted = False
+        self._watch_stop = threading.Event()
 
     # -- the API's side -------------------------------------------------------------------
     def enqueue_transcode(self, video_id: str, lane: str) -> None:
@@ -349,8 +351,12 @@ class Jobs:
                     worker_timeout=EMBEDDED_POLL_MS,
                 )
                 self._edge_worker.start()
+                # Nothing supervises threads: a dead one is replaced here (issue 16 item 8).
+                self._watch_stop = threading.Event()  # a fresh one: an old watcher stays stopped
+                threadwatch.watch([self._worker, self._edge_worker], self._watch_stop)
 
     def stop(self) -> None:
+        self._watch_stop.set()
         with self._lock:
             if self._worker is not None:
                 self._worker.stop(timeout=5_000)

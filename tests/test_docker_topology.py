@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -45,10 +46,12 @@ from engine.encoders import ENCODERS
 from tests.support.services import (
     ApiProcess,
     WorkerProcess,
+    cmdline,
     ensure_postgres,
     ensure_redis,
     free_port,
     fresh_postgres_database,
+    process_tree,
     redis_database,
     start_moto,
 )
@@ -259,6 +262,25 @@ def test_gpu_worker_is_an_optional_profile(compose: dict[str, Any]) -> None:
     assert image.final.base.startswith("nvidia/cuda:") and "-runtime-" in image.final.base
     capabilities = set(image.final.env()["NVIDIA_DRIVER_CAPABILITIES"].split(","))
     assert capabilities == {"video", "compute", "utility"}
+
+
+RESTARTS = {"always", "unless-stopped", "on-failure"}
+"""Restart policies that bring back a `dramatiq` that exited (it exits non-zero, 3, when one of
+its worker processes dies: `test_compose_services_run_as_processes` kills one)."""
+
+
+def test_every_worker_service_is_restarted(compose: dict[str, Any]) -> None:
+    """Issue 16 item 8: compose is what supervises the worker pools, so every service that
+    runs `dramatiq` (and the API) must come back after its process exits."""
+    dramatiq_services = {
+        name
+        for name, service in services(compose).items()
+        if "build" in service and command(compose, name)[0] == "dramatiq"
+    }
+    assert dramatiq_services == set(WORKERS)
+    for name in (*WORKERS, "api"):
+        policy = str(services(compose)[name].get("restart", "no"))
+        assert policy.split(":")[0] in RESTARTS, f"{name}: restart: {policy}"
 
 
 def test_cpu_workers_scale_by_replicas(compose: dict[str, Any]) -> None:
@@ -547,6 +569,18 @@ def run_healthcheck(test: list[str], env: Mapping[str, str]) -> subprocess.Compl
     )  # fmt: skip
 
 
+def worker_processes(main_pid: int) -> list[int]:
+    """The worker processes `dramatiq` forked: its direct children, less multiprocessing's
+    helpers (the resource tracker)."""
+    return [
+        pid
+        for pid in process_tree(main_pid)
+        if pid != main_pid
+        and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(main_pid)
+        and "resource_tracker" not in cmdline(pid)
+    ]
+
+
 def wait_for_log(process: WorkerProcess, text: str, deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
     while text not in process.log():
@@ -643,3 +677,14 @@ def test_compose_services_run_as_processes(
         assert run_healthcheck(check, envs["worker"]).returncode == 0
         dead = {**envs["worker"], "REELFORGE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
         assert run_healthcheck(check, dead).returncode != 0
+
+        # Issue 16 item 8: one worker process killed takes the whole `dramatiq` down, with a
+        # non-zero code, so the pool is back only if something restarts it (the restart
+        # policy that `test_every_worker_service_is_restarted` asserts).
+        children = worker_processes(worker.pid)
+        assert len(children) == worker_args(command(compose, "worker")).processes, children
+        os.kill(children[0], signal.SIGKILL)
+        assert worker.proc is not None
+        code = worker.proc.wait(30)
+        assert code != 0, worker.log_tail()
+        assert "exited unexpectedly" in worker.log(), worker.log_tail()

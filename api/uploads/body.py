@@ -106,7 +106,7 @@ async def stream_body(
             tally.received += len(chunk)
             if tally.received > limit:
                 raise BodyTooLarge(limit)
-            if lease.lost:
+            if not lease.writable():
                 raise BodyInterrupted("the upload lease was lost")
             yield chunk
         if exact and tally.received != limit:
