@@ -27,6 +27,7 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod, MediaType
 from litestar.response import Stream
 
+from api.core import errors as err
 from api.core.caller import context_of
 from api.media import origin
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
@@ -46,6 +47,7 @@ def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
 
 @route(
     "/media/{video_id:str}/{render_id:str}/{path:path}",
+    responses=err.documented(err.NotFound, err.StorageError),
     http_method=[HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS],
     summary="Published media (HLS/DASH manifests, segments, posters, storyboards, download.mp4)",
     tags=["media"],
