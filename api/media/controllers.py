@@ -25,6 +25,7 @@ from typing import Any
 
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod, MediaType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from api.core import errors as err
@@ -45,19 +46,54 @@ def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "Cache-Control": "private" + value.removeprefix("public")}
 
 
+MEDIA_PATH = "/media/{video_id:str}/{render_id:str}/{path:path}"
+
+
+def _no_body(why: str) -> ResponseSpec:
+    return ResponseSpec(data_container=None, description=why)
+
+
+MEDIA_ANSWERS: dict[int, ResponseSpec] = {
+    **err.documented(err.Forbidden, err.NotFound, err.StorageError),
+    # Any media type: a manifest, a segment, a poster, a storyboard, a download.
+    200: ResponseSpec(
+        data_container=bytes, media_type="*/*", generate_examples=False, description="The object"
+    ),
+    206: ResponseSpec(
+        data_container=bytes,
+        media_type="*/*",
+        generate_examples=False,
+        description="One range of it (RFC 9110 §14.4)",
+    ),
+    304: _no_body("Not modified (RFC 9110 §15.4.5)"),
+    307: _no_body("A presigned GET of private media (RFC 9110 §15.4.8)"),
+    412: _no_body("A precondition failed (RFC 9110 §15.5.13)"),
+    416: _no_body("Range not satisfiable (RFC 9110 §15.5.17)"),
+}
+"""What the origin answers (cdn/origin.py `plan_response`): the object or one range of it,
+the conditional and range answers without a body, the one 404."""
+
+
 @route(
-    "/media/{video_id:str}/{render_id:str}/{path:path}",
-    responses=err.documented(err.NotFound, err.StorageError),
-    http_method=[HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS],
+    MEDIA_PATH,
+    http_method=[HttpMethod.OPTIONS],
+    status_code=204,
+    responses={**err.documented(), 204: _no_body("A CORS preflight answer")},
+    tags=["media"],
+)
+async def media_preflight(request: Request[Any, Any, Any]) -> Response[None]:
+    """A CORS preflight (Fetch standard §3.2.3) answers the same for any media path."""
+    return Response(content=b"", status_code=204, headers=cors_preflight_headers(request.headers))
+
+
+@route(
+    MEDIA_PATH,
+    responses=MEDIA_ANSWERS,
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
     summary="Published media (HLS/DASH manifests, segments, posters, storyboards, download.mp4)",
     tags=["media"],
 )
 async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
-    if request.method == HttpMethod.OPTIONS:
-        # A CORS preflight (Fetch standard §3.2.3) answers the same for any media path.
-        return Response(
-            content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
-        )
     ctx = context_of(request)
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
@@ -92,4 +128,4 @@ def _redirect(location: str) -> Response[Any]:
     return Response(content=b"", status_code=307, headers=headers)
 
 
-ROUTES: list[Any] = [serve_media]
+ROUTES: list[Any] = [media_preflight, serve_media]

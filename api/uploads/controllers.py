@@ -56,8 +56,8 @@ class PublishOut(msgspec.Struct):
 
 
 class UploadUrlIn(msgspec.Struct):
-    file_size_bytes: int
-    content_type: str
+    file_size_bytes: Annotated[int, msgspec.Meta(ge=1)]
+    content_type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 
 
 class UploadUrlOut(msgspec.Struct):
