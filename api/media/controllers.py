@@ -83,7 +83,10 @@ the conditional and range answers without a body, the one 404."""
 )
 async def media_preflight(request: Request[Any, Any, Any]) -> Response[None]:
     """A CORS preflight (Fetch standard §3.2.3) answers the same for any media path."""
-    return Response(content=b"", status_code=204, headers=cors_preflight_headers(request.headers))
+    answer: Response[Any] = Response(
+        content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
+    )
+    return answer
 
 
 @route(
