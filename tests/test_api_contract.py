@@ -10,12 +10,14 @@ that a 429 does not hide what the routes answer.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from tests.support.api import api_client, auth, register
 from tests.support.s3 import free_port
 from tests.support.services import VENV_BIN, ApiProcess, embedded_env
 
@@ -78,3 +80,55 @@ def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
     assert run.returncode == 0, report
     assert "No issues found" in run.stdout or "passed" in run.stdout, report
     assert took <= BUDGET_S + 15, f"{took:.0f} s"
+
+
+def test_every_error_answer_is_documented_with_the_error_body(tmp_path: Path) -> None:
+    """Issue 16, item 6: no route documents Litestar's `{status_code, detail}`; each documents
+    our `ErrorOut` for 400 and 422 at least, authenticated routes 401, and 204s have no body."""
+    with api_client(tmp_path) as client:
+        doc = client.get("/schema/openapi.json").json()
+    error = doc["components"]["schemas"]["ErrorOut"]
+    assert error["required"] == ["error"]
+    ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            answers = op["responses"]
+            for status in ("400", "422"):
+                assert answers[status]["content"]["application/json"]["schema"] == ref, (
+                    method,
+                    path,
+                    status,
+                )
+            if op.get("security"):
+                assert "401" in answers, (method, path)
+            if "204" in answers:
+                assert "content" not in answers["204"], (method, path)
+    delete = doc["paths"]["/v1/videos/{video_id}"]["delete"]["responses"]
+    assert {"204", "401", "404", "409", "429"} <= set(delete)
+    follow = doc["paths"]["/v1/users/{user_id}/follow"]["post"]["responses"]
+    assert "422" in follow  # following oneself
+
+
+def test_request_bodies_carry_the_limits_the_api_enforces(tmp_path: Path) -> None:
+    with api_client(tmp_path) as client:
+        schemas = client.get("/schema/openapi.json").json()["components"]["schemas"]
+    password = schemas["RegisterIn"]["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (8, 1024)
+    assert schemas["CommentIn"]["properties"]["body"]["minLength"] == 1
+    assert schemas["AppealIn"]["properties"]["reason"]["minLength"] == 1
+    assert schemas["UploadUrlIn"]["properties"]["file_size_bytes"]["minimum"] == 1
+    handle = schemas["RegisterIn"]["properties"]["handle"]["pattern"]
+    assert re.search(handle, " Alice_1 ") and not re.search(handle, "a b")
+
+
+def test_tus_asks_for_a_token_before_the_protocol_version(tmp_path: Path) -> None:
+    """Issue 16, item 6: without a valid token the answer is 401, whatever Tus-Resumable says
+    (it was 412, which told an anonymous caller about the route before asking who it is)."""
+    with api_client(tmp_path) as client:
+        for method, path in (("POST", "/v1/uploads/tus"), ("HEAD", "/v1/uploads/tus/v_x")):
+            for headers in ({}, {"Tus-Resumable": "0.2.2"}, {"Authorization": "Bearer nope"}):
+                answer = client.request(method, path, headers=headers)
+                assert answer.status_code == 401, (method, path, headers)
+        _user, token = register(client)
+        stale = client.post("/v1/uploads/tus", headers={**auth(token), "Tus-Resumable": "0.2.2"})
+        assert stale.status_code == 412
