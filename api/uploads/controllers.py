@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
 from litestar import Request, Response, delete, head, patch, post, put, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
@@ -35,43 +34,10 @@ from api.uploads import declare, tus
 from api.uploads.body import IncomingBody, upload_limiter
 from api.uploads.parts import append_part, receive_whole_file, terminate
 from api.uploads.publish import publish
+from api.uploads.schemas import PublishIn, PublishOut, UploadedOut, UploadUrlIn, UploadUrlOut
 from api.videos.service import load_video, owned_video
 
 TUS_PATH = "/v1/uploads/tus"
-
-
-MAX_CAPTION = 2200
-
-Privacy = Literal["public", "unlisted", "private"]
-
-
-class PublishIn(msgspec.Struct):
-    caption: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION)] = ""
-    privacy: Privacy = "public"
-
-
-class PublishOut(msgspec.Struct):
-    video_id: str
-    status: str
-
-
-class UploadUrlIn(msgspec.Struct):
-    file_size_bytes: Annotated[int, msgspec.Meta(ge=1)]
-    content_type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-
-
-class UploadUrlOut(msgspec.Struct):
-    video_id: str
-    upload_url: str
-    method: str
-    headers: dict[str, str]
-    expires_at: int
-
-
-class UploadedOut(msgspec.Struct):
-    video_id: str
-    status: str
-    size: int
 
 
 def _incoming(request: Request[Any, Any, Any]) -> IncomingBody:
