@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.api import api_client, auth, register
+from tests.support.api import api_client, auth, make_settings, register, seed_video
+from tests.support.moderation import make_moderator, seed_review_video
 from tests.support.s3 import free_port
 from tests.support.services import VENV_BIN, ApiProcess, embedded_env
 
@@ -30,6 +31,40 @@ CHECKS = (
 BUDGET_S = 60
 
 
+def _seed_world(url: str, tmp_path: Path) -> Path:
+    """A moderator (the caller), another creator with a published video and a video in
+    review, so that the fuzzed requests reach real things, not only 404s; the
+    Schemathesis configuration that names them."""
+    tokens: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    for handle in ("contract", "creator"):
+        answer = httpx.post(
+            f"{url}/v1/auth/register", json={"handle": handle, "password": "correct horse 9"}
+        )
+        assert answer.status_code == 201, answer.text
+        tokens[handle], ids[handle] = answer.json()["token"], answer.json()["user"]["id"]
+    settings = make_settings(tmp_path / "data")
+    make_moderator(settings, "contract")
+    published = seed_video(settings, ids["creator"], caption="seeded")
+    in_review = seed_review_video(settings, ids["creator"])
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f"""
+headers = {{ Authorization = "Bearer {tokens["contract"]}" }}
+
+[parameters]
+"path.video_id" = "{published}"
+"path.user_id" = "{ids["creator"]}"
+"path.render_id" = "r_seed"
+
+[[operations]]
+include-path-regex = "^/v1/moderation/"
+parameters = {{ "path.video_id" = "{in_review}" }}
+"""
+    )
+    return config
+
+
 def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
     env = embedded_env(
         tmp_path / "data",
@@ -38,14 +73,11 @@ def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
     )
     with ApiProcess(env, free_port(), tmp_path / "api.log") as api:
         api.start()
-        answer = httpx.post(
-            f"{api.url}/v1/auth/register",
-            json={"handle": "contract", "password": "correct horse 9"},
-        )
-        assert answer.status_code == 201, answer.text
-        token = answer.json()["token"]
+        config = _seed_world(api.url, tmp_path)
         argv = [
             str(VENV_BIN / "schemathesis"),
+            "--config-file",
+            str(config),
             "run",
             f"{api.url}/schema/openapi.json",
             "--checks",
@@ -56,15 +88,12 @@ def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
             "25",
             "--seed",
             "16",
-            "--generation-deterministic",
             "--max-time",
             str(BUDGET_S - 15),
             "--request-timeout",
             "10",
             "--exclude-path-regex",
             "/logout$",
-            "--header",
-            f"Authorization: Bearer {token}",
             "--continue-on-failure",
             "--workers",
             "1",

@@ -132,6 +132,7 @@ async def put_signed_upload(
     "/v1/videos/{video_id:str}/file",
     responses=err.documented(
         err.Unauthorized,
+        err.Forbidden,  # a video the caller can see but does not own (owned_video)
         err.NotFound,
         err.Conflict,
         err.UnsupportedMediaType,

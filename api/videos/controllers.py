@@ -78,7 +78,9 @@ async def get_history(
 
 @delete(
     "/v1/videos/{video_id:str}",
-    responses=err.documented(err.Unauthorized, err.NotFound, err.Conflict, *err.WRITE, empty=204),
+    responses=err.documented(
+        err.Unauthorized, err.Forbidden, err.NotFound, err.Conflict, *err.WRITE, empty=204
+    ),
     status_code=HTTP_204_NO_CONTENT,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],
