@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod, MediaType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from litestar.response import Stream
 
 from api.core import errors as err
@@ -73,6 +75,13 @@ MEDIA_ANSWERS: dict[int, ResponseSpec] = {
 """What the origin answers (cdn/origin.py `plan_response`): the object or one range of it,
 the conditional and range answers without a body, the one 404."""
 
+MediaPath = Annotated[
+    Path,
+    # Documented as what it is, a path under the render ("v720/init.mp4"), not Litestar's
+    # default for a path parameter (an absolute URI, which no media path is).
+    Parameter(description="A file of the render, e.g. master.m3u8", schema_extra={"format": None}),
+]
+
 
 @route(
     MEDIA_PATH,
@@ -81,7 +90,7 @@ the conditional and range answers without a body, the one 404."""
     responses={**err.documented(), 204: _no_body("A CORS preflight answer")},
     tags=["media"],
 )
-async def media_preflight(request: Request[Any, Any, Any]) -> Response[None]:
+async def media_preflight(request: Request[Any, Any, Any], path: MediaPath) -> Response[None]:
     """A CORS preflight (Fetch standard §3.2.3) answers the same for any media path."""
     answer: Response[Any] = Response(
         content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
@@ -96,7 +105,7 @@ async def media_preflight(request: Request[Any, Any, Any]) -> Response[None]:
     summary="Published media (HLS/DASH manifests, segments, posters, storyboards, download.mp4)",
     tags=["media"],
 )
-async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
+async def serve_media(request: Request[Any, Any, Any], path: MediaPath) -> Response[Any]:
     ctx = context_of(request)
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
