@@ -78,7 +78,8 @@ the conditional and range answers without a body, the one 404."""
 MediaPath = Annotated[
     Path,
     # Documented as what it is, a path under the render ("v720/init.mp4"), not Litestar's
-    # default for a path parameter (an absolute URI, which no media path is).
+    # default for a path parameter (an absolute URI, which no media path is). Handlers
+    # declare it for the document and read `request.path_params`, as sent.
     Parameter(description="A file of the render, e.g. master.m3u8", schema_extra={"format": None}),
 ]
 
@@ -110,10 +111,10 @@ async def serve_media(request: Request[Any, Any, Any], path: MediaPath) -> Respo
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
     # Litestar's path parameters keep their leading '/'.
-    token, path = split_token(params["path"].removeprefix("/"))
+    token, name = split_token(params["path"].removeprefix("/"))
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     plain = origin.as_sent(raw_path, video_id, render_id, params["path"])
-    key = origin.object_key(video_id, render_id, path) if plain else None
+    key = origin.object_key(video_id, render_id, name) if plain else None
     if key is None:
         raise origin.not_found()
     signed = await origin.check_request(request.app.state, ctx, video_id, render_id, token)
