@@ -80,6 +80,7 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "ServiceUnavailable",
+    "StorageError",
     "TooManyRequests",
     "Unauthorized",
     "Unprocessable",
