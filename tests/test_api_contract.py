@@ -99,7 +99,10 @@ def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
             "1",
         ]
         started = time.monotonic()
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=BUDGET_S + 30)
+        # In tmp_path: Schemathesis keeps a cache (.schemathesis/) in its working directory.
+        run = subprocess.run(
+            argv, capture_output=True, text=True, timeout=BUDGET_S + 30, cwd=tmp_path
+        )
         took = time.monotonic() - started
     report = run.stdout[-12000:] + run.stderr[-3000:]
     print(run.stdout[-1200:])  # the summary, shown with `pytest -s`
