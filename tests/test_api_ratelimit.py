@@ -89,6 +89,20 @@ def test_login_and_register_have_a_stricter_per_ip_limit(tmp_path: Path) -> None
         )
 
 
+def test_the_auth_limit_is_a_setting(tmp_path: Path) -> None:
+    """`REELFORGE_AUTH_RATE_LIMIT_PER_MINUTE` (issue 16, item 6: the contract test raises it)."""
+    with api_client(tmp_path, auth_rate_limit_per_minute=3) as client:
+        register(client, "victim", password="the real one")
+        guesses = [
+            client.post("/v1/auth/login", json={"handle": "victim", "password": "guess!!!"})
+            for _ in range(2)
+        ]
+        assert [g.status_code for g in guesses] == [401, 401]
+        assert_limited(
+            client.post("/v1/auth/login", json={"handle": "victim", "password": "the real one"})
+        )
+
+
 def test_retry_after_counts_down_with_the_window(tmp_path: Path) -> None:
     with api_client(tmp_path, rate_limit_per_minute=1) as client:
         owner, token = register(client)

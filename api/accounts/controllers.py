@@ -15,11 +15,17 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 
 from api.accounts import service
 from api.accounts.schemas import LoginIn, RegisterIn, SessionOut, UserOut, VideoPage, user_out
+from api.core import errors as err
 from api.core.caller import AS_USER, AS_VIEWER, User, bearer_token, context_of
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 
-@post("/v1/auth/register", status_code=201, tags=["accounts"])
+@post(
+    "/v1/auth/register",
+    responses=err.documented(err.Conflict, *err.WRITE),
+    status_code=201,
+    tags=["accounts"],
+)
 async def register(request: Request[Any, Any, Any], data: RequestBody[RegisterIn]) -> SessionOut:
     """Create an account and sign it in: 201 `{user, token, expires_at}`; 409 if the handle
     is taken, 422 for a malformed handle or a short password."""
@@ -28,7 +34,12 @@ async def register(request: Request[Any, Any, Any], data: RequestBody[RegisterIn
     )
 
 
-@post("/v1/auth/login", status_code=200, tags=["accounts"])
+@post(
+    "/v1/auth/login",
+    responses=err.documented(err.Unauthorized, *err.WRITE),
+    status_code=200,
+    tags=["accounts"],
+)
 async def login(request: Request[Any, Any, Any], data: RequestBody[LoginIn]) -> SessionOut:
     """Exchange a handle and password for a new token: 200 `{user, token, expires_at}`."""
     return await service.login(context_of(request), data.handle, data.password)
@@ -36,6 +47,7 @@ async def login(request: Request[Any, Any, Any], data: RequestBody[LoginIn]) -> 
 
 @post(
     "/v1/auth/logout",
+    responses=err.documented(err.Unauthorized, *err.WRITE, empty=204),
     status_code=204,
     dependencies=AS_USER,
     tags=["accounts"],
@@ -47,7 +59,11 @@ async def logout(request: Request[Any, Any, Any], user: NamedDependency[User]) -
     await service.logout(context_of(request), user, token)
 
 
-@get("/v1/users/{user_id:str}", tags=["accounts"])
+@get(
+    "/v1/users/{user_id:str}",
+    responses=err.documented(err.Unauthorized, err.NotFound),
+    tags=["accounts"],
+)
 async def get_user(request: Request[Any, Any, Any], user_id: FromPath[str]) -> UserOut:
     """A public profile with its follower/following/video counters (404 if unknown)."""
     return user_out(await service.load_user(context_of(request), user_id))
@@ -55,6 +71,7 @@ async def get_user(request: Request[Any, Any, Any], user_id: FromPath[str]) -> U
 
 @get(
     "/v1/users/{user_id:str}/videos",
+    responses=err.documented(err.Unauthorized, err.NotFound),
     dependencies=AS_VIEWER,
     tags=["accounts"],
 )

@@ -3,22 +3,29 @@ profile (`UserOut`, built from a `users` row) and a page of a creator's grid."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from api.videos.schemas import VideoOut
 
+MIN_PASSWORD = 8
+# argon2 hashes whatever it is given; a cap keeps a megabyte "password" from costing more.
+MAX_PASSWORD = 1024
+Password = Annotated[str, msgspec.Meta(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
+# A handle is trimmed and lower-cased, then must be 3 to 32 of [a-z0-9_.] (accounts/service.py).
+Handle = Annotated[str, msgspec.Meta(min_length=3, pattern=r"^\s*[A-Za-z0-9_.]{3,32}\s*$")]
+
 
 class RegisterIn(msgspec.Struct):
-    handle: str
-    password: str
+    handle: Handle
+    password: Password
     display_name: str | None = None
 
 
 class LoginIn(msgspec.Struct):
-    handle: str
-    password: str
+    handle: Annotated[str, msgspec.Meta(min_length=1)]
+    password: Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class UserOut(msgspec.Struct):

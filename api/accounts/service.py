@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts.schemas import SessionOut, VideoPage, user_out
+from api.accounts.schemas import MAX_PASSWORD, MIN_PASSWORD, SessionOut, VideoPage, user_out
 from api.accounts.tokens import HASHER, hash_password, issue_token, verify_password
 from api.core.caller import forget_token, token_digest
 from api.core.context import AppContext
@@ -30,9 +30,6 @@ from api.videos.schemas import video_out
 from api.videos.viewcache import published_views
 
 HANDLE_RE = re.compile(r"[a-z0-9_.]{3,32}")
-MIN_PASSWORD = 8
-# argon2 hashes whatever it is given; a cap keeps a megabyte "password" from costing more.
-MAX_PASSWORD = 1024
 MAX_DISPLAY_NAME = 64
 LOGIN_FAILED = "wrong handle or password"
 # Verified against when the handle does not exist, so both failures cost the same time.

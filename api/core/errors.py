@@ -16,14 +16,20 @@ The framework's other `HTTPException`s (unknown route, wrong method) carry their
 `HTTP_CODES` names the code for it.
 
 An error's `headers` (`domain_errors.with_headers`) go on its answer.
+
+The OpenAPI document says the same (issue 16, item 6): a route declares the errors it can
+raise, `responses=documented(Unauthorized, NotFound, ...)`, and each becomes the documented
+answer of its status, with the body every error has (`ErrorOut`) and the codes it may carry.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.core.domain_errors import (
     BadRequest,
@@ -51,9 +57,11 @@ from api.core.lifecycle import TransitionError
 from cdn.storage import ObjectNotFound, StorageError
 
 __all__ = [
+    "ANY_ROUTE",
     "ERROR_TABLE",
     "EXCEPTION_HANDLERS",
     "HTTP_CODES",
+    "WRITE",
     "Answer",
     "BadRequest",
     "BodyIncomplete",
@@ -61,6 +69,8 @@ __all__ = [
     "BodyTooLarge",
     "Conflict",
     "DomainError",
+    "ErrorDetail",
+    "ErrorOut",
     "Forbidden",
     "IdempotencyKeyInUse",
     "IdempotencyKeyReused",
@@ -70,11 +80,13 @@ __all__ = [
     "PayloadTooLarge",
     "PreconditionFailed",
     "ServiceUnavailable",
+    "StorageError",
     "TooManyRequests",
     "Unauthorized",
     "Unprocessable",
     "UnsupportedMediaType",
     "answer_for",
+    "documented",
     "error_body",
     "error_response",
     "with_headers",
@@ -136,10 +148,63 @@ HTTP_CODES = {
 
 def answer_for(exc: BaseException) -> Answer:
     """The table's entry for the first class of `exc`'s MRO that has one."""
-    for cls in type(exc).__mro__:
+    return _answer_of(type(exc))
+
+
+def _answer_of(error: type[BaseException]) -> Answer:
+    for cls in error.__mro__:
         if cls in ERROR_TABLE:
             return ERROR_TABLE[cls]
     return ERROR_TABLE[Exception]
+
+
+class ErrorDetail(msgspec.Struct):
+    code: str
+    message: str
+
+
+class ErrorOut(msgspec.Struct):
+    """The body of every error answer: `{"error": {"code": ..., "message": ...}}`."""
+
+    error: ErrorDetail
+
+
+ANY_ROUTE: tuple[type[Exception], ...] = (BadRequest, Unprocessable)
+"""What any route may answer: a malformed request (a body that is not JSON, a bad header or
+cursor: 400) and a value that breaks a rule (a NUL in the query string, a field out of its
+bounds: 422)."""
+
+
+WRITE: tuple[type[Exception], ...] = (
+    TooManyRequests,
+    PayloadTooLarge,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+)
+"""What a mutating route may answer before its handler runs (api/middleware): the rate limit,
+a body over the app's size limit, an `Idempotency-Key` in use or reused."""
+
+
+def documented(*raised: type[Exception], empty: int | None = None) -> dict[int, ResponseSpec]:
+    """A route's documented answers (OpenAPI 3.1 §4.8.16, Responses Object) for the errors it
+    can raise, each at the status `ERROR_TABLE` gives it, listing the codes it may carry;
+    `empty`: the route's success status, answered with no body (a 204, a HEAD)."""
+    codes: dict[int, list[str]] = {}
+    for error in (*ANY_ROUTE, *raised):
+        status, code, _message = _answer_of(error)
+        if code not in codes.setdefault(status, []):
+            codes[status].append(code)
+    specs = {
+        status: ResponseSpec(
+            data_container=ErrorOut,
+            generate_examples=False,
+            description="error.code: " + ", ".join(sorted(names)),
+        )
+        for status, names in sorted(codes.items())
+    }
+    if empty is not None:
+        specs[empty] = ResponseSpec(data_container=None, description="No body")
+    return specs
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

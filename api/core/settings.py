@@ -69,6 +69,8 @@ class Settings:
     token_ttl_seconds: int = 30 * 24 * 3600
     # Requests a user may make per window on mutating routes (429 with Retry-After beyond).
     rate_limit_per_minute: int = 600
+    # Register and login attempts per client IP per window (password guessing, sign-up floods).
+    auth_rate_limit_per_minute: int = 30
     # Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` the server believes (addresses or
     # networks: "172.28.0.10,10.0.0.0/8"; issue 16, item 2). Empty: none, the peer address is
     # the client's, whatever a request claims (per-IP rate limits key on it). `reelforge serve`

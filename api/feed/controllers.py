@@ -12,6 +12,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from api.core import errors as err
 from api.core.caller import User, context_of, optional_user
 from api.core.errors import Unauthorized
 from api.feed import service
@@ -19,7 +20,11 @@ from api.feed.cursors import FEED_CURSORS
 from api.feed.schemas import FeedOut, FeedType
 
 
-@get("/v1/feed", dependencies={"user": Provide(optional_user)})
+@get(
+    "/v1/feed",
+    responses=err.documented(err.Unauthorized),
+    dependencies={"user": Provide(optional_user)},
+)
 async def get_feed(
     request: Request[Any, Any, Any],
     user: NamedDependency[User | None],

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod, MediaType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from litestar.response import Stream
 
+from api.core import errors as err
 from api.core.caller import context_of
 from api.media import origin
 from cdn.origin import cors_headers, cors_preflight_headers, plan_response
@@ -44,26 +48,73 @@ def private_cache_control(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "Cache-Control": "private" + value.removeprefix("public")}
 
 
+MEDIA_PATH = "/media/{video_id:str}/{render_id:str}/{path:path}"
+
+
+def _no_body(why: str) -> ResponseSpec:
+    return ResponseSpec(data_container=None, description=why)
+
+
+MEDIA_ANSWERS: dict[int, ResponseSpec] = {
+    **err.documented(err.Forbidden, err.NotFound, err.StorageError),
+    # Any media type: a manifest, a segment, a poster, a storyboard, a download.
+    200: ResponseSpec(
+        data_container=bytes, media_type="*/*", generate_examples=False, description="The object"
+    ),
+    206: ResponseSpec(
+        data_container=bytes,
+        media_type="*/*",
+        generate_examples=False,
+        description="One range of it (RFC 9110 §14.4)",
+    ),
+    304: _no_body("Not modified (RFC 9110 §15.4.5)"),
+    307: _no_body("A presigned GET of private media (RFC 9110 §15.4.8)"),
+    412: _no_body("A precondition failed (RFC 9110 §15.5.13)"),
+    416: _no_body("Range not satisfiable (RFC 9110 §15.5.17)"),
+}
+"""What the origin answers (cdn/origin.py `plan_response`): the object or one range of it,
+the conditional and range answers without a body, the one 404."""
+
+MediaPath = Annotated[
+    Path,
+    # Documented as what it is, a path under the render ("v720/init.mp4"), not Litestar's
+    # default for a path parameter (an absolute URI, which no media path is). Handlers
+    # declare it for the document and read `request.path_params`, as sent.
+    Parameter(description="A file of the render, e.g. master.m3u8", schema_extra={"format": None}),
+]
+
+
 @route(
-    "/media/{video_id:str}/{render_id:str}/{path:path}",
-    http_method=[HttpMethod.GET, HttpMethod.HEAD, HttpMethod.OPTIONS],
+    MEDIA_PATH,
+    http_method=[HttpMethod.OPTIONS],
+    status_code=204,
+    responses={**err.documented(), 204: _no_body("A CORS preflight answer")},
+    tags=["media"],
+)
+async def media_preflight(request: Request[Any, Any, Any], path: MediaPath) -> Response[None]:
+    """A CORS preflight (Fetch standard §3.2.3) answers the same for any media path."""
+    answer: Response[Any] = Response(
+        content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
+    )
+    return answer
+
+
+@route(
+    MEDIA_PATH,
+    responses=MEDIA_ANSWERS,
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],
     summary="Published media (HLS/DASH manifests, segments, posters, storyboards, download.mp4)",
     tags=["media"],
 )
-async def serve_media(request: Request[Any, Any, Any]) -> Response[Any]:
-    if request.method == HttpMethod.OPTIONS:
-        # A CORS preflight (Fetch standard §3.2.3) answers the same for any media path.
-        return Response(
-            content=b"", status_code=204, headers=cors_preflight_headers(request.headers)
-        )
+async def serve_media(request: Request[Any, Any, Any], path: MediaPath) -> Response[Any]:
     ctx = context_of(request)
     params = request.path_params
     video_id, render_id = params["video_id"], params["render_id"]
     # Litestar's path parameters keep their leading '/'.
-    token, path = split_token(params["path"].removeprefix("/"))
+    token, name = split_token(params["path"].removeprefix("/"))
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     plain = origin.as_sent(raw_path, video_id, render_id, params["path"])
-    key = origin.object_key(video_id, render_id, path) if plain else None
+    key = origin.object_key(video_id, render_id, name) if plain else None
     if key is None:
         raise origin.not_found()
     signed = await origin.check_request(request.app.state, ctx, video_id, render_id, token)
@@ -90,4 +141,4 @@ def _redirect(location: str) -> Response[Any]:
     return Response(content=b"", status_code=307, headers=headers)
 
 
-ROUTES: list[Any] = [serve_media]
+ROUTES: list[Any] = [media_preflight, serve_media]

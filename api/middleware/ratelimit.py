@@ -31,6 +31,7 @@ log = logging.getLogger("reelforge.api.ratelimit")
 
 WINDOW_SECONDS = 60
 AUTH_LIMIT_PER_MINUTE = 30
+"""The default of `settings.auth_rate_limit_per_minute`."""
 AUTH_PATHS = frozenset({"/v1/auth/register", "/v1/auth/login"})
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -57,9 +58,10 @@ async def bucket_for(scope: Scope) -> Bucket | None:
     if scope.get("method", "GET") not in MUTATING:
         return None
     path = scope["path"].rstrip("/")
+    settings = app_context(scope).settings
     if path in AUTH_PATHS:
-        return Bucket(f"rl:auth:{client_ip(scope)}", AUTH_LIMIT_PER_MINUTE)
-    limit = app_context(scope).settings.rate_limit_per_minute
+        return Bucket(f"rl:auth:{client_ip(scope)}", settings.auth_rate_limit_per_minute)
+    limit = settings.rate_limit_per_minute
     user_id = await caller_id(scope)
     if user_id is not None:
         return Bucket(f"rl:user:{user_id}", limit)

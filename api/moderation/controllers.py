@@ -25,6 +25,7 @@ from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api.core import errors as err
 from api.core.caller import AS_MODERATOR, BEARER, User, context_of
 from api.core.errors import NotFound
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -98,7 +99,13 @@ def _item_out(entry: queue.QueueEntry, settings: Settings, moderator_id: str) ->
     )
 
 
-@get("/v1/moderation/queue", dependencies=AS_MODERATOR, security=BEARER, tags=["moderation"])
+@get(
+    "/v1/moderation/queue",
+    responses=err.documented(err.Unauthorized, err.Forbidden),
+    dependencies=AS_MODERATOR,
+    security=BEARER,
+    tags=["moderation"],
+)
 async def review_queue(
     request: Request[Any, Any, Any],
     moderator: NamedDependency[User],
@@ -117,6 +124,9 @@ async def review_queue(
 
 @post(
     "/v1/moderation/{video_id:str}/decision",
+    responses=err.documented(
+        err.Unauthorized, err.Forbidden, err.NotFound, err.Conflict, *err.WRITE
+    ),
     status_code=200,
     dependencies=AS_MODERATOR,
     security=BEARER,
@@ -151,6 +161,7 @@ async def decide(
 
 @get(
     "/v1/moderation/{video_id:str}/decisions",
+    responses=err.documented(err.Unauthorized, err.Forbidden, err.NotFound),
     dependencies=AS_MODERATOR,
     security=BEARER,
     tags=["moderation"],
@@ -178,6 +189,7 @@ async def list_decisions(
 
 @get(
     "/v1/moderation/{video_id:str}/frames/{name:str}",
+    responses=err.documented(err.Unauthorized, err.Forbidden, err.NotFound, err.StorageError),
     dependencies=AS_MODERATOR,
     security=BEARER,
     tags=["moderation"],

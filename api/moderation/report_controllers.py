@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
+from api.core import errors as err
 from api.core import lifecycle
 from api.core.caller import AS_USER, BEARER, User, context_of
 from api.core.errors import Unprocessable
@@ -33,6 +34,7 @@ from api.videos.service import owned_video
 
 @post(
     "/v1/videos/{video_id:str}/report",
+    responses=err.documented(err.Unauthorized, err.NotFound, err.Conflict, *err.WRITE),
     status_code=HTTP_201_CREATED,
     dependencies=AS_USER,
     security=BEARER,
@@ -57,6 +59,7 @@ async def report_video(
 
 @post(
     "/v1/videos/{video_id:str}/appeal",
+    responses=err.documented(err.Unauthorized, err.NotFound, err.Conflict, *err.WRITE),
     status_code=HTTP_202_ACCEPTED,
     dependencies=AS_USER,
     security=BEARER,

@@ -114,7 +114,7 @@ class ReportOut(msgspec.Struct):
 
 
 class AppealIn(msgspec.Struct):
-    reason: Annotated[str, msgspec.Meta(max_length=MAX_APPEAL)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_APPEAL)]
 
 
 class AppealOut(msgspec.Struct):

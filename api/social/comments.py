@@ -18,10 +18,8 @@ from api.core.domain_errors import Unprocessable
 from api.core.paging import after_cursor, next_cursor
 from api.core.tables import comments, users, videos
 from api.social.access import bump, visible_video
-from api.social.schemas import CommentOut, CommentPage
+from api.social.schemas import MAX_COMMENT, CommentOut, CommentPage
 from api.videos.schemas import AuthorOut
-
-MAX_COMMENT = 2000
 
 
 def clean_comment(raw: str) -> str:

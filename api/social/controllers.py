@@ -14,6 +14,7 @@ from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter, RequestBody
 
+from api.core import errors as err
 from api.core.caller import AS_USER, AS_VIEWER, User, context_of
 from api.core.paging import DEFAULT_LIMIT, MAX_LIMIT
 from api.social import comments, events, follows, likes
@@ -30,7 +31,13 @@ from api.social.schemas import (
 PageLimit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
 
 
-@post("/v1/videos/{video_id:str}/like", status_code=200, dependencies=AS_USER, tags=["social"])
+@post(
+    "/v1/videos/{video_id:str}/like",
+    responses=err.documented(err.Unauthorized, err.NotFound, *err.WRITE),
+    status_code=200,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def like(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
@@ -39,7 +46,13 @@ async def like(
     return LikeOut(liked=True, like_count=count)
 
 
-@delete("/v1/videos/{video_id:str}/like", status_code=200, dependencies=AS_USER, tags=["social"])
+@delete(
+    "/v1/videos/{video_id:str}/like",
+    responses=err.documented(err.Unauthorized, err.NotFound, *err.WRITE),
+    status_code=200,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def unlike(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User]
 ) -> LikeOut:
@@ -48,7 +61,13 @@ async def unlike(
     return LikeOut(liked=False, like_count=count)
 
 
-@post("/v1/users/{user_id:str}/follow", status_code=200, dependencies=AS_USER, tags=["social"])
+@post(
+    "/v1/users/{user_id:str}/follow",
+    responses=err.documented(err.Unauthorized, err.NotFound, *err.WRITE),
+    status_code=200,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def follow(
     request: Request[Any, Any, Any], user_id: FromPath[str], user: NamedDependency[User]
 ) -> FollowOut:
@@ -57,7 +76,13 @@ async def follow(
     return FollowOut(following=True, follower_count=count)
 
 
-@delete("/v1/users/{user_id:str}/follow", status_code=200, dependencies=AS_USER, tags=["social"])
+@delete(
+    "/v1/users/{user_id:str}/follow",
+    responses=err.documented(err.Unauthorized, err.NotFound, *err.WRITE),
+    status_code=200,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def unfollow(
     request: Request[Any, Any, Any], user_id: FromPath[str], user: NamedDependency[User]
 ) -> FollowOut:
@@ -66,7 +91,13 @@ async def unfollow(
     return FollowOut(following=False, follower_count=count)
 
 
-@post("/v1/videos/{video_id:str}/comments", status_code=201, dependencies=AS_USER, tags=["social"])
+@post(
+    "/v1/videos/{video_id:str}/comments",
+    responses=err.documented(err.Unauthorized, err.NotFound, *err.WRITE),
+    status_code=201,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def add_comment(
     request: Request[Any, Any, Any],
     video_id: FromPath[str],
@@ -77,7 +108,12 @@ async def add_comment(
     return await comments.add_comment(context_of(request), user.id, video_id, data.body)
 
 
-@get("/v1/videos/{video_id:str}/comments", dependencies=AS_VIEWER, tags=["social"])
+@get(
+    "/v1/videos/{video_id:str}/comments",
+    responses=err.documented(err.Unauthorized, err.NotFound),
+    dependencies=AS_VIEWER,
+    tags=["social"],
+)
 async def list_comments(
     request: Request[Any, Any, Any],
     video_id: FromPath[str],
@@ -90,7 +126,13 @@ async def list_comments(
     return await comments.list_comments(context_of(request), video_id, viewer_id, cursor, limit)
 
 
-@post("/v1/events", status_code=200, dependencies=AS_USER, tags=["social"])
+@post(
+    "/v1/events",
+    responses=err.documented(err.Unauthorized, *err.WRITE),
+    status_code=200,
+    dependencies=AS_USER,
+    tags=["social"],
+)
 async def post_events(
     request: Request[Any, Any, Any], user: NamedDependency[User], data: RequestBody[EventsIn]
 ) -> EventsOut:

@@ -27,8 +27,12 @@ class FollowOut(msgspec.Struct):
     follower_count: int
 
 
+MAX_COMMENT = 2000
+
+
 class CommentIn(msgspec.Struct):
-    body: str
+    # Trimmed, then 1 to MAX_COMMENT characters (social/comments.py).
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_COMMENT)]
 
 
 class CommentOut(msgspec.Struct):

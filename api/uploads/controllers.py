@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import msgspec
 from litestar import Request, Response, delete, head, patch, post, put, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
@@ -26,6 +25,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from api.core import errors as err
 from api.core import lifecycle
 from api.core.caller import AS_USER, User, context_of, require_user
 from api.core.context import AppContext
@@ -34,43 +34,10 @@ from api.uploads import declare, tus
 from api.uploads.body import IncomingBody, upload_limiter
 from api.uploads.parts import append_part, receive_whole_file, terminate
 from api.uploads.publish import publish
+from api.uploads.schemas import PublishIn, PublishOut, UploadedOut, UploadUrlIn, UploadUrlOut
 from api.videos.service import load_video, owned_video
 
 TUS_PATH = "/v1/uploads/tus"
-
-
-MAX_CAPTION = 2200
-
-Privacy = Literal["public", "unlisted", "private"]
-
-
-class PublishIn(msgspec.Struct):
-    caption: Annotated[str, msgspec.Meta(max_length=MAX_CAPTION)] = ""
-    privacy: Privacy = "public"
-
-
-class PublishOut(msgspec.Struct):
-    video_id: str
-    status: str
-
-
-class UploadUrlIn(msgspec.Struct):
-    file_size_bytes: int
-    content_type: str
-
-
-class UploadUrlOut(msgspec.Struct):
-    video_id: str
-    upload_url: str
-    method: str
-    headers: dict[str, str]
-    expires_at: int
-
-
-class UploadedOut(msgspec.Struct):
-    video_id: str
-    status: str
-    size: int
 
 
 def _incoming(request: Request[Any, Any, Any]) -> IncomingBody:
@@ -96,6 +63,7 @@ async def _chunks(request: Request[Any, Any, Any]) -> AsyncGenerator[bytes, None
 
 @post(
     "/v1/videos/upload-url",
+    responses=err.documented(err.Unauthorized, err.UnsupportedMediaType, *err.WRITE),
     status_code=HTTP_201_CREATED,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],
@@ -127,7 +95,19 @@ async def create_upload_url(
     )
 
 
-@put("/v1/uploads/{video_id:str}", request_max_body_size=None, include_in_schema=True)
+@put(
+    "/v1/uploads/{video_id:str}",
+    responses=err.documented(
+        err.Forbidden,
+        err.NotFound,
+        err.Conflict,
+        err.UnsupportedMediaType,
+        err.StorageError,
+        *err.WRITE,
+    ),
+    request_max_body_size=None,
+    include_in_schema=True,
+)
 async def put_signed_upload(
     request: Request[Any, Any, Any], video_id: FromPath[str]
 ) -> UploadedOut:
@@ -150,6 +130,15 @@ async def put_signed_upload(
 
 @put(
     "/v1/videos/{video_id:str}/file",
+    responses=err.documented(
+        err.Unauthorized,
+        err.Forbidden,  # a video the caller can see but does not own (owned_video)
+        err.NotFound,
+        err.Conflict,
+        err.UnsupportedMediaType,
+        err.StorageError,
+        *err.WRITE,
+    ),
     request_max_body_size=None,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],
@@ -187,10 +176,11 @@ async def _tus(work: Awaitable[Response[Any]]) -> Response[Any]:
 
 
 async def _tus_video(request: Request[Any, Any, Any], video_id: str) -> tuple[AppContext, Any]:
-    """Version check, caller, and the caller's own tus upload (404 for anyone else's)."""
-    tus.check_resumable(request.headers)
+    """Caller, version check, and the caller's own tus upload (404 for anyone else's).
+    Without a valid token the answer is 401 whatever the version (issue 16, item 6)."""
     ctx = context_of(request)
     user = await require_user(request)
+    tus.check_resumable(request.headers)
     row = await owned_video(ctx, video_id, user, reveal=False)
     if row.upload_kind != declare.TUS:
         raise NotFound("no such tus upload")
@@ -209,7 +199,14 @@ async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     return _empty(HTTP_204_NO_CONTENT, headers)
 
 
-@post(TUS_PATH, status_code=HTTP_201_CREATED, security=[{"BearerToken": []}])
+@post(
+    TUS_PATH,
+    responses=err.documented(
+        err.PreconditionFailed, err.Unauthorized, err.UnsupportedMediaType, *err.WRITE, empty=201
+    ),
+    status_code=HTTP_201_CREATED,
+    security=[{"BearerToken": []}],
+)
 async def tus_create(request: Request[Any, Any, Any]) -> Response[Any]:
     """Creation §POST: `Upload-Length` and `Upload-Metadata` (`filetype`, `filename`) in,
     201 with the upload's absolute URL in `Location`; the video starts `awaiting_upload`."""
@@ -217,9 +214,9 @@ async def tus_create(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
-    tus.check_resumable(request.headers)
     ctx = context_of(request)
     user = await require_user(request)
+    tus.check_resumable(request.headers)
     length = tus.parse_length(request.headers.get("upload-length"))
     raw_metadata = request.headers.get("upload-metadata", "")
     metadata = tus.parse_metadata(raw_metadata)
@@ -240,7 +237,11 @@ async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
     return _empty(HTTP_201_CREATED, headers)
 
 
-@head(TUS_PATH + "/{video_id:str}", security=[{"BearerToken": []}])
+@head(
+    TUS_PATH + "/{video_id:str}",
+    responses=err.documented(err.PreconditionFailed, err.Unauthorized, err.NotFound, empty=200),
+    security=[{"BearerToken": []}],
+)
 async def tus_offset(request: Request[Any, Any, Any], video_id: FromPath[str]) -> Response[None]:
     """Core §HEAD: how much the server has (`Upload-Offset`), never cached."""
     return await _tus(_offset(request, video_id))
@@ -261,6 +262,16 @@ async def _offset(request: Request[Any, Any, Any], video_id: str) -> Response[An
 
 @patch(
     TUS_PATH + "/{video_id:str}",
+    responses=err.documented(
+        err.PreconditionFailed,
+        err.Unauthorized,
+        err.NotFound,
+        err.Conflict,
+        err.UnsupportedMediaType,
+        err.StorageError,
+        *err.WRITE,
+        empty=204,
+    ),
     status_code=HTTP_204_NO_CONTENT,
     request_max_body_size=None,
     security=[{"BearerToken": []}],
@@ -293,6 +304,14 @@ def _offset_response(offset: int) -> Response[Any]:
 
 @delete(
     TUS_PATH + "/{video_id:str}",
+    responses=err.documented(
+        err.PreconditionFailed,
+        err.Unauthorized,
+        err.NotFound,
+        err.StorageError,
+        *err.WRITE,
+        empty=204,
+    ),
     status_code=HTTP_204_NO_CONTENT,
     security=[{"BearerToken": []}],
 )
@@ -309,6 +328,9 @@ async def _terminate(request: Request[Any, Any, Any], video_id: str) -> Response
 
 @post(
     "/v1/videos/{video_id:str}/publish",
+    responses=err.documented(
+        err.Unauthorized, err.NotFound, err.Conflict, err.ServiceUnavailable, *err.WRITE
+    ),
     status_code=HTTP_202_ACCEPTED,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from api.core import errors as err
 from api.core.caller import AS_USER, User, context_of, optional_user
 from api.videos import service
 from api.videos.progress import processing_of
@@ -34,7 +35,11 @@ class HistoryOut(msgspec.Struct):
     history: list[HistoryEntry]
 
 
-@get("/v1/videos/{video_id:str}", dependencies={"user": Provide(optional_user)})
+@get(
+    "/v1/videos/{video_id:str}",
+    responses=err.documented(err.Unauthorized, err.NotFound),
+    dependencies={"user": Provide(optional_user)},
+)
 async def get_video(
     request: Request[Any, Any, Any], video_id: FromPath[str], user: NamedDependency[User | None]
 ) -> VideoDetailOut:
@@ -51,6 +56,7 @@ async def get_video(
 
 @get(
     "/v1/videos/{video_id:str}/history",
+    responses=err.documented(err.Unauthorized, err.NotFound),
     dependencies=AS_USER,
     security=[{"BearerToken": []}],
 )
@@ -72,6 +78,9 @@ async def get_history(
 
 @delete(
     "/v1/videos/{video_id:str}",
+    responses=err.documented(
+        err.Unauthorized, err.Forbidden, err.NotFound, err.Conflict, *err.WRITE, empty=204
+    ),
     status_code=HTTP_204_NO_CONTENT,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],
