@@ -9,7 +9,15 @@ published within 5 minutes, and within 60 s"), from figures of chunked runs:
     chunks      = ceil(upload_s / chunk_s)                   chunk_s = segments × segment_s
     chunk_cpu_s = cpu_per_media_s × chunk_s                  CPU-s of one chunk's job
     serial_s    = serial_fixed_s + serial_per_media_s × upload_s   planning + assembly
-    T(W)        = serial_s + ceil(chunks / (cpus × W)) × chunk_cpu_s / efficiency
+    preview_s   = preview_per_media_s × upload_s / preview_speedup
+    T(W)        = serial_s + max(preview_s, ceil(chunks / (cpus × W)) × chunk_cpu_s / efficiency)
+
+The preview (the lowest rung, the analysis and the thumbnails over the whole video: one job,
+api/jobs/chunkwork.py) runs beside the chunks, so it bounds T from below whatever the pool:
+`preview_per_media_s` is (first playable − planned) / source seconds of the chunked runs at
+the largest pool (measured on one pinned CPU); `preview_speedup` is what a 2-CPU worker's
+threads gain on it, not measured here: the estimate is given for 2 (perfect, optimistic) and
+1 (none, pessimistic).
 
 `cpu_per_media_s` is the workers' CPU seconds of a chunked run per media second (planner,
 parts, audio and assembly: all of it, so the serial part is counted twice, a pessimistic
@@ -31,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 FORMULA = (
-    "T(W) = serial_fixed_s + serial_per_media_s*upload_s"
-    " + ceil(ceil(upload_s/chunk_s) / (cpus_per_worker*W)) * cpu_per_media_s*chunk_s / efficiency;"
-    " workers_needed(T) = smallest W with T(W) <= T"
+    "T(W) = serial_fixed_s + serial_per_media_s*upload_s + max(preview_per_media_s*upload_s"
+    " / preview_speedup, ceil(ceil(upload_s/chunk_s) / (cpus_per_worker*W))"
+    " * cpu_per_media_s*chunk_s / efficiency); workers_needed(T) = smallest W with T(W) <= T"
 )
 MAX_WORKERS = 10_000
 
@@ -145,12 +153,15 @@ def publish_time(
     efficiency: float,
     serial_fixed_s: float = 0.0,
     cpus_per_worker: int = 2,
+    preview_per_media_s: float = 0.0,
+    preview_speedup: float = 1.0,
 ) -> float:
     """T(W) of the module doc: seconds from the publish call to fully published."""
     chunks = math.ceil(upload_s / chunk_s)
     waves = math.ceil(chunks / (cpus_per_worker * workers))
     serial = serial_fixed_s + serial_per_media_s * upload_s
-    return serial + waves * cpu_per_media_s * chunk_s / efficiency
+    preview = preview_per_media_s * upload_s / preview_speedup
+    return serial + max(preview, waves * cpu_per_media_s * chunk_s / efficiency)
 
 
 def workers_needed(budget_s: float, **model: Any) -> int | None:
@@ -213,6 +224,11 @@ def estimate(
             if largest in modes.get("chunked", {})
         ]
     )
+    previews = [
+        (run["first_playable_s"] - (run.get("planned_s") or 0.0)) / run["source_s"]
+        for run in chunked
+        if run["workers"] == int(largest) and run.get("first_playable_s") is not None
+    ]
     model = {
         "upload_s": upload_s,
         "chunk_s": chunk_s,
@@ -223,11 +239,22 @@ def estimate(
             one["fully_published_s"] / (int(largest) * many["fully_published_s"]), 3
         ),
         "cpus_per_worker": cpus_per_worker,
+        "preview_per_media_s": round(statistics.median(previews), 4) if previews else 0.0,
     }
+    speedups = {"optimistic": float(cpus_per_worker), "pessimistic": 1.0}
     return {
         "formula": FORMULA,
         "from": {"source": longest["source"], "largest_pool": int(largest)},
         "model": model,
-        "workers_needed": {f"{budget:g}s": workers_needed(budget, **model) for budget in budgets_s},
-        "floor_s": round(publish_time(10**9, **model), 1),
+        "workers_needed": {
+            name: {
+                f"{budget:g}s": workers_needed(budget, **model, preview_speedup=speedup)
+                for budget in budgets_s
+            }
+            for name, speedup in speedups.items()
+        },
+        "floor_s": {
+            name: round(publish_time(10**9, **model, preview_speedup=speedup), 1)
+            for name, speedup in speedups.items()
+        },
     }

@@ -78,17 +78,21 @@ def pool_table(section: dict[str, Any]) -> str:
         )
     estimate = section.get("estimate_10min_upload")
     if estimate:
-        model, needed = estimate["model"], estimate["workers_needed"]
-        lines.append(
-            f"- a 10-minute 1080x1920 upload on 2-CPU workers ({model['cpu_per_media_s']} CPU-s "
-            f"per media second, pool efficiency {model['efficiency']} at "
-            f"{estimate['from']['largest_pool']} workers): "
-            + "; ".join(
-                f"published within {budget}: {count if count is not None else 'no pool'}"
-                for budget, count in needed.items()
+        model = estimate["model"]
+        for case, needed in estimate["workers_needed"].items():
+            lines.append(
+                f"- a 10-minute 1080x1920 upload on 2-CPU workers ({model['cpu_per_media_s']} "
+                f"CPU-s per media second, pool efficiency {model['efficiency']} at "
+                f"{estimate['from']['largest_pool']} workers, the preview "
+                f"{model.get('preview_per_media_s', 0)} s per media second on one CPU, {case} "
+                "on its threads): "
+                + "; ".join(
+                    f"published within {budget}: {count if count is not None else 'no pool'}"
+                    for budget, count in needed.items()
+                )
+                + f" (floor {estimate['floor_s'][case]} s)"
             )
-            + f" (floor {estimate['floor_s']} s; {estimate['formula']})"
-        )
+        lines.append(f"- the estimate: {estimate['formula']}")
     lines.append(f"- {machine_line(section)}")
     return "\n".join(lines)
 

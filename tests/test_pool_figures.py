@@ -121,6 +121,18 @@ def test_workers_needed_by_hand(budget: float, workers: int | None) -> None:
     assert workers_needed(budget, **MODEL) == workers
 
 
+def test_the_preview_bounds_the_publish_time_from_below() -> None:
+    """The preview job (one, over the whole video) runs beside the chunks: past the pool where
+    the chunks take less, more workers change nothing."""
+    model = {**MODEL, "preview_per_media_s": 0.35}
+    # By hand: serial 0.05 × 600 = 30 s; one wave of chunks 1.68 × 10 / 0.8 = 21 s; the preview
+    # 0.35 × 600 = 210 s on one CPU, 105 s if a worker's two threads halve it.
+    assert publish_time(10**6, **model) == pytest.approx(30 + 210)
+    assert publish_time(10**6, **model, preview_speedup=2.0) == pytest.approx(30 + 105)
+    assert publish_time(1, **model) == pytest.approx(30 + 30 * 21)  # 60 chunks, 2 at a time
+    assert workers_needed(60.0, **model, preview_speedup=2.0) is None
+
+
 def test_the_estimate_uses_the_chunked_runs_of_the_longest_source() -> None:
     runs = [*RUNS, *[{**r, "source": "12s", "source_s": 12.0} for r in RUNS]]
     result = estimate(runs, summarize(runs), chunk_s=10.0)
@@ -132,7 +144,9 @@ def test_the_estimate_uses_the_chunked_runs_of_the_longest_source() -> None:
     # 6 s of planning and assembly at both lengths: all of it fixed.
     assert (model["serial_fixed_s"], model["serial_per_media_s"]) == (6.0, 0.0)
     assert result["formula"] == pool_figures.FORMULA
-    assert result["workers_needed"]["300s"] == workers_needed(300.0, **model)
+    for case, speedup in (("optimistic", 2.0), ("pessimistic", 1.0)):
+        needed = workers_needed(300.0, **model, preview_speedup=speedup)
+        assert result["workers_needed"][case]["300s"] == needed
     one_worker = [r for r in RUNS if r["workers"] == 1]
     assert estimate(one_worker, summarize(one_worker), chunk_s=10.0) is None
 
