@@ -22,27 +22,13 @@ from api.core.tables import video_progress
 from api.videos.schemas import processing_out
 from cli.demo import _demo_upload, wait_for_video
 from cli.media import ProgressBar
-from tests.support.api import api_client, auth, register
+from tests.support.api import api_client, auth, register, upload_and_publish
 from tests.support.uploads import context, live_server
 
 # 14 s of 1280x720 camera footage: ~16 s of processing on two CPUs, so the poll below sees
 # every long stage and the ETA (which needs 3 s of signal) several times over.
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "cockatoo.mp4"
 POLL_S = 0.1
-
-
-def _upload_and_publish(client: TestClient[Any], token: str, data: bytes) -> str:
-    declared = client.post(
-        "/v1/videos/upload-url",
-        json={"file_size_bytes": len(data), "content_type": "video/mp4"},
-        headers=auth(token),
-    )
-    video_id = str(declared.json()["video_id"])
-    put = client.put(f"/v1/videos/{video_id}/file", content=data, headers=auth(token))
-    assert put.status_code == 200, put.text
-    published = client.post(f"/v1/videos/{video_id}/publish", json={}, headers=auth(token))
-    assert published.status_code == 202, published.text
-    return video_id
 
 
 def _watch(client: TestClient[Any], video_id: str, owner: str, other: str) -> list[Any]:
@@ -72,7 +58,7 @@ def test_the_owner_watches_a_real_clip_process(tmp_path: Path) -> None:
     with api_client(tmp_path) as client:
         _, owner = register(client)
         _, other = register(client)
-        video_id = _upload_and_publish(client, owner, CLIP.read_bytes())
+        video_id = upload_and_publish(client, owner, CLIP.read_bytes())
         views = _watch(client, video_id, owner, other)
         final, running = views[-1], [v["processing"] for v in views[:-1]]
 

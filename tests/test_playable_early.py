@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 
 from api.core.keys import media_prefix
 from api.jobs.publish import early_render_id
-from tests.support.api import api_client, auth, register
+from tests.support.api import api_client, auth, register, upload_and_publish
 from tests.support.verify import verify_output
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "cockatoo.mp4"
@@ -36,20 +36,7 @@ CHUNKED = {
 
 
 def _publish(client: TestClient[Any], token: str, caption: str = "") -> str:
-    data = CLIP.read_bytes()
-    declared = client.post(
-        "/v1/videos/upload-url",
-        json={"file_size_bytes": len(data), "content_type": "video/mp4"},
-        headers=auth(token),
-    )
-    video_id = str(declared.json()["video_id"])
-    put = client.put(f"/v1/videos/{video_id}/file", content=data, headers=auth(token))
-    assert put.status_code == 200, put.text
-    published = client.post(
-        f"/v1/videos/{video_id}/publish", json={"caption": caption}, headers=auth(token)
-    )
-    assert published.status_code == 202, published.text
-    return video_id
+    return upload_and_publish(client, token, CLIP.read_bytes(), caption)
 
 
 def _poll(client: TestClient[Any], video_id: str, token: str, done: Any) -> dict[str, Any]:

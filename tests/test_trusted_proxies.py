@@ -20,12 +20,8 @@ from api.core.settings import Settings, SettingsError
 from api.middleware.ratelimit import AUTH_LIMIT_PER_MINUTE
 from tests.support.services import (
     ApiProcess,
-    embedded_env,
     free_port,
-    fresh_postgres_database,
-    production_env,
-    redis_database,
-    start_moto,
+    mode_env,
 )
 
 
@@ -33,18 +29,7 @@ from tests.support.services import (
 def serving(tmp_path: Path, mode: str, **extra: str) -> Iterator[ApiProcess]:
     """`reelforge serve` in `mode`, ready; everything it needs torn down afterwards."""
     with ExitStack() as stack:
-        if mode == "production":
-            moto, endpoint = start_moto()
-            stack.callback(moto.stop)
-            env = production_env(
-                tmp_path / "data",
-                database_url=stack.enter_context(fresh_postgres_database()),
-                redis_url=stack.enter_context(redis_database()),
-                s3_endpoint=endpoint,
-                **extra,
-            )
-        else:
-            env = embedded_env(tmp_path / "data", **extra)
+        env = mode_env(stack, mode, tmp_path / "data", **extra)
         api = stack.enter_context(ApiProcess(env, free_port(), tmp_path / "api.log"))
         api.start()
         yield api

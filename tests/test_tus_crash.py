@@ -26,12 +26,8 @@ from api.core.settings import Settings
 from api.uploads.lease import LEASE_MS
 from tests.support.services import (
     ApiProcess,
-    embedded_env,
     free_port,
-    fresh_postgres_database,
-    production_env,
-    redis_database,
-    start_moto,
+    mode_env,
 )
 from tests.support.uploads import small_clip, stored_upload, video_row, wait_for
 
@@ -46,17 +42,7 @@ TAKEOVER_BOUND_S = LEASE_MS / 1000 + 2.0
 def two_servers(tmp_path: Path, mode: str) -> Iterator[tuple[ApiProcess, ApiProcess, Settings]]:
     """Two API processes over the same database and store, both ready."""
     with ExitStack() as stack:
-        if mode == "production":
-            moto, endpoint = start_moto()
-            stack.callback(moto.stop)
-            env = production_env(
-                tmp_path / "data",
-                database_url=stack.enter_context(fresh_postgres_database()),
-                redis_url=stack.enter_context(redis_database()),
-                s3_endpoint=endpoint,
-            )
-        else:
-            env = embedded_env(tmp_path / "data")
+        env = mode_env(stack, mode, tmp_path / "data")
         first = stack.enter_context(ApiProcess(env, free_port(), tmp_path / "api-1.log"))
         first.start()
         second = stack.enter_context(ApiProcess(env, free_port(), tmp_path / "api-2.log"))

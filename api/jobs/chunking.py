@@ -37,16 +37,16 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import delete, insert, select
 
 from api.core import progress as stages
 from api.core.db import now_ms
 from api.core.keys import part_prefix, work_prefix
-from api.core.settings import Settings
 from api.core.tables import video_parts, videos
 from api.jobs import chunkwork, presenting
+from api.jobs.host import JobHost
 from api.jobs.inputs import fetch_upload
 from api.jobs.partrows import (
     ASSEMBLY,
@@ -72,9 +72,7 @@ from api.jobs.partrows import (
 )
 from api.jobs.progress import RunProgress
 from api.jobs.report import owner_reason
-from cdn.storage import Storage
 from engine.errors import InputRejected
-from engine.pipeline import TranscodeOptions
 from engine.sandbox import run_limited
 
 log = logging.getLogger("reelforge.chunking")
@@ -83,38 +81,10 @@ Dispatch = Callable[[str, str, str, int], None]
 """Enqueue one message: (video id, run id, kind, index); the assembly's index is 0."""
 
 
-class Host(Protocol):
-    """What the chunked jobs use of the job runtime (api/jobs/transcode.py `Runtime`)."""
-
-    settings: Settings
-
-    @property
-    def db(self) -> Engine: ...
-    @property
-    def storage(self) -> Storage: ...
-    def options(
-        self, artifacts_dir: Path | None = None, encoder: str | None = None
-    ) -> TranscodeOptions: ...
-    def give_up(self, video_id: str, reason: str = "") -> bool: ...
-    def reject(self, video_id: str, reason: str) -> bool: ...
-    def sweep_work(self, older_than_s: float | None = None) -> int: ...
-    def publish(
-        self,
-        row: Any,
-        outdir: Path,
-        report: dict[str, Any],
-        artifacts: Path | None = None,
-        progress: RunProgress | None = None,
-        *,
-        early_of: str | None = None,
-        replaces: str | None = None,
-    ) -> bool: ...
-
-
 class Chunking:
     """The chunked jobs of one worker process (its threads share it), bound to its runtime."""
 
-    def __init__(self, host: Host, dispatch: Dispatch | None) -> None:
+    def __init__(self, host: JobHost, dispatch: Dispatch | None) -> None:
         self.host = host
         self.dispatch = dispatch
         self._lock = threading.Lock()

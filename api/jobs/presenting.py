@@ -31,9 +31,9 @@ from sqlalchemy import Engine, select
 
 from api.core import progress as stages
 from api.core.keys import part_prefix, work_prefix
-from api.core.settings import Settings
 from api.core.tables import videos
 from api.jobs import chunkwork
+from api.jobs.host import JobHost
 from api.jobs.partrows import (
     ASSEMBLY,
     AUDIO,
@@ -54,40 +54,16 @@ from api.jobs.partrows import (
 from api.jobs.progress import RunProgress
 from api.jobs.publish import early_render_id
 from cdn.storage import Storage
-from engine.pipeline import TranscodeOptions
 from engine.sandbox import run_limited
 
 log = logging.getLogger("reelforge.chunking")
-
-
-class Runtime(Protocol):
-    settings: Settings
-
-    @property
-    def db(self) -> Engine: ...
-    @property
-    def storage(self) -> Storage: ...
-    def options(
-        self, artifacts_dir: Path | None = None, encoder: str | None = None
-    ) -> TranscodeOptions: ...
-    def publish(
-        self,
-        row: Any,
-        outdir: Path,
-        report: dict[str, Any],
-        artifacts: Path | None = None,
-        progress: RunProgress | None = None,
-        *,
-        early_of: str | None = None,
-        replaces: str | None = None,
-    ) -> bool: ...
 
 
 class Jobs(Protocol):
     """What the presentations use of api/jobs/chunking.py `Chunking`."""
 
     @property
-    def host(self) -> Runtime: ...
+    def host(self) -> JobHost: ...
     def workdir(self, video_id: str) -> Path: ...
     def cache_dir(self, video_id: str) -> Path: ...
     def source(self, video_id: str) -> Path: ...

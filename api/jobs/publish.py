@@ -30,20 +30,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select, update
 
 from api.core import lifecycle
 from api.core.db import new_id, now_ms
 from api.core.keys import media_prefix, safety_prefix
 from api.core.settings import Settings
 from api.core.tables import superseded_renders, users, videos
+from api.jobs.host import StoreHost
 from api.jobs.progress import RunProgress
 from api.jobs.report import summarize, without_audio
 from api.safety import record as safety_record
 from api.safety import routing as safety
-from cdn.storage import Storage
 
 log = logging.getLogger("reelforge.processing")
 
@@ -54,17 +54,8 @@ def early_render_id(run_id: str) -> str:
     return "r_" + run_id.split("_", 1)[-1]
 
 
-class Host(Protocol):
-    settings: Settings
-
-    @property
-    def db(self) -> Engine: ...
-    @property
-    def storage(self) -> Storage: ...
-
-
 def publish(
-    host: Host,
+    host: StoreHost,
     row: Any,
     outdir: Path,
     report: dict[str, Any],
@@ -190,7 +181,7 @@ def _status(conn: Any, video_id: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _discard(host: Host, *prefixes: str) -> None:
+def _discard(host: StoreHost, *prefixes: str) -> None:
     for prefix in prefixes:
         try:
             host.storage.delete_prefix(prefix)

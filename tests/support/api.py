@@ -99,3 +99,20 @@ def seed_video(
         )
     engine.dispose()
     return video_id
+
+
+def upload_and_publish(client: TestClient[Any], token: str, data: bytes, caption: str = "") -> str:
+    """Declare, upload in one PUT and publish a video as its owner; its id."""
+    declared = client.post(
+        "/v1/videos/upload-url",
+        json={"file_size_bytes": len(data), "content_type": "video/mp4"},
+        headers=auth(token),
+    )
+    video_id = str(declared.json()["video_id"])
+    put = client.put(f"/v1/videos/{video_id}/file", content=data, headers=auth(token))
+    assert put.status_code == 200, put.text
+    published = client.post(
+        f"/v1/videos/{video_id}/publish", json={"caption": caption}, headers=auth(token)
+    )
+    assert published.status_code == 202, published.text
+    return video_id

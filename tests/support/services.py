@@ -217,6 +217,24 @@ def production_env(
     }
 
 
+def mode_env(
+    stack: contextlib.ExitStack, mode: str, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """`embedded_env`, or `production_env` over a fresh PostgreSQL database, a leased Redis
+    database and a moto S3 server, all torn down by `stack`."""
+    if mode != "production":
+        return embedded_env(data_dir, **extra)
+    moto, endpoint = start_moto()
+    stack.callback(moto.stop)
+    return production_env(
+        data_dir,
+        database_url=stack.enter_context(fresh_postgres_database()),
+        redis_url=stack.enter_context(redis_database()),
+        s3_endpoint=endpoint,
+        **extra,
+    )
+
+
 # -- processes ---------------------------------------------------------------------------------
 def group_processes(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is `pgid`."""
