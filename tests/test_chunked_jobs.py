@@ -31,6 +31,7 @@ from api.core.settings import PRODUCTION_CHUNK_THRESHOLD_S, Settings
 from api.core.tables import video_parts, video_progress, videos
 from api.jobs import partrows
 from api.jobs.partrows import PART_ATTEMPTS, claim_assembly
+from api.jobs.transcode import Runtime
 from engine.jobs import transcode_limited
 from tests.support.api import make_settings
 from tests.support.clips import chunking_clip
@@ -435,3 +436,21 @@ def test_the_video_parts_of_a_gpu_run_go_to_the_gpu_pool(jobs: worker.Jobs, db: 
         assert queues == {"preview": video, "chunk": video, "audio": worker.PARTS_QUEUE}
     # A newer run's record replaces the older one's.
     assert partrows.run_encoder(db, vid, "p_gpu") is None
+
+
+def test_a_chunked_run_tells_the_edges_when_it_publishes(
+    jobs: worker.Jobs, db: Engine, clip: Path
+) -> None:
+    """The after-publication hook (the edge pre-warm) runs for a chunked run as for the single
+    pass: the assembly's publish announces the video."""
+    host = jobs.chunking.host
+    assert isinstance(host, Runtime)
+    announced: list[str] = []
+    hook = host._on_published
+    host._on_published = announced.append
+    try:
+        row = process(jobs, db, clip)
+    finally:
+        host._on_published = hook
+    assert row.status == "published", row.status_reason
+    assert announced == [row.id]

@@ -115,7 +115,7 @@ def publish(
     log.info("video %s %s as %s: %s", row.id, status, render_id, routing.reason)
     if progress is not None and early_of is None:
         progress.finish(status)
-    if status == lifecycle.PUBLISHED and replaces is None and announce is not None:
+    if status == lifecycle.PUBLISHED and announce is not None:  # the edges warm its render
         announce(row.id)
     return True
 
