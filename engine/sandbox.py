@@ -159,6 +159,8 @@ def run_limited(
                     return value
                 raise value
             if not process.is_alive():
+                if parent_conn.poll(0):  # it answered and exited between the two looks
+                    continue
                 break
             if time.monotonic() > deadline:
                 raise ResourceLimitError(
