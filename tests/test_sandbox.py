@@ -70,3 +70,47 @@ def test_progress_reaches_the_parent() -> None:
 def test_a_dead_child_is_our_failure() -> None:
     with pytest.raises(EngineError, match="died"):
         run_limited(crasher, wall_seconds=30, memory_bytes=2 * GIB)
+
+
+class _LateFirstLook:
+    """The parent's end of the pipe, whose first look comes back empty only after the child
+    had time to answer and exit: the order a busy parent thread can meet."""
+
+    def __init__(self, conn: object) -> None:
+        self._conn = conn
+        self._first = True
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        if self._first:
+            self._first = False
+            time.sleep(3.0)
+            return False
+        return bool(self._conn.poll(timeout))  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+class _Context:
+    def __init__(self, real: object) -> None:
+        self._real = real
+
+    def Pipe(self, duplex: bool = True) -> tuple[object, object]:
+        parent, child = self._real.Pipe(duplex=duplex)  # type: ignore[attr-defined]
+        return _LateFirstLook(parent), child
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+def test_an_answer_sent_just_before_the_child_exits_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child answered and exited between the parent's look at the pipe and its look at the
+    child: the answer is still in the pipe and is returned (it was reported as a child that
+    died without an answer)."""
+    import engine.sandbox as sandbox
+
+    real = sandbox.mp.get_context
+    monkeypatch.setattr(sandbox.mp, "get_context", lambda method: _Context(real(method)))
+    assert run_limited(sleeper, 0.01, wall_seconds=30, memory_bytes=2 * GIB) == "woke"
