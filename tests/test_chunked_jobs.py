@@ -42,7 +42,7 @@ from tests.support.jobs import (
     video_row,
     wait_for,
 )
-from tests.support.pg import fresh_database
+from tests.support.pg import schema_engine
 from tests.support.services import (
     WorkerProcess,
     ensure_postgres,
@@ -218,11 +218,8 @@ def test_chunking_is_on_in_production_and_off_in_embedded_by_default(tmp_path: P
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Engine]:
-    with fresh_database() as url:
-        engine = sync_engine(make_settings(Path("/tmp"), database_url=url))
-        create_schema(engine)
+    with schema_engine() as engine:
         yield engine
-        engine.dispose()
 
 
 def run_parts(pg: Engine, chunks: int) -> tuple[str, str]:

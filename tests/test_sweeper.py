@@ -36,7 +36,7 @@ from tests.support.jobs import (
     video_row,
     wait_for,
 )
-from tests.support.pg import fresh_database
+from tests.support.pg import schema_engine
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY
 from tests.support.services import (
     ROOT,
@@ -56,11 +56,8 @@ MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[Engine]:
-    with fresh_database() as url:
-        engine = sync_engine(make_settings(Path("/tmp"), database_url=url))
-        create_schema(engine)
+    with schema_engine() as engine:
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")

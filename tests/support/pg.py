@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -75,3 +76,16 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def schema_engine() -> Iterator[Any]:
+    """A sync engine on a fresh database with the whole schema created; disposed after."""
+    from api.core.db import create_schema, sync_engine
+    from tests.support.api import make_settings
+
+    with fresh_database() as url:
+        engine = sync_engine(make_settings(Path("/tmp"), database_url=url))
+        create_schema(engine)
+        yield engine
+        engine.dispose()
