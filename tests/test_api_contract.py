@@ -10,17 +10,19 @@ that a 429 does not hide what the routes answer.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 from tests.support.moderation import make_moderator, seed_review_video
 from tests.support.s3 import free_port
-from tests.support.services import VENV_BIN, ApiProcess, embedded_env
+from tests.support.services import ROOT, VENV_BIN, ApiProcess, embedded_env
 
 CHECKS = (
     "not_a_server_error",
@@ -100,8 +102,14 @@ def test_schemathesis_finds_no_contract_failure(tmp_path: Path) -> None:
         ]
         started = time.monotonic()
         # In tmp_path: Schemathesis keeps a cache (.schemathesis/) in its working directory.
+        hooks = {"SCHEMATHESIS_HOOKS": "tests.support.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
         run = subprocess.run(
-            argv, capture_output=True, text=True, timeout=BUDGET_S + 30, cwd=tmp_path
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=BUDGET_S + 30,
+            cwd=tmp_path,
+            env={**os.environ, **hooks},
         )
         took = time.monotonic() - started
     report = run.stdout[-12000:] + run.stderr[-3000:]
@@ -167,3 +175,29 @@ def test_tus_asks_for_a_token_before_the_protocol_version(tmp_path: Path) -> Non
         _user, token = register(client)
         stale = client.post("/v1/uploads/tus", headers={**auth(token), "Tus-Resumable": "0.2.2"})
         assert stale.status_code == 412
+
+
+def test_tus_routes_document_the_headers_they_read_and_answer(tmp_path: Path) -> None:
+    """Issue 16: the tus routes read and answer headers only; the document lists them
+    (tus 1.0.0 core and creation) so a client generated from it can speak the protocol."""
+    with api_client(tmp_path) as client:
+        paths = client.get("/schema/openapi.json").json()["paths"]
+
+    def headers_of(op: dict[str, Any]) -> dict[str, bool]:
+        return {p["name"]: p["required"] for p in op.get("parameters", []) if p["in"] == "header"}
+
+    create = paths["/v1/uploads/tus"]["post"]
+    assert headers_of(create) == {
+        "Tus-Resumable": True,
+        "Upload-Length": True,
+        "Upload-Metadata": False,
+    }
+    assert {"Location", "Tus-Resumable"} <= set(create["responses"]["201"]["headers"])
+    one = paths["/v1/uploads/tus/{video_id}"]
+    assert headers_of(one["patch"]) == {"Tus-Resumable": True, "Upload-Offset": True}
+    assert list(one["patch"]["requestBody"]["content"]) == ["application/offset+octet-stream"]
+    assert "Upload-Offset" in one["patch"]["responses"]["204"]["headers"]
+    assert {"Upload-Offset", "Upload-Length"} <= set(one["head"]["responses"]["200"]["headers"])
+    assert headers_of(one["delete"]) == {"Tus-Resumable": True}
+    version = next(p for p in one["head"]["parameters"] if p["name"] == "Tus-Resumable")
+    assert version["schema"]["enum"] == ["1.0.0"]

@@ -35,6 +35,7 @@ from api.uploads.body import IncomingBody, upload_limiter
 from api.uploads.parts import append_part, receive_whole_file, terminate
 from api.uploads.publish import publish
 from api.uploads.schemas import PublishIn, PublishOut, UploadedOut, UploadUrlIn, UploadUrlOut
+from api.uploads.tus_docs import tus_operation
 from api.videos.service import load_video, owned_video
 
 TUS_PATH = "/v1/uploads/tus"
@@ -204,6 +205,9 @@ async def tus_options(request: Request[Any, Any, Any]) -> Response[None]:
     responses=err.documented(
         err.PreconditionFailed, err.Unauthorized, err.UnsupportedMediaType, *err.WRITE, empty=201
     ),
+    operation_class=tus_operation(
+        201, required=("Upload-Length",), optional=("Upload-Metadata",), answers=("Location",)
+    ),
     status_code=HTTP_201_CREATED,
     security=[{"BearerToken": []}],
 )
@@ -240,6 +244,9 @@ async def _create(request: Request[Any, Any, Any]) -> Response[Any]:
 @head(
     TUS_PATH + "/{video_id:str}",
     responses=err.documented(err.PreconditionFailed, err.Unauthorized, err.NotFound, empty=200),
+    operation_class=tus_operation(
+        200, answers=("Upload-Offset", "Upload-Length", "Upload-Metadata")
+    ),
     security=[{"BearerToken": []}],
 )
 async def tus_offset(request: Request[Any, Any, Any], video_id: FromPath[str]) -> Response[None]:
@@ -271,6 +278,9 @@ async def _offset(request: Request[Any, Any, Any], video_id: str) -> Response[An
         err.StorageError,
         *err.WRITE,
         empty=204,
+    ),
+    operation_class=tus_operation(
+        204, required=("Upload-Offset",), answers=("Upload-Offset",), chunk=True
     ),
     status_code=HTTP_204_NO_CONTENT,
     request_max_body_size=None,
@@ -312,6 +322,7 @@ def _offset_response(offset: int) -> Response[Any]:
         *err.WRITE,
         empty=204,
     ),
+    operation_class=tus_operation(204),
     status_code=HTTP_204_NO_CONTENT,
     security=[{"BearerToken": []}],
 )
