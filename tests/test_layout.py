@@ -227,7 +227,8 @@ def external_imports(path: Path) -> set[str]:
 
 
 def _is_controller(module: str) -> bool:
-    return module.rpartition(".")[2].endswith("controllers")
+    """A domain's HTTP surface: its controllers and the OpenAPI description they use."""
+    return module.rpartition(".")[2].endswith(("controllers", "openapi"))
 
 
 def test_controllers_hold_no_sql() -> None:

@@ -32,10 +32,10 @@ from api.core.context import AppContext
 from api.core.errors import BodyInterrupted, Conflict, NotFound, UnsupportedMediaType
 from api.uploads import declare, tus
 from api.uploads.body import IncomingBody, upload_limiter
+from api.uploads.openapi import tus_operation
 from api.uploads.parts import append_part, receive_whole_file, terminate
 from api.uploads.publish import publish
 from api.uploads.schemas import PublishIn, PublishOut, UploadedOut, UploadUrlIn, UploadUrlOut
-from api.uploads.tus_docs import tus_operation
 from api.videos.service import load_video, owned_video
 
 TUS_PATH = "/v1/uploads/tus"
