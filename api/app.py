@@ -41,6 +41,7 @@ from api.moderation import report_controllers as reports
 from api.social import controllers as social
 from api.uploads import controllers as uploads
 from api.videos import controllers as videos
+from api.web.routes import web_routes
 from cdn.storage import StorageError
 
 log = logging.getLogger("reelforge.api")
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> Litestar:
         *media.ROUTES,
         *moderation.ROUTES,
         *reports.ROUTES,
+        *web_routes(settings.web_dir),
     ]
     return Litestar(
         route_handlers=route_handlers,

@@ -56,6 +56,7 @@ class Settings:
     media_url: str = ""
     database_url: str = ""
     redis_url: str = ""
+    web_dir: Path = Path(__file__).resolve().parents[2] / "web"  # the web app (api/web)
     storage: Literal["local", "s3"] = "local"
     s3_endpoint: str = ""
     s3_access_key: str = ""
