@@ -17,9 +17,10 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
-from litestar.exceptions import NotFoundException
 from litestar.response import File
 from litestar.static_files import create_static_files_router
+
+from api.core.errors import NotFound
 
 # The dependencies' browser builds: URL folder under /vendor/ → folder under web/node_modules.
 VENDOR_DIRS = {"hls.js": "hls.js/dist", "tus-js-client": "tus-js-client/dist"}
@@ -35,7 +36,7 @@ def web_routes(web_dir: Path) -> list[Any]:
     def web_index() -> Response[Any]:
         """The app's page, or a 404 that says how to get it when the files are missing."""
         if not index.is_file():
-            raise NotFoundException(f"the web app is not installed here ({index} is missing)")
+            raise NotFound(f"the web app is not installed here ({index} is missing)")
         return File(index, content_disposition_type="inline", media_type="text/html")
 
     vendor = [

@@ -15,7 +15,7 @@ export function actionsHtml(video) {
     <div class="actions">
       ${mine ? '' : `<button class="act follow${isFollowed ? ' on' : ''}" type="button">${isFollowed ? 'Following' : '+ Follow'}</button>`}
       <button class="act like${isLiked ? ' on' : ''}" type="button" aria-label="Like">♥<span>${video.like_count}</span></button>
-      <button class="act comment" type="button" aria-label="Comments">💬<span>${video.comment_count}</span></button>
+      <button class="act comment" type="button" aria-label="Comments">✎<span>${video.comment_count}</span></button>
       <button class="act share" type="button" aria-label="Share">↗<span>${video.share_count}</span></button>
       <button class="act more" type="button" aria-label="More">⋯</button>
     </div>`;

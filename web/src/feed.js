@@ -37,7 +37,7 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
     el.dataset.authorId = video.author.id;
     el.innerHTML = `
       <video playsinline muted loop preload="none" ${video.poster_url ? `poster="${esc(video.poster_url)}"` : ''}></video>
-      <button class="unmute" type="button">🔇 Tap to unmute</button>
+      <button class="unmute" type="button">♪ Tap to unmute</button>
       <div class="meta">
         <a class="author" href="#/u/${esc(video.author.id)}">@${esc(video.author.handle)}</a>
         <p class="caption">${esc(video.caption)}</p>
@@ -203,7 +203,18 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
   })();
 
   // The view's API for the test and the keyboard: what is shown and how to move.
-  window.__reelforgeFeed = { next: () => go(current + 1), prev: () => go(current - 1), current: () => slides[current]?.video };
+  window.__reelforgeFeed = {
+    next: () => go(current + 1),
+    prev: () => go(current - 1),
+    current: () => slides[current]?.video,
+    count: () => slides.length,
+    // Fragments the next video's player loaded so far (preloading: > 0 before the swipe).
+    nextFragments: () => slides[current + 1]?.handle?.fragments ?? 0,
+    playing: () => {
+      const v = slides[current]?.videoEl;
+      return v ? { currentTime: v.currentTime, paused: v.paused, muted: v.muted } : null;
+    },
+  };
 
   return () => {
     closed = true;

@@ -3,7 +3,7 @@
 // the video is playable, or the reason it was not.
 
 import { ApiError, esc, get, post, session, toast } from './api.js';
-import { attach } from './player.js';
+import { attach, metrics } from './player.js';
 
 const TYPES = { mp4: 'video/mp4', m4v: 'video/mp4', mov: 'video/quicktime', webm: 'video/webm', mkv: 'video/x-matroska', '3gp': 'video/3gpp', avi: 'video/x-msvideo' };
 const CHUNK_BYTES = 8 * 1024 * 1024;
@@ -68,6 +68,7 @@ export function uploadView(root) {
       removeFingerprintOnSuccess: true,
       onProgress(sent, total) {
         bar.value = total ? (sent / total) * 100 : 0;
+        (metrics.uploadProgress ||= []).push(bar.value);
         text.textContent = `Uploading… ${(sent / 1048576).toFixed(1)} / ${(total / 1048576).toFixed(1)} MB (${Math.floor(bar.value)} %)`;
       },
       onError(error) {
