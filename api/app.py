@@ -41,7 +41,7 @@ from api.moderation import report_controllers as reports
 from api.social import controllers as social
 from api.uploads import controllers as uploads
 from api.videos import controllers as videos
-from api.web.routes import web_routes
+from api.web.controllers import web_routes
 from cdn.storage import StorageError
 
 log = logging.getLogger("reelforge.api")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.web.routes import VENDOR_DIRS
+from api.web.controllers import VENDOR_DIRS
 from tests.support.api import api_client, auth, register
 
 ROOT = Path(__file__).resolve().parents[1]
