@@ -1,5 +1,7 @@
 """`serve --demo`: a standard-library HTTP client that, once the server is ready, registers
-the `demo` account and uploads and publishes the sample clip through the server's own API."""
+the `demo` account and uploads and publishes the sample clip through the server's own API;
+then a few more creators publish a clip each, so the web app's feed at `/` has videos to
+swipe (issue 18; the for-you feed shows one video per creator in any five)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from typing import Any
 from cli.media import ProgressBar
 
 DEMO_HANDLE = "demo"
+# The other creators the demo seeds, one clip each (another colour and tone per creator).
+FEED_CREATORS = ("demo_aurora", "demo_tide", "demo_ember", "demo_moss")
+FEED_SIZE = (720, 1280)  # smaller than the main sample: quick to make and to process
 # Where the demo video stays once its job is done (api/core/lifecycle.py).
 SETTLED = ("published", "in_review", "rejected", "failed")
 
@@ -43,30 +48,35 @@ def _call(
         return status, raw.decode(errors="replace")
 
 
-def _demo_account(base: str, data_dir: Path) -> str:
-    """Log in as `demo`, registering it first when missing; the password lives in the data dir."""
+def _demo_account(base: str, data_dir: Path, handle: str = DEMO_HANDLE) -> str:
+    """The token of `_demo_session`."""
+    return str(_demo_session(base, data_dir, handle)["token"])
+
+
+def _demo_session(base: str, data_dir: Path, handle: str = DEMO_HANDLE) -> dict[str, Any]:
+    """Log in as `handle`, registering it first when missing; the password lives in the data
+    dir (`demo-account.json` for `demo`, `demo-account-HANDLE.json` for the others)."""
     import secrets
 
-    creds_path = data_dir / "demo-account.json"
+    name = "demo-account.json" if handle == DEMO_HANDLE else f"demo-account-{handle}.json"
+    creds_path = data_dir / name
     if creds_path.is_file():
         creds = json.loads(creds_path.read_text())
         status, body = _call("POST", f"{base}/v1/auth/login", creds)
     else:
-        creds = {"handle": DEMO_HANDLE, "password": secrets.token_urlsafe(18)}
+        creds = {"handle": handle, "password": secrets.token_urlsafe(18)}
         status, body = _call("POST", f"{base}/v1/auth/register", creds)
         if status == 409:
-            raise RuntimeError(
-                f"account {DEMO_HANDLE!r} exists but {creds_path} (its password) is gone"
-            )
+            raise RuntimeError(f"account {handle!r} exists but {creds_path} (its password) is gone")
         if status in (200, 201):
             creds_path.write_text(json.dumps(creds))
             creds_path.chmod(0o600)
     if status not in (200, 201):
         raise RuntimeError(f"demo account: HTTP {status}: {body}")
-    return str(body["token"])
+    return dict(body)
 
 
-def _demo_upload(base: str, token: str, clip: Path) -> str:
+def _demo_upload(base: str, token: str, clip: Path, caption: str = "Reelforge demo clip") -> str:
     """Upload through the signed upload URL (as a phone would), then publish; returns the id."""
     from urllib.parse import urljoin
 
@@ -86,7 +96,7 @@ def _demo_upload(base: str, token: str, clip: Path) -> str:
     if status >= 300:
         raise RuntimeError(f"upload: HTTP {status}: {body}")
     video_id = str(ticket["video_id"])
-    publish = {"caption": "Reelforge demo clip", "privacy": "public"}
+    publish = {"caption": caption, "privacy": "public"}
     status, body = _call("POST", f"{base}/v1/videos/{video_id}/publish", publish, token)
     if status != 202:
         raise RuntimeError(f"publish: HTTP {status}: {body}")
@@ -167,5 +177,42 @@ def run_demo(settings: Any, server: Any, seconds: float, deadline_s: float = 900
             print(f"demo: video {video_id} {video['status']}{detail}", flush=True)
             if video["hls_url"]:
                 print(f"demo: play {video['hls_url']} or {video['dash_url']}", flush=True)
+        seed_feed(settings, server, seconds, deadline)
+        print(f"demo: the web app: open {base}/ (For You: swipe, or the arrow keys)", flush=True)
     except Exception as exc:  # the demo is a guest: it reports and leaves the server running
         print(f"demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def seed_feed(settings: Any, server: Any, seconds: float, deadline: float) -> list[str]:
+    """One clip each from `FEED_CREATORS` (skipping a creator who already has a video, so a
+    restart on the same data dir adds none); waits until they settle; the published ids."""
+    from engine.sample import make_sample
+
+    base = settings.public_url
+    queued: list[tuple[str, str]] = []
+    for variant, handle in enumerate(FEED_CREATORS, start=1):
+        if server.should_exit:
+            return []
+        session = _demo_session(base, settings.data_dir, handle)
+        token, user_id = str(session["token"]), str(session["user"]["id"])
+        status, page = _call("GET", f"{base}/v1/users/{user_id}/videos?limit=1", token=token)
+        if status == 200 and page["videos"]:
+            continue
+        clip = settings.data_dir / "demo" / f"{handle}-{seconds:g}s.mp4"
+        if not clip.is_file():
+            width, height = FEED_SIZE
+            make_sample(clip, seconds=seconds, width=width, height=height, variant=variant)
+        caption = f"demo clip {variant} by @{handle}"
+        queued.append((token, _demo_upload(base, token, clip, caption)))
+    if queued:
+        print(f"demo: seeding the feed: {len(queued)} more video(s) processing", flush=True)
+    published: list[str] = []
+    for token, video_id in queued:
+        while time.monotonic() < deadline and not server.should_exit:
+            status, video = _call("GET", f"{base}/v1/videos/{video_id}", token=token)
+            if status == 200 and video["status"] in SETTLED:
+                if video["status"] == "published":
+                    published.append(video_id)
+                break
+            time.sleep(0.5)
+    return published

@@ -46,3 +46,10 @@ if [ -f tests/player/package-lock.json ]; then
     touch tests/player/node_modules
   fi
 fi
+
+# The web app's JavaScript dependencies (hls.js, tus-js-client), pinned in web/package-lock.json
+# and served by `reelforge serve` under /vendor/: the page loads nothing from a CDN (issue 18).
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then
+  npm ci --prefix web --no-audit --no-fund --loglevel=error
+  touch web/node_modules
+fi

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.demo import FEED_CREATORS
 from tests.support.services import ROOT, ApiProcess, embedded_env, free_port
 
 BAD_SETTINGS = {
@@ -121,3 +122,26 @@ def test_demo_publishes_the_sample_clip(tmp_path: Path) -> None:
     second = run_demo(data_dir, tmp_path / "second.log")
     assert second["author"] == first["author"]
     assert second["token"] != first["token"] and second["video_id"] != first["video_id"]
+
+
+def test_demo_seeds_the_feed_with_a_handful_of_creators(tmp_path: Path) -> None:
+    """Issue 18: after its own clip, `serve --demo` publishes one clip from each of four more
+    creators (each another colour and tone) and says where the web app is; the for-you feed
+    then has five videos to swipe, one per creator."""
+    env = embedded_env(tmp_path / "data", REELFORGE_FEED_CACHE_SECONDS="1")
+    api = ApiProcess(env, free_port(), tmp_path / "demo.log", "--demo", "--demo-seconds", "2")
+    with api:
+        api.start()
+        deadline = time.monotonic() + 240
+        while "demo: the web app" not in api.log() and "demo: failed" not in api.log():
+            assert api.running(), api.log_tail()
+            assert time.monotonic() < deadline, api.log_tail()
+            time.sleep(0.5)
+        assert "demo: failed" not in api.log(), api.log_tail()
+        assert f"open {api.url}/" in api.log()
+        time.sleep(1.5)  # the for-you snapshot is rebuilt each second here
+        feed = httpx.get(f"{api.url}/v1/feed?limit=10", timeout=10).json()
+        handles = sorted(v["author"]["handle"] for v in feed["videos"])
+        assert handles == sorted(["demo", *FEED_CREATORS]), feed
+        assert all(v["status"] == "published" and v["hls_url"] for v in feed["videos"])
+        assert len({v["poster_url"] for v in feed["videos"]}) == 5
