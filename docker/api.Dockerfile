@@ -32,15 +32,26 @@ COPY api/ api/
 COPY cdn/ cdn/
 RUN pip install --no-deps .
 
+# The web app (issue 18): its files and its npm dependencies (hls.js, tus-js-client), pinned in
+# web/package-lock.json; `reelforge serve` serves them from REELFORGE_WEB_DIR (no CDN).
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
+COPY web/index.html ./
+COPY web/src/ src/
+
 FROM python:3.11-slim-bookworm
 RUN useradd --system --user-group --uid 10001 --create-home --home-dir /var/lib/reelforge \
       --shell /usr/sbin/nologin reelforge
 COPY --from=build /opt/reelforge /opt/reelforge
+COPY --from=web /web /opt/reelforge-web
 ENV PATH=/opt/reelforge/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     REELFORGE_MODE=production \
-    REELFORGE_DATA_DIR=/var/lib/reelforge
+    REELFORGE_DATA_DIR=/var/lib/reelforge \
+    REELFORGE_WEB_DIR=/opt/reelforge-web
 # Every installed module imports here, in the runtime stage: the native wheels (PyAV's FFmpeg,
 # onnxruntime, the compiled pdqhash) find their system libraries without the build tools.
 RUN python -c "import importlib, pkgutil; tops = ('api', 'cdn', 'classifiers', 'engine', 'ladders', 'packager'); [importlib.import_module(m.name) for t in tops for m in pkgutil.walk_packages(importlib.import_module(t).__path__, t + '.')]; import cli, worker"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from api.web.controllers import VENDOR_DIRS
 from tests.support.api import api_client, auth, register
+from tests.support.services import fresh_postgres_database, redis_database
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = ROOT / "web"
@@ -81,4 +82,23 @@ def test_a_missing_web_folder_is_a_clear_404_and_the_api_still_runs(tmp_path: Pa
         page = client.get("/")
         assert page.status_code == 404
         assert "no-web" in page.text
+        assert client.get("/v1/feed").status_code == 200
+
+
+def test_production_mode_serves_the_same_app(tmp_path: Path) -> None:
+    """The routes come from the app factory, whatever the mode: PostgreSQL and Redis here."""
+    with (
+        fresh_postgres_database() as database_url,
+        redis_database() as redis_url,
+        api_client(
+            tmp_path / "data",
+            mode="production",
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key="web-routes-test-secret",
+        ) as client,
+    ):
+        page = client.get("/")
+        assert page.status_code == 200 and page.text == (WEB / "index.html").read_text()
+        assert client.get("/vendor/hls.js/hls.min.mjs").status_code == 200
         assert client.get("/v1/feed").status_code == 200
