@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.api import make_settings
 from tests.support.clips import ffmpeg
 from tests.support.e2e import Flow
+from tests.support.moderation import make_moderator
 from tests.support.player import CHROMIUM, PLAYER_DIR, ensure_player_installed
 from tests.support.services import ApiProcess, embedded_env, free_port
 
@@ -45,10 +47,11 @@ def _artifacts(tmp_path: Path) -> Path:
     return Path(base) / "webapp" if base else tmp_path / "screenshots"
 
 
-def _drive(base_url: str, clip: Path, out: Path, handle: str) -> dict[str, Any]:
+def _drive(base_url: str, clip: Path, out: Path, handle: str, *extra: str) -> dict[str, Any]:
     command = [
         "node", str(DRIVER), "--base", base_url, "--clip", str(clip), "--out", str(out),
         "--handle", handle, "--timeout", str(DRIVER_TIMEOUT_S), "--chromium", str(CHROMIUM),
+        *extra,
     ]  # fmt: skip
     done = subprocess.run(
         command, cwd=PLAYER_DIR, capture_output=True, text=True, timeout=DRIVER_TIMEOUT_S + 60
@@ -75,7 +78,10 @@ def test_a_newcomer_registers_uploads_swipes_likes_follows_comments(tmp_path: Pa
     assert (ROOT / "web" / "node_modules" / "hls.js").is_dir(), "run `npm ci --prefix web`"
     # The for-you snapshot is rebuilt each second (30 s by default), so videos published
     # during the test are in the feed the page opens.
-    env = embedded_env(tmp_path / "data", REELFORGE_FEED_CACHE_SECONDS="1")
+    # A caption with a watched word is held for review (with its media): the moderator's part.
+    env = embedded_env(
+        tmp_path / "data", REELFORGE_FEED_CACHE_SECONDS="1", REELFORGE_WATCHED_WORDS="spoiler"
+    )
     with ApiProcess(env, free_port(), tmp_path / "api.log") as api:
         api.start()
         with Flow(api.url) as flow:
@@ -90,13 +96,24 @@ def test_a_newcomer_registers_uploads_swipes_likes_follows_comments(tmp_path: Pa
                 video_id = flow.upload_tus(creator, clip)
                 flow.publish(creator, video_id, caption=f"creator clip {n}")
                 creators[creator.id], theirs[video_id] = creator, creator
+            held_clip = _clip(tmp_path / "held.mp4", 3, "smptehdbars", 660)
+            holder = creator  # the last creator also posts a video that is held
+            held = flow.upload_tus(holder, held_clip)
+            flow.publish(holder, held, caption="huge spoiler inside")
             for video_id, creator in theirs.items():
                 assert flow.wait_status(video_id, creator, deadline_s=120)["status"] == "published"
+            assert flow.wait_status(held, holder, deadline_s=120)["status"] == "in_review"
+            moderator = flow.register("mod_" + os.urandom(3).hex(), password="moderator pass 1")
+            make_moderator(make_settings(tmp_path / "data"), moderator.handle)
+            review = (
+                "--moderator", moderator.handle, "--moderator-password", "moderator pass 1",
+                "--review", held,
+            )  # fmt: skip
 
             handle = "newcomer_" + os.urandom(3).hex()
             mine = _clip(tmp_path / "mine.mp4", 3, "testsrc", 550)
             out = _artifacts(tmp_path)
-            result = _drive(api.url, mine, out, handle)
+            result = _drive(api.url, mine, out, handle, *review)
             print(f"screenshots: {out}")
             print(json.dumps({k: v for k, v in result.items() if k != "token"}, indent=1))
             assert result["failed"] is None, (result["failed"], result["errors"], api.log_tail())
@@ -134,7 +151,12 @@ def test_a_newcomer_registers_uploads_swipes_likes_follows_comments(tmp_path: Pa
             ]
             assert flow.user(creator.id)["follower_count"] == 1 == result["profileFollowers"]
             assert result["profileFollowShown"] == "Following"
-            headers = {"Authorization": f"Bearer {result['token']}"}
+            # The page logged out (its token is revoked): log in again to read the feed.
+            revoked = {"Authorization": f"Bearer {result['token']}"}
+            assert flow.http.get("/v1/feed?type=following", headers=revoked).status_code == 401
+            login = {"handle": handle, "password": "correct horse battery"}
+            token = flow.http.post("/v1/auth/login", json=login).json()["token"]
+            headers = {"Authorization": f"Bearer {token}"}
             following = flow.http.get("/v1/feed?type=following", headers=headers).json()
             assert [v["id"] for v in following["videos"]] == [liked]
             # Share copied the video's page and its MP4.
@@ -154,7 +176,12 @@ def test_a_newcomer_registers_uploads_swipes_likes_follows_comments(tmp_path: Pa
             assert metrics["engine"] == "hls.js"
             assert metrics["firstFrameMs"] > 0
             assert metrics["swipes"] and metrics["swipes"][0]["preloadedFragments"] >= 1
-            assert len(result["screenshots"]) >= 8
+            # The moderator played the held video in the queue and rejected it with a reason.
+            assert result["reviewAnswer"] == "rejected"
+            rejected = flow.video(held, holder)
+            assert rejected["status"] == "rejected"
+            assert rejected["status_reason"].endswith(result["rejectReason"])
+            assert len(result["screenshots"]) >= 9
             for shot in result["screenshots"]:
                 assert Path(shot).stat().st_size > 5_000, shot
 

@@ -8,6 +8,10 @@
 //
 //   node webapp.mjs --base http://127.0.0.1:PORT --clip FILE --out DIR --handle NAME
 //                   [--password PW] [--timeout 150] [--chromium /usr/bin/chromium]
+//                   [--moderator HANDLE --moderator-password PW --review VIDEO_ID]
+//
+// With --moderator, it then logs out, logs in as that moderator, plays VIDEO_ID in the
+// review queue and rejects it with a reason.
 //
 // Exit status: 0 with a result (its `failed` says where it stopped, if anywhere), 1 when the
 // harness itself failed, 2 on bad arguments.
@@ -34,6 +38,9 @@ function options() {
       out: { type: 'string' },
       handle: { type: 'string' },
       password: { type: 'string', default: 'correct horse battery' },
+      moderator: { type: 'string' },
+      'moderator-password': { type: 'string' },
+      review: { type: 'string' },
       timeout: { type: 'string', default: '150' },
       chromium: { type: 'string', default: '/usr/bin/chromium' },
     },
@@ -226,6 +233,30 @@ async function run(opts) {
       // Leaving the feed flushed its watch events; give the request a moment to land.
       await page.waitForTimeout(500);
     });
+    if (opts.moderator) {
+      await step('logout', async () => {
+        await page.evaluate(() => { location.hash = '#/me'; });
+        await page.click('.profile .logout');
+        await page.waitForFunction(() => location.hash === '#/login' && !localStorage.getItem('reelforge.session'));
+      });
+      await step('review', async () => {
+        await page.fill('input[name=handle]', opts.moderator);
+        await page.fill('input[name=password]', opts['moderator-password']);
+        await page.click('button[value=login]');
+        await page.waitForSelector('[data-nav=review]:not([hidden])');
+        await page.click('[data-nav=review]');
+        const item = page.locator(`.review-item[data-video-id="${opts.review}"]`);
+        await item.waitFor();
+        await item.locator('.play').click();
+        await until('the held video to play', (id) => document.querySelector(`.review-item[data-video-id="${id}"] video`)?.currentTime > 0.5, opts.review);
+        result.rejectReason = 'spoils the ending (web app test)';
+        await item.locator('input[name=reason]').fill(result.rejectReason);
+        await shot('review-queue');
+        await item.locator('button[value=reject]').click();
+        await page.locator(`.review-item.decided[data-video-id="${opts.review}"]`).waitFor();
+        result.reviewAnswer = await item.locator('.decide').textContent();
+      });
+    }
   } catch (error) {
     result.failed = result.failed ?? String(error.stack || error);
   } finally {
