@@ -5,7 +5,8 @@
 Starts `reelforge serve --demo --demo-seconds 6` (embedded, a fresh data dir under a temporary
 folder) and waits until the demo has seeded its five creators' videos; then
 `tests/player/webapp_timing.mjs` opens `/` LOADS times at a 390x844 viewport, each in a fresh
-browser profile (cold HTTP cache), and swipes through the feed. Printed (and written to
+browser profile (cold HTTP cache), swipes through the feed, and loads the page once more in
+that profile (warm cache). Printed (and written to
 `--out` as JSON): page load → first video frame, and swipe → next video's first frame
 (requestVideoFrameCallback), with the fragments the next video had loaded before each swipe.
 """
@@ -76,6 +77,8 @@ def measure(loads: int, swipes: int) -> dict[str, Any]:
     return {
         "browser": raw["browserVersion"],
         "page_load_to_first_frame": _summary(raw["loads"]),
+        "warm_page_load_to_first_frame": _summary(raw["warmLoads"]),
+        "first_load_breakdown_ms": raw["breakdowns"][0],
         "swipe_to_first_frame": _summary([s["ms"] for s in raw["swipes"]]),
         "preloaded_fragments_min": min(s["preloadedFragments"] for s in raw["swipes"]),
         "raw": raw,

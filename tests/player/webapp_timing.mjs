@@ -30,6 +30,24 @@ const { values } = parseArgs({
 });
 const base = values.base.replace(/\/$/, '');
 const loads = [];
+const warmLoads = [];
+const breakdowns = [];
+// Where the first load's time went: when each piece had arrived (ms since navigation start).
+function breakdown() {
+  const entries = performance.getEntriesByType('resource');
+  const first = (test) => entries.find((e) => test(e.name));
+  const end = (entry) => (entry ? Math.round(entry.responseEnd) : null);
+  const nav = performance.getEntriesByType('navigation')[0];
+  return {
+    html: nav ? Math.round(nav.responseEnd) : null,
+    hlsjs: end(first((u) => u.includes('/vendor/hls.js/'))),
+    domContentLoaded: nav ? Math.round(nav.domContentLoadedEventEnd) : null,
+    feed: end(first((u) => u.includes('/v1/feed'))),
+    master: end(first((u) => u.endsWith('master.m3u8'))),
+    firstSegment: end(first((u) => u.endsWith('.m4s'))),
+    firstFrame: window.__reelforge.firstFrameMs,
+  };
+}
 const swipes = [];
 let browserVersion = null;
 for (let n = 0; n < Number(values.loads); n += 1) {
@@ -44,6 +62,7 @@ for (let n = 0; n < Number(values.loads); n += 1) {
     await page.goto(`${base}/`, { waitUntil: 'load' });
     await page.waitForFunction(() => window.__reelforge?.firstFrameMs != null, null, { timeout: 30_000 });
     loads.push(await page.evaluate(() => window.__reelforge.firstFrameMs));
+    breakdowns.push(await page.evaluate(breakdown));
     for (let s = 0; s < Number(values.swipes); s += 1) {
       const more = await page.evaluate(() => window.__reelforgeFeed.count() > window.__reelforge.swipes.length + 1);
       if (!more) break;
@@ -53,9 +72,13 @@ for (let n = 0; n < Number(values.loads); n += 1) {
       await page.waitForFunction((k) => window.__reelforge.swipes.length > k, s, { timeout: 30_000 });
     }
     swipes.push(...(await page.evaluate(() => window.__reelforge.swipes)));
+    // The same page again in the same profile: the app and hls.js come from the HTTP cache.
+    await page.goto(`${base}/?again=${n}`, { waitUntil: 'load' });
+    await page.waitForFunction(() => window.__reelforge?.firstFrameMs != null, null, { timeout: 30_000 });
+    warmLoads.push(await page.evaluate(() => window.__reelforge.firstFrameMs));
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });
   }
 }
-process.stdout.write(JSON.stringify({ browserVersion, loads, swipes }) + '\n');
+process.stdout.write(JSON.stringify({ browserVersion, loads, warmLoads, breakdowns, swipes }) + '\n');

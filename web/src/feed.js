@@ -66,7 +66,7 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
       try {
         const query = new URLSearchParams({ type, limit: '10' });
         if (cursor) query.set('cursor', cursor);
-        const page = await get(`/v1/feed?${query}`);
+        const page = (await earlyFirstPage(cursor)) ?? (await get(`/v1/feed?${query}`));
         page.videos.filter((v) => v.hls_url).forEach(addSlide);
         cursor = page.next_cursor;
         if (!cursor) {
@@ -83,6 +83,19 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
       }
     })();
     return loading;
+  }
+
+  // The first page index.html asked for before the modules loaded, when it is this one.
+  async function earlyFirstPage(after) {
+    const early = window.__reelforgeFirstFeed;
+    delete window.__reelforgeFirstFeed;
+    if (!early || after || type !== 'for_you' || startVideoId) return null;
+    try {
+      const response = await early;
+      return response.ok ? await response.json() : null;
+    } catch {
+      return null;
+    }
   }
 
   function emptyText() {
@@ -199,6 +212,8 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
       }
     }
     await loadMore();
+    // The first video starts now, not at the observer's first callback (a frame later).
+    if (current === -1 && slides.length) activate(0);
     feed.focus({ preventScroll: true });
   })();
 
