@@ -84,6 +84,15 @@ async function run(opts) {
         result.errors.push({ source: 'http', status: r.status(), method: r.request().method(), url: r.url() });
       }
     });
+    // Every watch-event batch the page sent, and what the API answered.
+    result.eventBatches = [];
+    page.on('response', async (r) => {
+      if (r.url().endsWith('/v1/events') && r.request().method() === 'POST') {
+        const sent = JSON.parse(r.request().postData() || '{}').events || [];
+        const answer = await r.json().catch(() => null);
+        result.eventBatches.push({ types: sent.map((e) => e.type), answer });
+      }
+    });
     page.on('request', (r) => {
       if (!r.url().startsWith(opts.base) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) {
         result.errors.push({ source: 'offsite', url: r.url() });
@@ -222,6 +231,26 @@ async function run(opts) {
       result.shared = await page.evaluate(() => window.__reelforgeShared);
       result.clipboard = await page.evaluate(() => navigator.clipboard.readText()).catch(() => null);
     });
+    await step('watch-to-the-end', async () => {
+      // The clip is 4 s and loops: its completion and its first loop are sent.
+      await until('a loop of the current video', () => (window.__reelforge.events || []).includes('loop'));
+    });
+    await step('report', async () => {
+      for (const expected of ['Reported. Thank you.', 'You already reported it']) {
+        await slide().locator('.act.more').click();
+        await page.selectOption('.sheet select[name=reason]', 'spam');
+        await page.click('.sheet .report-form button[type=submit]');
+        await until(`the toast "${expected}"`, (text) => document.getElementById('toast').textContent === text, expected);
+      }
+      result.reported = true;
+    });
+    await step('not-interested', async () => {
+      const before = await page.evaluate(() => window.__reelforgeFeed.count());
+      await slide().locator('.act.more').click();
+      await page.click('.sheet .not-interested');
+      await until('the video to leave the feed', (id) => !document.querySelector(`.slide[data-video-id="${id}"]`), result.currentVideoId);
+      result.feedCountAfterNotInterested = [before, await page.evaluate(() => window.__reelforgeFeed.count())];
+    });
     await step('profile', async () => {
       result.metrics = await page.evaluate(() => window.__reelforge);
       // Within the page (a link's hash), so leaving the feed flushes its watch events.
@@ -230,8 +259,12 @@ async function run(opts) {
       result.profileFollowers = Number(await page.textContent('.follower-count'));
       result.profileFollowShown = await page.textContent('.follow-profile');
       await shot('creator-profile');
-      // Leaving the feed flushed its watch events; give the request a moment to land.
+      // Leaving the feed flushed its watch events.
+      await until('the last watch events to be sent', () => !document.body.dataset.currentVideo);
       await page.waitForTimeout(500);
+      await page.evaluate(() => { location.hash = '#/following'; });
+      await until('the followed creator in the following feed', (id) => document.querySelector(`.slide[data-author-id="${id}"]`), result.currentAuthorId);
+      await shot('following-feed');
     });
     if (opts.moderator) {
       await step('logout', async () => {

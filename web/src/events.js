@@ -3,6 +3,7 @@
 // not_interested; each with an event_id of its own, so a retried batch counts once.
 
 import { api, session } from './api.js';
+import { metrics } from './player.js';
 
 const FLUSH_MS = 5000;
 let queue = [];
@@ -18,6 +19,7 @@ export function track(videoId, type, value) {
   const event = { event_id: uuid(), video_id: videoId, type };
   if (value !== undefined) event.value = Math.max(0, Math.round(value));
   queue.push(event);
+  (metrics.events ||= []).push(type); // what the page sent, for the tests and the curious
   if (!timer) timer = setTimeout(flush, FLUSH_MS);
 }
 
