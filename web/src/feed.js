@@ -68,6 +68,7 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
         if (cursor) query.set('cursor', cursor);
         const page = (await earlyFirstPage(cursor)) ?? (await get(`/v1/feed?${query}`));
         page.videos.filter((v) => v.hls_url).forEach(addSlide);
+        keepPlayers(); // a page that arrives after the swipe still preloads the next video
         cursor = page.next_cursor;
         if (!cursor) {
           exhausted = true;
@@ -115,6 +116,15 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
     }
   }
 
+  // The current video and its neighbours keep a player; the next one is preloaded (paused).
+  function keepPlayers() {
+    if (current < 0) return;
+    slides.forEach((slide, i) => {
+      if (Math.abs(i - current) <= 1) ensurePlayer(slide);
+      else if (Math.abs(i - current) > 2) dropPlayer(slide);
+    });
+  }
+
   function activate(index) {
     if (index < 0 || index === current || closed) return;
     const started = swipeStart ?? performance.now();
@@ -127,11 +137,7 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
     }
     const first = current === -1;
     current = index;
-    // The current one and its neighbours keep a player; the next is preloaded (paused).
-    slides.forEach((slide, i) => {
-      if (Math.abs(i - index) <= 1) ensurePlayer(slide);
-      else if (Math.abs(i - index) > 2) dropPlayer(slide);
-    });
+    keepPlayers();
     const slide = slides[index];
     const video = slide.videoEl;
     const preloadedFragments = slide.handle ? slide.handle.fragments : 0;
@@ -189,6 +195,7 @@ export function feedView(root, { type = 'for_you', startVideoId = null } = {}) {
     slides.splice(index, 1);
     current = shown && shown !== slide ? slides.indexOf(shown) : -1;
     if (shown && shown !== slide) shown.el.scrollIntoView({ behavior: 'instant', block: 'start' });
+    keepPlayers();
   }
 
   function onKey(event) {
