@@ -210,3 +210,43 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loopback only: a proxy variable must not send the test's requests elsewhere."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_an_upload_pauses_resumes_and_shows_why_the_file_was_refused(tmp_path: Path) -> None:
+    """The upload page on a 3 MiB/s uplink: a 12 MiB file goes in 8 MiB tus chunks; paused
+    after the first, the server holds exactly that chunk, and resuming sends only the rest.
+    The file is no video: the page then shows the refusal and its reason, as the API has them."""
+    ensure_player_installed()
+    with ApiProcess(embedded_env(tmp_path / "data"), free_port(), tmp_path / "api.log") as api:
+        api.start()
+        with Flow(api.url) as flow:
+            owner = flow.register("uploader_" + os.urandom(3).hex())
+            user = flow.user(owner.id)
+            junk = tmp_path / "holiday.mp4"
+            junk.write_bytes(os.urandom(12 * 1024 * 1024))
+            command = [
+                "node", str(PLAYER_DIR / "webapp_upload.mjs"), "--base", api.url,
+                "--token", owner.token, "--user-json", json.dumps(user), "--file", str(junk),
+                "--out", str(_artifacts(tmp_path)), "--chromium", str(CHROMIUM),
+            ]  # fmt: skip
+            done = subprocess.run(
+                command, cwd=PLAYER_DIR, capture_output=True, text=True, timeout=180
+            )
+            assert done.returncode == 0, done.stderr[-4000:]
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            print(json.dumps(result, indent=1))
+            assert result["failed"] is None and result["errors"] == [], result
+            # Paused after the first chunk: the server has it whole, and nothing more.
+            assert result["server"]["status"] == 200
+            assert result["server"]["offset"] == 8 * 1024 * 1024
+            assert result["server"]["length"] == junk.stat().st_size
+            assert 8 / 12 * 100 <= result["pausedAt"] < 100
+            # Resumed from the server's offset, not from the start.
+            after = result["progress"][result["progress"].index(result["pausedAt"]) + 1 :]
+            assert after and min(after) >= 8 / 12 * 100 - 0.01, result["progress"]
+            # The bar moved with the bytes (a 3 MiB/s uplink: many steps) and ended full.
+            assert len(result["progress"]) >= 5 and result["progress"][-1] == 100
+            # The page says what the API says: refused, and why.
+            video = flow.video(result["videoId"], owner)
+            assert video["status"] == result["status"] in ("rejected", "failed")
+            assert video["status_reason"] and result["reason"] == video["status_reason"]
