@@ -193,6 +193,7 @@ def test_a_newcomer_registers_uploads_swipes_likes_follows_comments(tmp_path: Pa
             # Preloading: the next video's first segment was in before the swipe.
             metrics = result["metrics"]
             assert metrics["engine"] == "hls.js"
+            assert result["nativeEngine"] == "native"  # and it plays without MSE too
             assert metrics["firstFrameMs"] > 0
             assert metrics["swipes"] and metrics["swipes"][0]["preloadedFragments"] >= 1
             # The moderator played the held video in the queue and rejected it with a reason.

@@ -290,6 +290,19 @@ async function run(opts) {
         result.reviewAnswer = await item.locator('.decide').textContent();
       });
     }
+    await step('native-hls', async () => {
+      // A browser without Media Source Extensions: the page falls back to native HLS.
+      const bare = await context.newPage();
+      await bare.addInitScript(() => {
+        for (const name of ['MediaSource', 'ManagedMediaSource', 'WebKitMediaSource']) {
+          Object.defineProperty(window, name, { value: undefined, configurable: true });
+        }
+      });
+      await bare.goto(`${opts.base}/`, { waitUntil: 'load' });
+      await bare.waitForFunction(() => (window.__reelforgeFeed?.playing()?.currentTime ?? 0) > 0.5, null, { timeout: Math.min(30_000, left()) });
+      result.nativeEngine = await bare.evaluate(() => window.__reelforge.engine);
+      await bare.close();
+    });
   } catch (error) {
     result.failed = result.failed ?? String(error.stack || error);
   } finally {
