@@ -13,9 +13,8 @@ from sqlalchemy import insert
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.tables import video_parts
-from api.jobs.partreaper import redispatch_lapsed
+from api.jobs.partreaper import redispatch_lapsed, stale_after_ms
 from api.jobs.publish import early_render_id
-from api.jobs.reaper import stale_after_ms
 from tests.support.api import api_client, register, seed_video
 from tests.support.pg import fresh_database
 from tests.support.services import redis_database
