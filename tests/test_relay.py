@@ -5,6 +5,7 @@ tests/test_job_outbox.py; here a pass's sends are recorded instead of going to a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,16 +144,17 @@ def test_a_held_job_is_left_alone_until_its_lease_lapses(db: Engine, redis: Any)
 
 
 def test_a_heartbeat_keeps_the_lease(db: Engine) -> None:
+    lease_s = 2.0
     owner = insert_user(db)
     vid = insert_processing_video(db, owner, 10)
     put(db, vid)
-    assert joblease.claim(db, vid, 0.3) is not None
-    import time
-
-    with joblease.holding(db, vid, 1, 0.3):
-        time.sleep(1.0)  # three lease times: without a beat the lease would lapse
-        assert joblease.claim(db, vid, 0.3) is None
-        assert job(db, vid).heartbeat_at > now_ms() - 300
+    assert joblease.claim(db, vid, lease_s) is not None
+    with joblease.holding(db, vid, 1, lease_s):
+        time.sleep(2.5 * lease_s)  # without a beat the lease would have lapsed twice
+        assert joblease.claim(db, vid, lease_s) is None
+        assert job(db, vid).heartbeat_at > now_ms() - lease_s * 1000
+    time.sleep(lease_s + 0.5)  # the block is over: no beat any more
+    assert joblease.claim(db, vid, lease_s) is not None
 
 
 def test_orphans_are_put_on_record_and_ended_jobs_dropped(db: Engine, redis: Any) -> None:
