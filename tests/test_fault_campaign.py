@@ -246,8 +246,9 @@ def test_every_fault_at_once_publishes_every_video_once_and_leaves_nothing(
         time.sleep(2.0)
         c.redis.start()
         back = time.monotonic()
-        for video_id in videos:
-            video = flow.wait_status(video_id, creator, deadline_s=BOUND_S)
+        for video_id in videos:  # all within BOUND_S of Redis's return, not each
+            left = max(1.0, BOUND_S - (time.monotonic() - back))
+            video = flow.wait_status(video_id, creator, deadline_s=left)
             assert video["status"] == "published", (video_id, video["status_reason"], c.logs())
         times["Redis restarted empty: every video published"] = time.monotonic() - back
 
