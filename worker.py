@@ -3,15 +3,15 @@
 Production: `dramatiq worker:setup --processes N --threads 1` on any number of machines, with
 `REELFORGE_MODE=production` and the same `REELFORGE_*` settings as the API (Redis broker).
 Embedded: the API process builds the same actors on an in-memory broker and runs a Dramatiq
-`Worker` inside itself; the database is the source of truth, so unfinished videos are
-re-enqueued at start.
+`Worker` inside itself, and re-enqueues unfinished videos at start.
 
-Actors take ids only, reload the row, skip deleted videos and are idempotent: the processing
-job writes its outputs under a fresh immutable prefix and flips the video to published with one
-compare-and-set, so a job delivered twice publishes once. A chunked run's part is taken only
-with its lease (api/jobs/partrows.py), so two deliveries never work on one part at once, and a
-part whose worker died is sent again by the broker or by the run reaper
-(api/jobs/partreaper.py, through `enqueue_part`).
+The database, not the broker, is the record of what must run: a processing job is put on
+record (the outbox, api/jobs/relay.py) and the relay sends it, again if no worker claims it.
+Actors take ids only, reload the row, skip deleted videos and are idempotent: a job is taken
+only with its lease (api/jobs/joblease.py; a chunked run's part: api/jobs/partrows.py), its
+outputs go under a fresh immutable prefix and one compare-and-set publishes, so a job
+delivered twice publishes once. A dead worker's job or part is sent again once its lease
+lapsed, by the relay or the run reaper (api/jobs/partreaper.py, through `enqueue_part`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from api.core.outbox import Relayed
 from api.core.settings import Settings
 from api.jobs import threadwatch
 from cdn.hooks import UnsafeTarget
@@ -109,7 +110,7 @@ class Jobs:
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
         from api.jobs import edge as edgejobs
         from api.jobs import partrows as chunks
-        from api.jobs import sweeper
+        from api.jobs import relay, sweeper
         from api.jobs import transcode as processing
 
         self.settings = settings
@@ -179,27 +180,22 @@ class Jobs:
             actor_name="assemble_video",
             **parts,
         )
+        # The actors that mark a video failed once Dramatiq gave up on its job or part.
+        janitor: dict[str, Any] = {
+            "queue_name": CLEANUP_QUEUE, "broker": broker, "max_retries": 10,
+            "time_limit": 60_000, "min_backoff": 1_000, "max_backoff": 60_000,
+        }  # fmt: skip
         self.part_gave_up = _actor(
             lambda message, retry_info: chunking.gave_up(
                 *[*message["args"], chunks.ASSEMBLY, 0][:4]
             ),
             actor_name=PART_GAVE_UP_ACTOR,
-            queue_name=CLEANUP_QUEUE,
-            broker=broker,
-            max_retries=10,
-            time_limit=60_000,
-            min_backoff=1_000,
-            max_backoff=60_000,
+            **janitor,
         )
         self.gave_up = _actor(
             lambda message, retry_info: runtime.give_up(message["args"][0]),
             actor_name=GAVE_UP_ACTOR,
-            queue_name=CLEANUP_QUEUE,
-            broker=broker,
-            max_retries=10,
-            time_limit=60_000,
-            min_backoff=1_000,
-            max_backoff=60_000,
+            **janitor,
         )
         self.cleanup = _actor(
             lambda video_id: runtime.cleanup(video_id),
@@ -243,15 +239,30 @@ class Jobs:
             actor_name="purge_video",
             **edge_options,
         )
+        self.outbox = relay.Outbox(
+            lambda: runtime.db, self.send_transcode, getattr(broker, "client", None),
+            settings.job_ack_seconds, settings.job_lease_s,
+        )  # fmt: skip
         self._worker: dramatiq.Worker | None = None
         self._edge_worker: dramatiq.Worker | None = None
         self._booted = False
         self._watch_stop = threading.Event()
 
     # -- the API's side -------------------------------------------------------------------
+    def send_transcode(self, video_id: str, lane: str) -> None:
+        """The relay's send (api/jobs/relay.py): jobs go on record first, never straight here."""
+        (self.transcode_bulk if lane == "bulk" else self.transcode).send(video_id)
+
     def enqueue_transcode(self, video_id: str, lane: str) -> None:
-        actor = self.transcode_bulk if lane == "bulk" else self.transcode
-        actor.send(video_id)
+        """Put a processing video's job on record and send it (tools, tests)."""
+        self.outbox.put([(video_id, lane)])
+
+    def send_queued(self, video_id: str) -> None:
+        """Send the video's job now if the broker answers (the publish's own send)."""
+        self.outbox.relay(only=video_id, create_epoch=False)
+
+    def relay(self) -> Relayed:  # one pass of the outbox's relay (api/jobs/relay.py)
+        return self.outbox.relay()
 
     def enqueue_part(self, video_id: str, run_id: str, kind: str, index: int) -> None:
         """Enqueue a chunked run's part, its assembly or its early publish: the runtime's
@@ -318,10 +329,10 @@ class Jobs:
             client.ping()
 
     def requeue_unfinished(self) -> int:
-        """Enqueue every video the database says is still to be processed."""
+        """Embedded start: every video the database says is still to be processed gets its
+        job on record again (what a dead process held included) and sent."""
         pending = self._runtime.unfinished()
-        for video_id, lane in pending:
-            self.enqueue_transcode(video_id, lane)
+        self.outbox.put(pending)
         return len(pending)
 
     # -- embedded mode --------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Embedded mode (`reelforge serve`) also runs the Dramatiq worker inside this process and, at
 start, re-enqueues every unfinished video (the database is the source of truth, so a restart
 loses no job). Production runs the API alone; `dramatiq worker:setup` processes do the work.
+Both run the job outbox's relay (api/jobs/relay.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from api.feed import controllers as feed
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
 from api.jobs.partreaper import redispatch_lapsed, redispatch_loop
-from api.jobs.reaper import reaper_loop
+from api.jobs.relay import relay_loop
 from api.jobs.sweeper import sweeper_loop
 from api.media import controllers as media
 from api.middleware.idempotency import IdempotencyMiddleware
@@ -77,7 +78,6 @@ def create_app(settings: Settings) -> Litestar:
         feed = app.state.feed_store = FeedStore(ctx)
         feed.start()
         app.state.trending = TrendingPools()
-        reaper: asyncio.Task[None] | None = None
         part_reaper: asyncio.Task[None] | None = None
         sweeper: asyncio.Task[None] | None = None
         if settings.storage_sweep_interval_seconds > 0:
@@ -89,16 +89,15 @@ def create_app(settings: Settings) -> Litestar:
             if requeued:
                 log.info("re-enqueued %d unfinished video(s)", requeued)
             await redispatch_lapsed(ctx, at_start=True)
-        else:
-            if settings.reaper_interval_seconds > 0:
-                reaper = asyncio.create_task(reaper_loop(ctx, settings.reaper_interval_seconds))
-            if settings.part_reaper_interval_seconds > 0:
-                interval = settings.part_reaper_interval_seconds
-                part_reaper = asyncio.create_task(redispatch_loop(ctx, interval))
+        # The job outbox's relay (api/jobs/relay.py), in both modes.
+        relay = asyncio.create_task(relay_loop(ctx))
+        if not settings.embedded and settings.part_reaper_interval_seconds > 0:
+            interval = settings.part_reaper_interval_seconds
+            part_reaper = asyncio.create_task(redispatch_loop(ctx, interval))
         try:
             yield
         finally:
-            for task in (reaper, part_reaper, sweeper):
+            for task in (relay, part_reaper, sweeper):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

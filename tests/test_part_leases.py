@@ -34,9 +34,9 @@ from api.core.keys import media_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import users, video_parts
+from api.jobs.partreaper import MARGIN_SECONDS
 from api.jobs.partrows import CHUNK, part_name
 from api.jobs.publish import early_render_id
-from api.jobs.reaper import MARGIN_SECONDS
 from cdn.storage import Storage
 from tests.support.clips import chunking_clip
 from tests.support.jobs import insert_user, stage_video, video_row, wait_for

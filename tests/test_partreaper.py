@@ -13,9 +13,8 @@ from sqlalchemy import insert
 from api.core.context import AppContext
 from api.core.db import new_id, now_ms, sync_engine
 from api.core.tables import video_parts
-from api.jobs.partreaper import redispatch_lapsed
+from api.jobs.partreaper import redispatch_lapsed, stale_after_ms
 from api.jobs.publish import early_render_id
-from api.jobs.reaper import stale_after_ms
 from tests.support.api import api_client, register, seed_video
 from tests.support.pg import fresh_database
 from tests.support.services import redis_database
@@ -91,3 +90,51 @@ def test_the_reaper_sends_again_what_no_worker_holds_once(tmp_path: Path) -> Non
     assert second == []  # once per part and attempt
     sent = {*jobs.of("transcode_part"), *((v, r, "assembly", 0) for v, r in jobs.of("assemble"))}
     assert sent == expected
+
+
+def test_parts_never_started_are_sent_again_at_once_when_redis_lost_its_data(
+    tmp_path: Path,
+) -> None:
+    """Issue 16: a chunk message lost with a Redis restarted empty is not left to the stale
+    margin: the job relay (api/jobs/relay.py) finds the broker's epoch gone and has every part
+    never started sent again at once; a started part whose lease is held is not."""
+    import redis
+
+    from api.jobs.relay import EPOCH_KEY
+    from tests.support.jobs import wait_for
+
+    with (
+        fresh_database() as database_url,
+        redis_database() as redis_url,
+        api_client(
+            tmp_path,
+            mode="production",
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key="part-reaper-test-secret",
+            part_reaper_interval_seconds=0,  # only the relay sends here
+        ) as client,
+    ):
+        ctx: AppContext = client.app.state.ctx
+        broker = redis.Redis.from_url(redis_url)
+        wait_for(lambda: broker.get(EPOCH_KEY) is not None, 30, "the relay's first epoch")
+        owner, _ = register(client)
+        video, run = seed_video(ctx.settings, owner, status="processing", render_id=""), new_id("p")
+        now = now_ms()
+        engine = sync_engine(ctx.settings)
+        with engine.begin() as conn:
+            conn.execute(
+                insert(video_parts),
+                [
+                    {"video_id": video, "run_id": run, "kind": "chunk", "part": index,
+                     "state": "pending", "attempts": attempts, "updated_at": now}
+                    for index, attempts in ((0, 0), (1, 1))  # queued; held by a live worker
+                ],
+            )  # fmt: skip
+        engine.dispose()
+        jobs = record_jobs(client.app)
+        assert client.blocking_portal.call(redispatch_lapsed, ctx) == []  # young: left alone
+        broker.delete(EPOCH_KEY)  # what a Redis restarted empty looks like to the relay
+        wait_for(lambda: jobs.of("transcode_part") != [], 30, "the chunk sent again")
+        broker.close()
+    assert jobs.of("transcode_part") == [(video, run, "chunk", 0)]

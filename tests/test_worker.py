@@ -72,9 +72,9 @@ def test_busy_creators_have_their_own_lower_priority_lane(jobs: worker.Jobs) -> 
     assert jobs.transcode.queue_name != jobs.transcode_bulk.queue_name
     assert jobs.transcode_bulk.priority > jobs.transcode.priority  # higher runs later
 
-    jobs.enqueue_transcode("v_a", "bulk")
-    jobs.enqueue_transcode("v_b", "normal")
-    jobs.enqueue_transcode("v_c", "normal")
+    jobs.send_transcode("v_a", "bulk")
+    jobs.send_transcode("v_b", "normal")
+    jobs.send_transcode("v_c", "normal")
 
     queues = jobs.broker.queues  # type: ignore[attr-defined]
     assert queues[worker.BULK_QUEUE].qsize() == 1

@@ -10,15 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.core.cache import Cache
 from api.core.identity import User
+from api.core.outbox import Relayed
 from api.core.settings import Settings
 from api.core.ttlcache import TTLCache
 from cdn.storage import Storage
 
 
 class JobQueue(Protocol):
-    """Where the API hands work to the workers (Dramatiq in both modes)."""
+    """Where the API hands work to the workers (Dramatiq in both modes). A processing job goes
+    on record in the database first (api/core/outbox.py); `send_queued` and `relay` send it."""
 
-    def enqueue_transcode(self, video_id: str, lane: str) -> None: ...
+    def enqueue_transcode(self, video_id: str, lane: str) -> None: ...  # on record, then sent
+    def send_queued(self, video_id: str) -> None: ...
+    def relay(self) -> Relayed: ...
     def enqueue_part(self, video_id: str, run_id: str, kind: str, index: int) -> None: ...
     def enqueue_cleanup(self, video_id: str) -> None: ...
     def enqueue_purge(self, video_id: str) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,6 @@ DEFAULT_CONTENT_TYPES = (
 
 PRODUCTION_CHUNK_THRESHOLD_S = 60.0
 """Production's default `chunk_threshold_seconds` (see README "Split and stitch")."""
-
 
 GRACE_MARGIN_S = 3600.0
 """Added to the default `storage_grace_seconds`: beyond a job's time limit, the transfers
@@ -112,9 +111,11 @@ class Settings:
     loudness_normalize: bool = True
     loudness_target_lufs: float = -14.0
     true_peak_dbtp: float = -1.0
-    # Production: how often one API process looks for processing videos whose broker message
-    # was lost (api/jobs/reaper.py); 0 turns the reaper off.
-    reaper_interval_seconds: float = 300.0
+    # The job outbox (issue 16; api/jobs/relay.py): a job no worker claimed this long after
+    # its send is sent again (then after 2x, 4x ... 32x); a single-pass job's lease (heartbeat
+    # of its worker, api/jobs/joblease.py; capped as `part_lease_s`), then it is sent again.
+    job_ack_seconds: float = 30.0
+    job_lease_seconds: float = 30.0
     # The storage sweeper (issue 16; api/jobs/sweeper.py): how often one API process has a worker
     # remove render and work prefixes no row points at and abort stale multipart uploads (0: never),
     # and how old they must be first. Unset (-1): the longest signed URL (playback or review, + 5
@@ -225,6 +226,10 @@ class Settings:
         """The lease in force: at most half the broker's heartbeat timeout, so a killed part's
         redelivery finds its lease lapsed."""
         return min(self.part_lease_seconds, self.broker_heartbeat_ms / 2000)
+
+    @property
+    def job_lease_s(self) -> float:
+        return min(self.job_lease_seconds, self.broker_heartbeat_ms / 2000)
 
     @property
     def origin_dir(self) -> Path:
@@ -367,8 +372,6 @@ def _check_playback(settings: Settings) -> None:
 
 
 def _replace(settings: Settings, **changes: object) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 

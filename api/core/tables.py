@@ -327,3 +327,27 @@ superseded_renders = Table(
     Column("render_id", String(32), primary_key=True),
     Column("served_until", BigInteger, nullable=False),
 )
+
+# The transactional outbox of the single-pass processing job (issue 16, "Jobs never depend on
+# Redis keeping a message"; api/core/outbox.py, api/jobs/relay.py, api/jobs/joblease.py): the
+# database, not the broker, is the record of what must run. A publish writes the row in the
+# transaction that moves the video to `processing`; the relay hands unsent rows to Dramatiq
+# (`sent_at`, `sends`, the broker's `epoch` then) and sends again a row nobody claimed in time,
+# or sent before the broker lost its data (a new epoch). A delivery claims the row
+# (`state` claimed, `attempt` the video's attempt) and keeps `heartbeat_at` fresh while it
+# works, so a dead worker's job is sent again once the heartbeat lapses. The row goes when
+# the job ends (published, rejected, failed, or its chunked run planned).
+video_jobs = Table(
+    "video_jobs",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("lane", String(16), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("sends", Integer, nullable=False, default=0),
+    Column("sent_at", BigInteger),
+    Column("epoch", String(32)),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("heartbeat_at", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_video_jobs_state", "state"),
+)

@@ -13,7 +13,7 @@ jobs, with the database (`video_parts`) as the record of what must run.
 2. a part: takes its lease and counts an attempt on its `pending` row (compare-and-set:
    done, superseded, or held by another live delivery: skip; api/jobs/partrows.py), keeps
    the lease with a heartbeat while it works (gives it back when it fails and is retried),
-   touches the video's `updated_at` (api/jobs/reaper.py: the run is alive), takes the
+   touches the video's `updated_at` (api/jobs/relay.py: the run is alive, no orphan), takes the
    source from storage (`uploads/{vid}/`, a copy cached per worker), encodes in the sandboxed
    child like the single pass, uploads its folder under `work/{vid}/{run}/{part}/`, then moves
    its row pending → done (compare-and-set: a redelivered message counts once) and counts a

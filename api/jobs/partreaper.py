@@ -2,7 +2,7 @@
 was lost (issue 15, "Split and stitch": a killed chunk is redone alone; production).
 
 Every API process runs `redispatch_loop`; once per `part_reaper_interval_seconds` one of them
-(a cache counter is the lock, as for api/jobs/reaper.py) looks at every live run
+(a cache counter is the lock, as for api/jobs/relay.py) looks at every live run
 (api/jobs/partrows.py `run_alive`: the video is `processing`, or shows the run's early render)
 and enqueues again:
 
@@ -10,8 +10,9 @@ a. a started part (attempts > 0, still pending) whose lease lapsed: no heartbeat
    `part_lease_s`, so the worker that held it died, and no redelivery took it;
 b. a claimed assembly or early publish whose lease lapsed (its message was lost after the
    claim, or its worker died);
-c. a part never started (attempts 0) older than the stale margin of api/jobs/reaper.py (its
-   message was lost, e.g. Redis restarted empty);
+c. a part never started (attempts 0) older than the stale margin (`stale_after_ms`: a message
+   lost alone); every part never started when the job relay found the broker's data lost
+   (api/jobs/relay.py: Redis came back empty, its messages are gone);
 d. a pending assembly whose parts are all done (the last part's worker died between its own row
    and the claim): its message claims it (api/jobs/presenting.py `assemble`).
 
@@ -34,14 +35,20 @@ from api.core.lifecycle import DELETED, PROCESSING
 from api.core.tables import video_parts, videos
 from api.jobs.partrows import ASSEMBLY, CLAIMED, DONE, PENDING, PLAYABLE, WORK, part_key
 from api.jobs.publish import early_render_id
-from api.jobs.reaper import stale_after_ms
 
 log = logging.getLogger("reelforge.reaper")
 
 LOCK_KEY = "partreaper:lock"
+# Added to the transcode time limit for a part never started: downloading the upload and
+# storing the outputs (worker.py gives the actor 300 s for that) and a margin.
+MARGIN_SECONDS = 600
 
 Part = tuple[str, str, str, int]
 """(video id, run id, kind, index): what `JobQueue.enqueue_part` takes."""
+
+
+def stale_after_ms(ctx: AppContext) -> int:
+    return (ctx.settings.transcode_time_limit_s + MARGIN_SECONDS) * 1000
 
 
 def _candidates(lapsed: int, stale: int) -> Any:
@@ -71,13 +78,18 @@ def _candidates(lapsed: int, stale: int) -> Any:
     )
 
 
-async def redispatch_lapsed(ctx: AppContext, at_start: bool = False) -> list[Part]:
+async def redispatch_lapsed(
+    ctx: AppContext, at_start: bool = False, broker_lost: bool = False
+) -> list[Part]:
     """Enqueue again the parts of live runs that no worker holds (see the module doc).
 
     `at_start`: embedded mode's start, where this process is the only worker and runs nothing
     yet: every unfinished part of a live run is sent again, its lease given back first (a
     run published early and cut short by a restart gets its ladder; a `processing` video's run
-    is restarted whole by its transcode job, re-enqueued beside this)."""
+    is restarted whole by its transcode job, re-enqueued beside this).
+
+    `broker_lost`: the broker's data was lost (api/jobs/relay.py): every part never started
+    is sent again at once, not after the stale margin."""
     now = now_ms()
     lapsed = now + 1 if at_start else now - int(ctx.settings.part_lease_s * 1000)
     margin_ms = stale_after_ms(ctx)
@@ -96,7 +108,7 @@ async def redispatch_lapsed(ctx: AppContext, at_start: bool = False) -> list[Par
         .where(
             video_parts.c.state.in_((PENDING, CLAIMED)),  # ix_video_parts_state: not the done
             videos.c.status != DELETED,
-            _candidates(lapsed, lapsed if at_start else now - margin_ms),
+            _candidates(lapsed, now + 1 if at_start or broker_lost else now - margin_ms),
         )
     )
     async with ctx.db.connect() as conn:

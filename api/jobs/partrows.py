@@ -14,7 +14,6 @@ redelivery (after its heartbeat timeout, longer than the lease) or the run reape
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +24,7 @@ from api.core import lifecycle
 from api.core.db import now_ms
 from api.core.tables import video_parts, video_runs, videos
 from api.jobs import chunkwork
+from api.jobs.heartbeat import beating
 from api.jobs.publish import early_render_id
 
 log = logging.getLogger("reelforge.chunking")
@@ -122,7 +122,7 @@ def count_attempt(
             .values(attempts=video_parts.c.attempts + 1, updated_at=now)
             .returning(video_parts.c.attempts)
         ).scalar()
-        if counted is not None:  # a live job: api/jobs/reaper.py leaves the video alone
+        if counted is not None:  # a live job: api/jobs/relay.py adopts no orphan
             conn.execute(
                 update(videos)
                 .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
@@ -159,28 +159,18 @@ def holding(
 ) -> Iterator[None]:
     """Keep the lease of attempt `attempt` while the block runs: a thread touches the row's
     `updated_at` every `lease_s / 3` while it is still in `state` and still this attempt's."""
-    stop = threading.Event()
     where = and_(
         part_key(video_id, run_id, kind, index),
         video_parts.c.state == state,
         video_parts.c.attempts == attempt,
     )
-
-    def beat() -> None:
-        while not stop.wait(lease_s / 3):
-            try:
-                with db.begin() as conn:
-                    conn.execute(update(video_parts).where(where).values(updated_at=now_ms()))
-            except Exception:  # a missed beat or two only risks a duplicate delivery
-                log.warning("video %s: heartbeat of %s failed", video_id, kind, exc_info=True)
-
-    beating = threading.Thread(target=beat, name=f"lease-{kind}-{index}", daemon=True)
-    beating.start()
-    try:
+    with beating(
+        db,
+        lambda: update(video_parts).where(where).values(updated_at=now_ms()),
+        lease_s / 3,
+        f"video {video_id} {kind} {index}",
+    ):
         yield
-    finally:
-        stop.set()
-        beating.join()
 
 
 def release(

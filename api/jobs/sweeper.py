@@ -20,7 +20,7 @@ row names it, so the grace period (`Settings.storage_grace_seconds`) covers the 
 takes from writing a render to committing the row that points at it.
 
 Deleted videos are not this module's business: `Runtime.cleanup` removes all their prefixes
-at once. The sweep is scheduled like the reaper (api/jobs/reaper.py): every API process runs
+at once. The sweep is scheduled like the job relay (api/jobs/relay.py): every API process runs
 `sweeper_loop`, embedded mode included; once per interval one of them (a cache counter is the
 lock) enqueues the `sweep_storage` actor on the cleanup queue (worker.py), so the listing and
 the deletes run on a worker, never on the API's event loop.

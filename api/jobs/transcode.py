@@ -3,8 +3,9 @@
 Issue 3, "Video lifecycle and jobs". A job carries only a video id; `Runtime.process` reloads
 the row and is idempotent:
 
-1. claim: the video must be `processing` (anything else, deleted included, is skipped) and
-   `attempts` is counted up; past the retry budget the video becomes `failed`;
+1. claim: the job's outbox row must be free and the video `processing` (anything else,
+   deleted included, is skipped), and `attempts` is counted up; past the retry budget the video
+   becomes `failed`; the job holds its lease with a heartbeat (api/jobs/joblease.py);
 2. the upload parts (`uploads/{vid}/{offset:012d}`, concatenated in key order) are joined
    into one private file under `settings.work_dir` and checked against `upload_size`
    (api/jobs/inputs.py);
@@ -41,15 +42,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
 from api.core import lifecycle
 from api.core import progress as stages
-from api.core.db import now_ms, sync_engine
+from api.core.db import sync_engine
 from api.core.keys import media_prefix, upload_prefix, work_prefix
 from api.core.services import make_storage
 from api.core.settings import Settings
 from api.core.tables import videos
+from api.jobs import joblease
 from api.jobs import publish as publishing
 from api.jobs.chunking import Chunking, Dispatch
 from api.jobs.inputs import fetch_upload
@@ -129,25 +131,39 @@ class Runtime:
     # -- the jobs -----------------------------------------------------------------------
 
     def process(self, video_id: str) -> None:
-        """Transcode and publish one video (see the module docstring)."""
-        claimed = self._claim(video_id)
+        """Transcode and publish one video (see the module docstring). The job is taken with
+        its lease (api/jobs/joblease.py) and held with a heartbeat while it runs."""
+        lease_s = self.settings.job_lease_s
+        claimed = joblease.claim(self.db, video_id, lease_s)
         if claimed is None:
             return
         row, attempt = claimed
-        if attempt > MAX_ATTEMPTS:
-            self.give_up(video_id, failed_reason(attempt - 1, None))
-            return
-        progress = RunProgress.begin(self.db, video_id, attempt)
+        ended = False  # off record when it ends; queued again when it raises (a retry comes)
         try:
-            self._run(row, progress)
-        except Exception as exc:
-            if attempt < MAX_ATTEMPTS:
-                log.warning("video %s attempt %d failed: %r (retried)", video_id, attempt, exc)
-                progress.requeued()
-                raise
-            log.exception("video %s failed on its last attempt", video_id)
-            if self.give_up(video_id, failed_reason(attempt, exc)):
-                progress.finish(stages.FAILED)
+            if attempt > MAX_ATTEMPTS:
+                self.give_up(video_id, failed_reason(attempt - 1, None))
+                ended = True
+                return
+            progress = RunProgress.begin(self.db, video_id, attempt)
+            with joblease.holding(self.db, video_id, attempt, lease_s):
+                try:
+                    self._run(row, progress)
+                except Exception as exc:
+                    if attempt < MAX_ATTEMPTS:
+                        log.warning(
+                            "video %s attempt %d failed: %r (retried)", video_id, attempt, exc
+                        )
+                        progress.requeued()
+                        raise
+                    log.exception("video %s failed on its last attempt", video_id)
+                    if self.give_up(video_id, failed_reason(attempt, exc)):
+                        progress.finish(stages.FAILED)
+            ended = True
+        finally:
+            if ended:
+                joblease.finish(self.db, video_id, attempt)
+            else:
+                joblease.requeue(self.db, video_id, attempt)
 
     def give_up(self, video_id: str, reason: str = "") -> bool:
         """Mark a still-processing video `failed`; True if this call moved it."""
@@ -185,23 +201,6 @@ class Runtime:
             return [(row.id, row.lane) for row in conn.execute(query)]
 
     # -- steps --------------------------------------------------------------------------
-
-    def _claim(self, video_id: str) -> tuple[Any, int] | None:
-        """Count one more attempt on a `processing` video; None when there is nothing to do."""
-        with self.db.begin() as conn:
-            counted = conn.execute(
-                update(videos)
-                .where(videos.c.id == video_id, videos.c.status == lifecycle.PROCESSING)
-                # updated_at marks the claim: api/jobs/reaper.py re-enqueues only claims older than
-                # any job can live.
-                .values(attempts=videos.c.attempts + 1, updated_at=now_ms())
-            )
-            if counted.rowcount != 1:
-                status = _status(conn, video_id)
-                log.info("video %s not processed: it is %s", video_id, status or "missing")
-                return None
-            row = conn.execute(select(videos).where(videos.c.id == video_id)).one()
-        return row, int(row.attempts)
 
     def sweep_work(self, older_than_s: float | None = None) -> int:
         """Remove work dirs left by runs that were killed (SIGKILL skips `finally`).

@@ -339,9 +339,7 @@ async def _terminate(request: Request[Any, Any, Any], video_id: str) -> Response
 
 @post(
     "/v1/videos/{video_id:str}/publish",
-    responses=err.documented(
-        err.Unauthorized, err.NotFound, err.Conflict, err.ServiceUnavailable, *err.WRITE
-    ),
+    responses=err.documented(err.Unauthorized, err.NotFound, err.Conflict, *err.WRITE),
     status_code=HTTP_202_ACCEPTED,
     dependencies=AS_USER,
     security=[{"BearerToken": []}],

@@ -4,7 +4,6 @@ processing (issue 3, "Upload"), in the lane its creator's recent volume calls fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -13,7 +12,8 @@ from sqlalchemy import func, select
 from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.domain_errors import Conflict, ServiceUnavailable
+from api.core.domain_errors import Conflict
+from api.core.outbox import queue_job
 from api.core.tables import video_history, videos
 from api.uploads.declare import PRESIGNED
 from api.uploads.parts import confirm_presigned
@@ -47,7 +47,8 @@ async def publish(ctx: AppContext, row: Any, caption: str, privacy: str) -> str:
 
     A presigned upload is confirmed against storage first. 409 when the upload is not
     complete, or when the video is already processing or published (a repeated publish).
-    A `failed` video may be published again (a retry of our failure).
+    A `failed` video may be published again (a retry of our failure). The job is put on
+    record with the move and sent at once if the broker answers, else by the relay.
     """
     status = row.status
     if status == lifecycle.AWAITING_UPLOAD:
@@ -72,24 +73,12 @@ async def publish(ctx: AppContext, row: Any, caption: str, privacy: str) -> str:
             )
         except lifecycle.TransitionError as exc:
             raise Conflict(f"the video is {exc.current}; it cannot be published now") from exc
+        # The job commits with the move (issue 16: a broker outage or a lost message loses
+        # nothing; the publish answers 202 whether or not the broker is up).
+        await conn.execute(queue_job(conn.dialect.name, row.id, lane))
     try:
-        await asyncio.to_thread(ctx.jobs.enqueue_transcode, row.id, lane)
+        await asyncio.to_thread(ctx.jobs.send_queued, row.id)
     except Exception as exc:
-        log.exception("could not enqueue video %s", row.id)
-        await _unqueue(ctx, row.id)
-        raise ServiceUnavailable("the job queue is unavailable; publish again later") from exc
+        # On record all the same: the relay (api/jobs/relay.py) sends it once the broker is back.
+        log.warning("video %s: not sent now (%r); the relay will send it", row.id, exc)
     return lane
-
-
-async def _unqueue(ctx: AppContext, video_id: str) -> None:
-    """The job could not be queued: `failed` (publishing again retries), not a video stuck
-    in `processing` with no job behind it."""
-    async with ctx.db.begin() as conn:
-        # A worker or a delete may have got there first: then there is nothing to undo.
-        with contextlib.suppress(lifecycle.TransitionError):
-            await lifecycle.move(
-                conn,
-                video_id,
-                lifecycle.FAILED,
-                "could not be queued for processing; publish again",
-            )
