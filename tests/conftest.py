@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.clips import GENERATED
+from tests.support.servers import stop_throwaway_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
@@ -24,6 +25,11 @@ def shared_media_files() -> list[str]:
     if not SHARED_MEDIA.is_dir():
         return ["<missing ../shared/media>"]
     return sorted(p.name for p in SHARED_MEDIA.iterdir() if p.suffix != ".md" and p.is_file())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The PostgreSQL/Redis this session started for itself go with it (tests/support/servers)."""
+    stop_throwaway_servers()
 
 
 @dataclass
