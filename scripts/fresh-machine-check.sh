@@ -31,6 +31,7 @@ if [ "$free_kib" -lt $((NEED_GIB * 1024 * 1024)) ]; then
 fi
 
 ROOT="$(mktemp -d "$PARENT/reelforge-fresh.XXXXXX")"
+chmod 755 "$ROOT"  # a root directory every account can enter (mktemp makes it 0700)
 COMMIT="$(git -C "$REPO" rev-parse HEAD)"
 : > "$REPORT"
 say() { echo "fresh-machine-check: $*" | tee -a "$REPORT"; }
