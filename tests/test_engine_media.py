@@ -42,7 +42,7 @@ def assert_rejected(result: JobResult, words: str | tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("name", media_files())
-def test_shared_media(name: str, media: Path, transcoded: Callable[[Path], JobResult]) -> None:
+def test_real_media(name: str, media: Path, transcoded: Callable[[Path], JobResult]) -> None:
     source = media / name
     result = transcoded(source)
     if name in SHARED_REJECTS:
