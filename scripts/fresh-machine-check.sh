@@ -81,8 +81,21 @@ git clone --quiet --no-hardlinks --no-checkout "$REPO" "$ROOT/root/reelforge"
 git -C "$ROOT/root/reelforge" checkout --quiet "$COMMIT"
 [ ! -e "$ROOT/root/shared" ] || { say "unexpected /root/shared in the root"; exit 1; }
 
+# This machine reaches the registries through a TLS-inspecting proxy whose CA is in
+# /usr/local/share/ca-certificates: the root trusts the same (ca-certificates, which the
+# bootstrap installs, merges them) and pip and npm are pointed at the system bundle. A machine
+# with direct access to the registries needs none of it; the tests run offline anyway.
+tls=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  bundle=/etc/ssl/certs/ca-certificates.crt
+  tls=("PIP_CERT=$bundle" "SSL_CERT_FILE=$bundle" "REQUESTS_CA_BUNDLE=$bundle"
+       "NODE_EXTRA_CA_CERTS=$bundle")
+fi
+
 in_root() {
-  chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+  chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb "${tls[@]}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive /bin/bash -c "cd /root/reelforge && $1"
 }
