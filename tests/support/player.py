@@ -39,6 +39,8 @@ def node_executable() -> str | None:
     if VENV_NODE.is_file() and os.access(VENV_NODE, os.X_OK):
         return str(VENV_NODE)
     return shutil.which("node")
+
+
 MODES = ("hlsjs", "native", "dashjs", "shaka-dash", "shaka-hls")
 # The players that feed Media Source Extensions: their SourceBuffers are measured per track.
 MSE_MODES = ("hlsjs", "dashjs", "shaka-dash", "shaka-hls")
