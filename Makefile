@@ -9,8 +9,10 @@ bootstrap:
 demo: bootstrap
 	.venv/bin/reelforge serve --demo
 
+# PYTEST_ARGS (empty: the whole suite) narrows a run, e.g. scripts/fresh-machine-check.sh's subset.
+PYTEST_ARGS ?=
 test: bootstrap
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .

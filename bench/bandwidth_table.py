@@ -1,6 +1,6 @@
 """Declared against needed bandwidth, and the last segment, on real clips (issue 13).
 
-For every clip in ../shared/media with video, `reelforge transcode` (the code in this
+For every clip in tests/media with video, `reelforge transcode` (the code in this
 checkout) writes an output; this script then reads the files back and measures, for each
 video rendition with the audio:
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.ffprobe import RenditionProbe, probe_rendition  # noqa: E402
 from tests.support.verify import delivery_needed, rfc_peak, xs_seconds  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = ROOT / "tests" / "media"
 
 
 def _old_peak(rend: RenditionProbe) -> float:

@@ -10,7 +10,7 @@ per channel, encoded to AAC-LC 64 kb/s stereo and decoded again (PyAV), then mat
 counts as found when the top match is its track and the offset is within ±0.1 s.
 
 False matches: 200 clips of audio outside the catalog (synthesized music, speech-like sounds,
-tones and sweeps, coloured noise, and the soundtracks of ../shared/media), degraded the same
+tones and sweeps, coloured noise, and the soundtracks of tests/media), degraded the same
 way; any match at all is false.
 
 Speed: fingerprint extraction of the decoded tracks (× realtime), and the query time against
@@ -58,7 +58,7 @@ from classifiers.fingerprint import (  # noqa: E402
 )
 
 MUSIC_DIR = Path("/usr/share/games/etr/music")
-MEDIA_DIR = ROOT.parent / "shared" / "media"
+MEDIA_DIR = ROOT / "tests" / "media"
 RESULTS = ROOT / "bench" / "fingerprint_results.json"
 CLIP_RATE = 44_100
 OFFSET_TOLERANCE_S = 0.1
@@ -240,7 +240,7 @@ def _stereo(mono: NDArray[np.float64], rng: np.random.Generator) -> Audio:
 
 
 def media_segments(seconds: float, rng: np.random.Generator, count: int) -> list[Audio]:
-    """Pieces of the soundtracks in ../shared/media (camera audio, film, DTS music...)."""
+    """Pieces of the soundtracks in tests/media (camera audio, film, DTS music...)."""
     sources = []
     for path in sorted(MEDIA_DIR.iterdir()):
         try:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hdr_bench.py [--rounds 3] [--seconds 10] [--no-quality] [--no-cost]
 
-**Quality.** Real SDR footage (a 4 s cut of ../shared/media/cockatoo.mp4 at 640x360, and the
+**Quality.** Real SDR footage (a 4 s cut of tests/media/cockatoo.mp4 at 640x360, and the
 first 4 s of the 1080x1920 bench source, scaled to 540x960) is made into HLG, PQ and PQ with
 HDR10 metadata (tests/support/hdr.py, the RECIPES.md recipe: diffuse white at 203 nits). Each
 HDR clip is rendered to SDR by `reelforge transcode` (top rung), by ffmpeg 9's

@@ -5,7 +5,7 @@
 
 Table: the generated sources of tests/support/loudness.py (pink noise, speech-like, music and
 a source with huge peaks, −40 to −5 LUFS; silence and room tone) and the real clips of
-../shared/media with audio, each transcoded in this process (ultrafast, no thumbnails). Source
+tests/media with audio, each transcoded in this process (ultrafast, no thumbnails). Source
 and output are measured by Debian's ffmpeg `ebur128` (the output on init + segments joined);
 gain, limiter, the limited trials and whether the audio was encoded again come from
 report.json.
@@ -52,7 +52,7 @@ from engine.source import probe  # noqa: E402
 from ladders import AudioRung  # noqa: E402
 from tests.support.loudness import PINK, SOURCES, ebur128, output_audio, source_at  # noqa: E402
 
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = ROOT / "tests" / "media"
 REAL = ("rotate-buck-bunny.mp4", "video-h265.mp4", "edts.mp4", "0.ts", "cockatoo.mp4")
 EXTRA = {"silence": ("anullsrc=r=48000:cl=stereo", None), "roomtone_-60": (PINK, -60.0)}
 RESULTS = ROOT / "bench" / "loudness_results.json"

@@ -1,6 +1,6 @@
 """Build the benchmark source: real footage as a 1080x1920 30 fps H.264 + AAC phone upload.
 
-Pieces of up to 5 s are taken in turn from the real clips in `../shared/media/` (camera
+Pieces of up to 5 s are taken in turn from the real clips in `tests/media/` (camera
 footage, HEVC, a rotated clip, an edit list, MPEG-TS, VP9), each scaled and cropped to fill
 1080x1920, converted to 30 fps, with its own audio (or silence when it has none), and encoded
 once at high quality with Debian's ffmpeg. A clip visited again continues 5 s further on, so
@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MEDIA_DIR = REPO_ROOT.parent / "shared" / "media"
+MEDIA_DIR = REPO_ROOT / "tests" / "media"
 WORK_DIR = REPO_ROOT / "bench" / "work"
 
 WIDTH, HEIGHT, FPS = 1080, 1920, 30

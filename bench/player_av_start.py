@@ -3,7 +3,7 @@
     .venv/bin/python bench/player_av_start.py [--elst] [--results FILE.json] [SOURCE ...]
 
 Transcodes tests/support/timing_clips.py's plain 30 fps clip (B-frames, audio) and each
-SOURCE (default: ../shared/media/cockatoo.mp4 and rotate-buck-bunny.mp4) with this checkout's
+SOURCE (default: tests/media/cockatoo.mp4 and rotate-buck-bunny.mp4) with this checkout's
 engine into bench/work/av_start/ (git-ignored), plays every output in hls.js, dash.js, Shaka
 (DASH and HLS) and native HLS (tests/support/player.py), and prints a Markdown table of the
 first buffered start of the video and audio SourceBuffers, their gap, the players'
@@ -35,7 +35,7 @@ from tests.support.player import MODES, play  # noqa: E402
 from tests.support.retime import add_edit_list, shift_tfdt  # noqa: E402
 
 WORK = ROOT / "bench" / "work" / "av_start"
-MEDIA = ROOT.parent / "shared" / "media"
+MEDIA = ROOT / "tests" / "media"
 DEFAULT_SOURCES = [MEDIA / "cockatoo.mp4", MEDIA / "rotate-buck-bunny.mp4"]
 _REPRESENTATION = re.compile(r'<Representation id="([^"]+)".*?</Representation>', re.S)
 _OFFSET = re.compile(r' presentationTimeOffset="(\d+)"')

@@ -1,4 +1,5 @@
-"""Session fixtures: the shared real media, generated clips, and transcoded outputs (made once)."""
+"""Session fixtures: the real media (tests/media), generated clips, and transcoded outputs (made
+once)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,25 @@ from typing import Any
 import pytest
 
 from tests.support.clips import GENERATED
+from tests.support.servers import stop_throwaway_servers
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
+# The real clips, inside the repository with a provenance and licence note per file (issue 18).
+MEDIA = ROOT / "tests" / "media"
+MEDIA_NOTES = frozenset({"README.md", "LICENSE-MPL-2.0.txt"})
 REELFORGE = [sys.executable, "-m", "cli"]
 
 
-def shared_media_files() -> list[str]:
-    """Every real clip in ../shared/media (the suite fails, not skips, when it is missing)."""
-    if not SHARED_MEDIA.is_dir():
-        return ["<missing ../shared/media>"]
-    return sorted(p.name for p in SHARED_MEDIA.iterdir() if p.suffix != ".md" and p.is_file())
+def media_files() -> list[str]:
+    """Every real clip in tests/media (the suite fails, not skips, when one is missing)."""
+    if not MEDIA.is_dir():
+        return ["<missing tests/media>"]
+    return sorted(p.name for p in MEDIA.iterdir() if p.name not in MEDIA_NOTES and p.is_file())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The PostgreSQL/Redis this session started for itself go with it (tests/support/servers)."""
+    stop_throwaway_servers()
 
 
 @dataclass
@@ -46,9 +55,10 @@ def run_reelforge(*args: str, timeout: float = 600) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="session")
-def shared_media() -> Path:
-    assert SHARED_MEDIA.is_dir(), f"real test media missing: {SHARED_MEDIA}"
-    return SHARED_MEDIA
+def media() -> Path:
+    """tests/media: the real clips."""
+    assert MEDIA.is_dir(), f"real test media missing: {MEDIA}"
+    return MEDIA
 
 
 @pytest.fixture(scope="session")

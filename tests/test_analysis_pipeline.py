@@ -26,7 +26,7 @@ from engine.analysis import AnalysisSpec, build_analyzers
 from engine.errors import EngineError
 from engine.jobs import transcode_limited
 from engine.pipeline import TranscodeOptions, transcode
-from tests.conftest import SHARED_MEDIA
+from tests.conftest import MEDIA
 from tests.support.clips import ffmpeg
 
 BASE_STAGES = {"probe", "decode_encode", "encoder_flush", "thumbnails", "package", "total"}
@@ -70,7 +70,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, 
     through `transcode_limited`, the sandboxed child the worker uses (spawned, as in a
     worker with threads)."""
     root = tmp_path_factory.mktemp("analysis-runs")
-    source = SHARED_MEDIA / "cockatoo.mp4"
+    source = MEDIA / "cockatoo.mp4"
     plain = transcode(source, root / "plain", TranscodeOptions())
     keep = threading.Event()
     thread = threading.Thread(target=keep.wait, daemon=True)  # a threaded parent: spawn
@@ -187,7 +187,7 @@ def test_an_analyzer_that_fails_leaves_an_error_not_a_failed_transcode(tmp_path:
     broken.write_bytes(b"\x08\x07not really onnx")
     for mode in ("thread", "end"):
         spec = AnalysisSpec(moderation=ModelConfig(path=str(broken)), inference=mode)  # type: ignore[arg-type]
-        source = SHARED_MEDIA / "rotate-buck-bunny.mp4"
+        source = MEDIA / "rotate-buck-bunny.mp4"
         report = transcode(source, tmp_path / mode, TranscodeOptions(analysis=spec))
         error = report["analysis"]["moderation"]["error"]
         assert error and str(broken) in error, error

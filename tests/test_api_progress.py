@@ -22,12 +22,13 @@ from api.core.tables import video_progress
 from api.videos.schemas import processing_out
 from cli.demo import _demo_upload, wait_for_video
 from cli.media import ProgressBar
+from tests.conftest import MEDIA
 from tests.support.api import api_client, auth, register, upload_and_publish
 from tests.support.uploads import context, live_server
 
 # 14 s of 1280x720 camera footage: ~16 s of processing on two CPUs, so the poll below sees
 # every long stage and the ETA (which needs 3 s of signal) several times over.
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "cockatoo.mp4"
+CLIP = MEDIA / "cockatoo.mp4"
 POLL_S = 0.1
 
 

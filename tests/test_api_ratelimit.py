@@ -1,11 +1,11 @@
 """Rate limits on the real app: per user, per IP for anonymous calls, stricter for auth routes,
-in process memory (embedded) and in the real local Redis (the production cache)."""
+in process memory (embedded) and in a real Redis (the production cache)."""
 
 from __future__ import annotations
 
 import secrets
-import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,7 @@ import redis
 
 from api.middleware.ratelimit import AUTH_LIMIT_PER_MINUTE, WINDOW_SECONDS
 from tests.support.api import api_client, auth, make_settings, register, seed_video
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.services import redis_database
 
 
 def assert_limited(response: Any) -> int:
@@ -114,42 +113,12 @@ def test_retry_after_counts_down_with_the_window(tmp_path: Path) -> None:
         assert later <= first - 1
 
 
-def _redis_answers() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """The local Redis server, started when it does not answer (the test fails without it)."""
-    if not _redis_answers():
-        subprocess.run(
-            [
-                "redis-server",
-                "--daemonize",
-                "yes",
-                "--bind",
-                "127.0.0.1",
-                "-::1",
-                "--port",
-                "6379",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            check=False,
-            capture_output=True,
-            timeout=30,
-        )
-        for _ in range(40):
-            if _redis_answers():
-                break
-            time.sleep(0.25)
-    assert _redis_answers(), "Redis at 127.0.0.1:6379 does not answer"
-    return REDIS_URL
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A leased database of the test Redis (tests/support/servers.py; fails when it does not
+    answer)."""
+    with redis_database() as url:
+        yield url
 
 
 def test_limits_are_shared_through_redis(tmp_path: Path, redis_url: str) -> None:

@@ -121,24 +121,22 @@ def test_match_reads_video_files_and_prints_a_line(data_dir: Path, tmp_path: Pat
     assert abs(float(match[1]) - 30.0) <= 0.1
 
 
-def test_match_answers_null_for_audio_not_in_the_catalog(
-    data_dir: Path, shared_media: Path
-) -> None:
-    done = reelforge(data_dir, "catalog", "match", str(shared_media / "cockatoo.mp4"), "--json")
+def test_match_answers_null_for_audio_not_in_the_catalog(data_dir: Path, media: Path) -> None:
+    done = reelforge(data_dir, "catalog", "match", str(media / "cockatoo.mp4"), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) is None
-    done = reelforge(data_dir, "catalog", "match", str(shared_media / "cockatoo.mp4"))
+    done = reelforge(data_dir, "catalog", "match", str(media / "cockatoo.mp4"))
     assert done.stdout.strip().endswith("no match")
 
 
 @pytest.mark.parametrize("kind", ["text", "missing", "no_audio"])
 def test_bad_files_exit_2_with_one_line(
-    data_dir: Path, tmp_path: Path, shared_media: Path, kind: str
+    data_dir: Path, tmp_path: Path, media: Path, kind: str
 ) -> None:
     path = {
         "text": tmp_path / "notes.mp3",
         "missing": tmp_path / "nowhere.ogg",
-        "no_audio": shared_media / "sar_2x1.mp4",
+        "no_audio": media / "sar_2x1.mp4",
     }[kind]
     if kind == "text":
         path.write_text("not audio at all\n")

@@ -47,9 +47,9 @@ def generated_clip(dest: Path) -> Path:
     return dest
 
 
-def hdr_clip(shared_media: Path, clip_dir: Path) -> Path:
+def hdr_clip(media: Path, clip_dir: Path) -> Path:
     sdr = make_sdr_reference(
-        shared_media / "cockatoo.mp4", clip_dir / "chunk-cockatoo-sdr.mp4", 6, 640, 360, start=2
+        media / "cockatoo.mp4", clip_dir / "chunk-cockatoo-sdr.mp4", 6, 640, 360, start=2
     )
     return make_hdr_version(sdr, clip_dir / "chunk-cockatoo-pq.mov", "pq")
 
@@ -67,7 +67,7 @@ SOURCES: dict[str, tuple[Callable[[Path, Path], Path], float, int]] = {
 
 @pytest.fixture(scope="module")
 def pairs(
-    shared_media: Path, clip_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    media: Path, clip_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Pair]:
     root = tmp_path_factory.mktemp("chunked")
     cache: dict[str, Pair] = {}
@@ -75,7 +75,7 @@ def pairs(
     def build(name: str) -> Pair:
         if name not in cache:
             make, seconds, per_chunk = SOURCES[name]
-            source = make(shared_media, clip_dir)
+            source = make(media, clip_dir)
             options = TranscodeOptions(segment_seconds=seconds)
             single = transcode(source, root / f"{name}-single", options)
             chunked = transcode_chunked(source, root / f"{name}-chunked", per_chunk, options)

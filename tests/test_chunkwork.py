@@ -88,9 +88,9 @@ def run_jobs(name: str, media: Path, factory: pytest.TempPathFactory) -> Run:
 
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_preview_chunks_audio_early_and_assembly(
-    name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+    name: str, media: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    source, work, plan, early, full = run_jobs(name, shared_media, tmp_path_factory)
+    source, work, plan, early, full = run_jobs(name, media, tmp_path_factory)
     assert verify_output(work / "early", source) == []
     assert verify_output(work / "full", source) == []
     rungs = [r["name"] for r in full["ladder"]["video"]]
@@ -119,11 +119,11 @@ def test_preview_chunks_audio_early_and_assembly(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("presentation", ["early", "full"])
 def test_the_browser_plays_both_presentations(
-    presentation: str, mode: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory
+    presentation: str, mode: str, media: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """hls.js, native HLS, dash.js and Shaka play the early and the complete presentation of
     a chunked run (real footage with a rotation matrix, chunks of one second)."""
-    _, work, _, early, full = run_jobs("rotated", shared_media, tmp_path_factory)
+    _, work, _, early, full = run_jobs("rotated", media, tmp_path_factory)
     report = early if presentation == "early" else full
     until = report["source"]["duration"] * 0.8
     playback = play(work / presentation, mode, timeout=60, until=until)

@@ -20,8 +20,8 @@ from ladders.model import Rung
 from tests.conftest import run_reelforge
 
 
-def test_probe_json(shared_media: Path) -> None:
-    proc = run_reelforge("probe", str(shared_media / "sar_2x1.mp4"), "--json")
+def test_probe_json(media: Path) -> None:
+    proc = run_reelforge("probe", str(media / "sar_2x1.mp4"), "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert (data["display_width"], data["display_height"]) == (1280, 360)
@@ -29,8 +29,8 @@ def test_probe_json(shared_media: Path) -> None:
     assert data["audio"] is None
 
 
-def test_probe_text(shared_media: Path) -> None:
-    proc = run_reelforge("probe", str(shared_media / "cockatoo.mp4"))
+def test_probe_text(media: Path) -> None:
+    proc = run_reelforge("probe", str(media / "cockatoo.mp4"))
     assert proc.returncode == 0, proc.stderr
     assert "yuv444p" in proc.stdout
 

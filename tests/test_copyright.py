@@ -148,9 +148,9 @@ def test_a_claim_recorded_twice_is_one_row(
 
 
 def test_audio_outside_the_catalog_is_allowed_without_a_claim(
-    db: Engine, settings: Settings, shared_media: Path
+    db: Engine, settings: Settings, media: Path
 ) -> None:
-    foreign = fingerprint(load_audio(shared_media / "cockatoo.mp4"), QUERY_PARAMS).to_json()
+    foreign = fingerprint(load_audio(media / "cockatoo.mp4"), QUERY_PARAMS).to_json()
     silent = FingerprintAnalyzer().result()  # a video without audio: no frame tapped
     assert silent["count"] == 0
     with db.begin() as conn:

@@ -36,13 +36,13 @@ SOURCES = [
 
 @pytest.fixture(scope="module")
 def job(
-    shared_media: Path,
+    media: Path,
     generated: Callable[[str], Path],
     transcoded: Callable[[Path], JobResult],
 ) -> Callable[[str], JobResult]:
     def run(source: str) -> JobResult:
         kind, _, name = source.partition(":")
-        path = generated(name) if kind == "generated" else shared_media / source
+        path = generated(name) if kind == "generated" else media / source
         result = transcoded(path)
         assert result.returncode == 0, result.stderr
         return result
@@ -173,9 +173,9 @@ def test_mute_leaves_a_download_without_audio(
 
 
 def test_an_upload_without_video_gets_no_download(
-    shared_media: Path, transcoded: Callable[[Path], JobResult]
+    media: Path, transcoded: Callable[[Path], JobResult]
 ) -> None:
-    result = transcoded(shared_media / "multiple-aac-tracks.mp4")
+    result = transcoded(media / "multiple-aac-tracks.mp4")
     assert result.returncode == 2, result.stderr
     assert "no video stream" in result.stderr
     assert not result.outdir.exists()

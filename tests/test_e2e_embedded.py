@@ -1,7 +1,7 @@
 """The whole flow against `reelforge serve` in a subprocess, embedded mode (issue 3, "Tests
 that must exist and pass"): SQLite, a local origin directory, jobs in-process.
 
-Real clips from ../shared/media (short ones: the suite runs on two cores), uploaded the three
+Real clips from tests/media (short ones: the suite runs on two cores), uploaded the three
 ways a client can, processed by the server's own worker and played back through `hls_url`.
 Faults: a text file named .mp4 ends `rejected` with its reason; a server killed with SIGKILL in
 the middle of a transcode finishes the job after a restart, publishing exactly once.
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from api.core.tables import videos
+from tests.conftest import MEDIA
 from tests.support.e2e import Account, Flow
 from tests.support.services import (
     ApiProcess,
@@ -27,7 +28,6 @@ from tests.support.services import (
     process_tree,
 )
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 # 854x480 with AAC and an edit list, 9 s; 640x360 2:1 SAR, no audio, 5 s; 1920x1080 with a
 # -90° display matrix, 2 s (must come out portrait).
 SIGNED_CLIP, DIRECT_CLIP, TUS_CLIP = "edts.mp4", "sar_2x1.mp4", "rotate-buck-bunny.mp4"

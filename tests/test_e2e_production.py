@@ -21,6 +21,7 @@ import pytest
 
 from api.core.services import make_storage
 from api.core.settings import Settings
+from tests.conftest import MEDIA
 from tests.support.e2e import Account, Flow
 from tests.support.services import (
     ApiProcess,
@@ -37,7 +38,6 @@ from tests.support.services import (
     start_moto,
 )
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 SIGNED_CLIP, DIRECT_CLIP, TUS_CLIP = "edts.mp4", "sar_2x1.mp4", "rotate-buck-bunny.mp4"
 SLOW_CLIP = "cockatoo.mp4"
 

@@ -1,4 +1,4 @@
-"""`reelforge transcode` on every real clip in ../shared/media and on generated clips.
+"""`reelforge transcode` on every real clip in tests/media and on generated clips.
 
 Rejected files get the right error and exit code 2; every other file gives an output whose
 files ffprobe finds correct (tests/support/verify.py): aligned keyframes at every segment
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import JobResult, shared_media_files
+from tests.conftest import JobResult, media_files
 from tests.support.clips import GENERATED
 from tests.support.verify import verify_output
 
@@ -41,11 +41,9 @@ def assert_rejected(result: JobResult, words: str | tuple[str, ...]) -> None:
     assert not leftovers, leftovers
 
 
-@pytest.mark.parametrize("name", shared_media_files())
-def test_shared_media(
-    name: str, shared_media: Path, transcoded: Callable[[Path], JobResult]
-) -> None:
-    source = shared_media / name
+@pytest.mark.parametrize("name", media_files())
+def test_real_media(name: str, media: Path, transcoded: Callable[[Path], JobResult]) -> None:
+    source = media / name
     result = transcoded(source)
     if name in SHARED_REJECTS:
         assert_rejected(result, SHARED_REJECTS[name])

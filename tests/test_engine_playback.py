@@ -27,10 +27,10 @@ def test_browser_plays_output(
     source: str,
     mode: str,
     generated: Callable[[str], Path],
-    shared_media: Path,
+    media: Path,
     transcoded: Callable[[Path], JobResult],
 ) -> None:
-    result = transcoded(SOURCES[source](generated, shared_media))
+    result = transcoded(SOURCES[source](generated, media))
     assert result.returncode == 0, result.stderr
     if result.report["source"]["duration"] < 2.5:
         until = result.report["source"]["duration"] * 0.8

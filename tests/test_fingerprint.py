@@ -208,8 +208,8 @@ def test_decimate_equals_resample_poly(length: int, factor: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def real_spectrogram(shared_media: Path) -> np.ndarray:
-    return spectrogram(load_audio(shared_media / "toothsome-dts.mp4", max_seconds=20))
+def real_spectrogram(media: Path) -> np.ndarray:
+    return spectrogram(load_audio(media / "toothsome-dts.mp4", max_seconds=20))
 
 
 @pytest.mark.parametrize("size", [(9, 17), (9, 9), (1, 1), (3, 5), (1, 7)])
@@ -244,9 +244,9 @@ def test_the_transcode_child_does_not_import_scipy() -> None:
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_load_audio_rejects_files_without_audio(shared_media: Path, tmp_path: Path) -> None:
+def test_load_audio_rejects_files_without_audio(media: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no audio stream"):
-        load_audio(shared_media / "sar_2x1.mp4")
+        load_audio(media / "sar_2x1.mp4")
     text = tmp_path / "notes.mp3"
     text.write_text("not audio\n")
     with pytest.raises(ValueError):

@@ -176,14 +176,14 @@ VARIANTS = {"hlg": ("hlg", False), "pq": ("pq", False), "pq_hdr10": ("pq", True)
 
 
 @pytest.fixture(scope="session")
-def sdr_references(shared_media: Path, clip_dir: Path) -> dict[str, Path]:
+def sdr_references(media: Path, clip_dir: Path) -> dict[str, Path]:
     generated = clip_dir / "hdr-generated-src.mp4"
     if not generated.exists():
         run9("-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=3",
              "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", str(generated))  # fmt: skip
     return {
         "cockatoo": make_sdr_reference(
-            shared_media / "cockatoo.mp4", clip_dir / "hdr-cockatoo-sdr.mp4", 3, *SIZE, start=2
+            media / "cockatoo.mp4", clip_dir / "hdr-cockatoo-sdr.mp4", 3, *SIZE, start=2
         ),
         "generated": make_sdr_reference(generated, clip_dir / "hdr-generated-sdr.mp4", 3, *SIZE),
     }

@@ -151,11 +151,11 @@ REAL_WITH_AUDIO = ("rotate-buck-bunny.mp4", "video-h265.mp4", "edts.mp4", "0.ts"
 
 
 @pytest.mark.parametrize("name", REAL_WITH_AUDIO)
-def test_real_clips(name: str, shared_media: Path, job: Callable[..., Any]) -> None:
+def test_real_clips(name: str, media: Path, job: Callable[..., Any]) -> None:
     """Real uploads: −45 to −4 LUFS; 0.ts peaks at +2 dBTP (the issue's clipping case);
     rotate-buck-bunny is 5.1 at −45 LUFS as stereo (the gain cap: it ends ~1 LU short);
     cockatoo's track is digital silence."""
-    source = shared_media / name
+    source = media / name
     before = ebur128(source, stereo=True)
     outdir, report = job(source)
     after = output_audio(outdir)

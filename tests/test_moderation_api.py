@@ -34,6 +34,7 @@ from api.core.tables import (
 from api.safety import routing as safety
 from classifiers.pdq import hash_frame
 from engine.thumbnails import encode_jpeg
+from tests.conftest import MEDIA
 from tests.support.api import api_client, auth, make_settings, register, seed_video
 from tests.support.moderation import (
     make_moderator,
@@ -43,7 +44,6 @@ from tests.support.moderation import (
 from tests.support.pg import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_MEDIA = ROOT.parent / "shared" / "media"
 HOUR_MS = 3600 * 1000
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -116,8 +116,8 @@ def _error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 
 def real_jpeg(name: str = "cockatoo.mp4") -> bytes:
-    """A frame of a real clip from ../shared/media, as the engine encodes JPEGs."""
-    with av.open(str(SHARED_MEDIA / name)) as container:
+    """A frame of a real clip from tests/media, as the engine encodes JPEGs."""
+    with av.open(str(MEDIA / name)) as container:
         frame = next(container.decode(video=0))
     return encode_jpeg(frame)
 
@@ -358,7 +358,7 @@ def real_pdq(name: str, count: int = 3) -> list[dict[str, Any]]:
     """PDQ hashes `{time, hash, quality}` of the first frames a second of a real clip, as the
     pipeline's analyzer records them (classifiers/pdq.py)."""
     found: list[dict[str, Any]] = []
-    with av.open(str(SHARED_MEDIA / name)) as container:
+    with av.open(str(MEDIA / name)) as container:
         stream = container.streams.video[0]
         for frame in container.decode(stream):
             time = float(frame.time or 0.0)

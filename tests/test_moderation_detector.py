@@ -5,7 +5,7 @@ NudeNet is not installed here (an optional extra, never a default dependency), s
 adapter is tested on a detector of known outputs that the test builds as a real ONNX graph
 (tests/support/onnx_stub.py `colour_detector`: YOLOv8's output layout, one box per grid
 cell, class c scored by the cell's mean of channel c), run by onnxruntime through the same
-code as any model: on real frames from ../shared/media against the expected numbers, on
+code as any model: on real frames from tests/media against the expected numbers, on
 frames of known colours through the routing, and through the real app, configured only by
 settings, as the worker runs it.
 """
@@ -38,7 +38,7 @@ from classifiers.moderation import (
     prepare,
 )
 from classifiers.sampling import FrameSampler, SamplingSpec
-from tests.conftest import SHARED_MEDIA
+from tests.conftest import MEDIA
 from tests.support.api import api_client, auth, register
 from tests.support.clips import ffmpeg
 from tests.support.frames import decoded_frames
@@ -90,7 +90,7 @@ def sampled_real_frames(per_clip: int = 5) -> list[Any]:
     frames = []
     for name in REAL_CLIPS:
         taken = 0
-        for frame, t in decoded_frames(SHARED_MEDIA / name):
+        for frame, t in decoded_frames(MEDIA / name):
             if t >= taken:  # one a second
                 frames.append(frame)
                 taken += 1

@@ -2,10 +2,10 @@
 "Known-bad content" and "Evidence": "PDQ: a blocklisted clip is caught after re-encode at a
 lower bitrate, resize and 5% noise; unrelated clips are not").
 
-The blocklisted clip is real footage (the first 8 s of ../shared/media/cockatoo.mp4); its
+The blocklisted clip is real footage (the first 8 s of tests/media/cockatoo.mp4); its
 re-uploads are made with the system ffmpeg the way someone dodging a takedown would: a lower
 bitrate, half the size, 5 % noise (13 of 255 levels), letterbox bars, and all of them at
-once. The unrelated clips are every other real video in ../shared/media and generated
+once. The unrelated clips are every other real video in tests/media and generated
 patterns. Each clip is hashed by the analyzer the engine runs (sampler + `PdqAnalyzer`).
 """
 
@@ -29,7 +29,7 @@ from classifiers.pdq import (
     trim_borders,
 )
 from classifiers.sampling import FrameSampler, SamplingSpec
-from tests.conftest import SHARED_MEDIA, shared_media_files
+from tests.conftest import MEDIA, media_files
 from tests.support.clips import ffmpeg
 from tests.support.frames import AUDIO_ONLY, decoded_frames
 
@@ -55,7 +55,7 @@ PATTERNS = {
     "gradients": "gradients=size=640x360:rate=25:speed=0.05",
 }
 UNRELATED_MEDIA = [
-    name for name in shared_media_files() if name not in AUDIO_ONLY and name != BLOCKED_SOURCE
+    name for name in media_files() if name not in AUDIO_ONLY and name != BLOCKED_SOURCE
 ]
 
 
@@ -77,7 +77,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         path = folder / f"{name}.mp4"
         if path.exists():
             return path
-        source = SHARED_MEDIA / BLOCKED_SOURCE
+        source = MEDIA / BLOCKED_SOURCE
         if name == "original":
             ffmpeg("-i", str(source), "-t", SECONDS, *X264, "-crf", "18", str(path))
         elif name in EVASIONS:
@@ -115,7 +115,7 @@ def test_a_reupload_of_a_blocklisted_clip_is_caught(
 def test_unrelated_clips_are_not_caught(
     name: str, clips: Callable[[str], Path], blocklist: list[tuple[int, str]]
 ) -> None:
-    path = SHARED_MEDIA / name if name in UNRELATED_MEDIA else clips(name)
+    path = MEDIA / name if name in UNRELATED_MEDIA else clips(name)
     frames = pdq_hashes(path)
     assert frames, f"{name}: nothing hashed"
     assert match(frames, blocklist) == []

@@ -20,10 +20,11 @@ from litestar.testing import TestClient
 
 from api.core.keys import media_prefix
 from api.jobs.publish import early_render_id
+from tests.conftest import MEDIA
 from tests.support.api import api_client, auth, register, upload_and_publish
 from tests.support.verify import verify_output
 
-CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "cockatoo.mp4"
+CLIP = MEDIA / "cockatoo.mp4"
 TIMEOUT_S = 300.0
 CHUNKED = {
     "chunk_threshold_seconds": 4.0,

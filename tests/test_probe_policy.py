@@ -1,8 +1,10 @@
-"""probe on the real clips in ../shared/media, and the input policy's limits."""
+"""probe on the real clips in tests/media, and the input policy's limits."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,14 +35,13 @@ EXPECTED = {
     "edts.mp4": (853, 480, "h264", Fraction(25), False, True),
     "transparency.webm": (1280, 720, "vp9", Fraction(60), False, False),
     "0.ts": (720, 720, "h264", Fraction(60), False, True),
-    "test.webm": (640, 480, "h264", Fraction(30000, 1001), True, False),
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_probe_real_media(shared_media: Path, name: str) -> None:
+def test_probe_real_media(media: Path, name: str) -> None:
     width, height, codec, fps, vfr, has_audio = EXPECTED[name]
-    info = probe(shared_media / name)
+    info = probe(media / name)
     assert (info.display_width, info.display_height) == (width, height)
     assert info.video_codec == codec
     assert info.output_frame_rate == fps
@@ -51,22 +52,46 @@ def test_probe_real_media(shared_media: Path, name: str) -> None:
     assert info.to_json()["display_width"] == width
 
 
-def test_probe_details(shared_media: Path) -> None:
-    rotated = probe(shared_media / "rotate-buck-bunny.mp4")
+def test_probe_details(media: Path) -> None:
+    rotated = probe(media / "rotate-buck-bunny.mp4")
     assert (rotated.coded_width, rotated.coded_height) == (1920, 1080)
     assert rotated.rotation in (90, 270)
-    assert probe(shared_media / "cockatoo.mp4").pixel_format == "yuv444p"
-    assert probe(shared_media / "video-h265.mp4").color_range == "full"
-    assert probe(shared_media / "sar_2x1.mp4").sample_aspect_ratio == 2
-    assert probe(shared_media / "0.ts").container == "mpegts"
-    webm = probe(shared_media / "test.webm")  # container has no duration: measured instead
-    assert 3.0 < webm.duration < 3.3
+    assert probe(media / "cockatoo.mp4").pixel_format == "yuv444p"
+    assert probe(media / "video-h265.mp4").color_range == "full"
+    assert probe(media / "sar_2x1.mp4").sample_aspect_ratio == 2
+    assert probe(media / "0.ts").container == "mpegts"
+
+
+def test_probe_measures_a_container_without_duration(tmp_path: Path) -> None:
+    """Matroska written to a pipe carries no duration (its header is never rewritten): probe
+    measures the streams instead."""
+    webm = tmp_path / "no-duration.mkv"
+    with webm.open("wb") as out:
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+             "testsrc2=size=640x480:rate=30000/1001:duration=3.1",
+             "-c:v", "libx264", "-preset", "ultrafast", "-f", "matroska", "pipe:1"],
+            stdout=out, check=True, timeout=120,
+        )  # fmt: skip
+    assert "duration" not in ffprobe_format(webm)
+    info = probe(webm)
+    assert info.container.startswith("matroska")
+    assert 3.0 < info.duration < 3.3
+
+
+def ffprobe_format(path: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    fmt: dict[str, str] = json.loads(out)["format"]
+    return fmt
 
 
 @pytest.mark.parametrize("name", ["multiple-aac-tracks.mp4", "toothsome-dts.mp4"])
-def test_audio_only_is_rejected(shared_media: Path, name: str) -> None:
+def test_audio_only_is_rejected(media: Path, name: str) -> None:
     with pytest.raises(NoVideoStreamError, match="no video stream"):
-        probe(shared_media / name)
+        probe(media / name)
 
 
 def test_not_media(tmp_path: Path) -> None:

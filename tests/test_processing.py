@@ -154,10 +154,10 @@ def test_process_publishes_once(
 
 
 def test_real_clip_through_the_in_process_worker(
-    client: TestClient[Any], ctx: AppContext, db: Engine, shared_media: Path
+    client: TestClient[Any], ctx: AppContext, db: Engine, media: Path
 ) -> None:
     smallest = min(
-        (p for p in shared_media.iterdir() if p.suffix in (".mp4", ".webm", ".ts")),
+        (p for p in media.iterdir() if p.suffix in (".mp4", ".webm", ".ts")),
         key=lambda p: p.stat().st_size,
     )
     owner = insert_user(db)
@@ -229,7 +229,7 @@ def test_rejected_input_says_why_and_stores_nothing(
     ctx: AppContext,
     db: Engine,
     runtime: Runtime,
-    shared_media: Path,
+    media: Path,
     tmp_path: Path,
     name: str,
     expected: str,
@@ -238,7 +238,7 @@ def test_rejected_input_says_why_and_stores_nothing(
         source = tmp_path / "holiday.mp4"
         source.write_text("this is a text file pretending to be a video\n" * 50)
     else:
-        source = shared_media / name
+        source = media / name
     owner = insert_user(db)
     vid = stage_video(db, ctx.storage, owner, source)
 

@@ -40,7 +40,7 @@ from classifiers.moderation import ModelConfig, ModerationAnalyzer, ModerationMo
 from classifiers.pdq import Match
 from classifiers.sampling import FrameSampler, SamplingSpec
 from classifiers.words import WordListError, find_watched, fold, load_word_list, parse_entries
-from tests.conftest import SHARED_MEDIA
+from tests.conftest import MEDIA
 from tests.support.api import api_client, auth, register
 from tests.support.clips import ffmpeg
 from tests.support.frames import decoded_frames
@@ -226,7 +226,7 @@ def test_a_stub_model_routes_a_real_clip(models: Path, nsfw: float, outcome: str
     path = constant_model(models / f"constant-{nsfw}.onnx", nsfw)
     config = ModelConfig(path=str(path))
     analyzer = ModerationAnalyzer(config, FrameSampler(SamplingSpec()), inference="thread")
-    for frame, t in decoded_frames(SHARED_MEDIA / "cockatoo.mp4"):
+    for frame, t in decoded_frames(MEDIA / "cockatoo.mp4"):
         analyzer.on_video(frame, t)
     result = analyzer.result()
     assert result["frames"] == 16  # 14 at 1 fps and the keyframes at 3.8 s and 7.25 s
@@ -397,7 +397,7 @@ def real_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[An
 @pytest.fixture(scope="module")
 def reupload_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("reupload")
-    source = SHARED_MEDIA / "cockatoo.mp4"
+    source = MEDIA / "cockatoo.mp4"
     original, evasion, other = folder / "original.mp4", folder / "evasion.mp4", folder / "o.mp4"
     x264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac"]
     ffmpeg("-i", str(source), "-t", "6", *x264, "-crf", "20", str(original))
@@ -406,7 +406,7 @@ def reupload_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "-vf", "scale=iw/2:ih/2,noise=alls=13:allf=t,pad=iw:ih*2:0:(oh-ih)/2:black",
         "-b:v", "300k", str(evasion),
     )  # fmt: skip
-    ffmpeg("-i", str(SHARED_MEDIA / "video-h265.mp4"), "-t", "5", *x264, str(other))
+    ffmpeg("-i", str(MEDIA / "video-h265.mp4"), "-t", "5", *x264, str(other))
     return {"original": original, "evasion": evasion, "other": other}
 
 

@@ -28,6 +28,7 @@ from api.core.tables import superseded_renders, video_parts, video_safety, video
 from api.jobs.publish import early_render_id
 from api.jobs.sweeper import sweep
 from cdn.storage import TEMP_PREFIX, LocalStorage, S3Storage, Storage
+from tests.conftest import MEDIA
 from tests.support.api import api_client, make_settings
 from tests.support.jobs import (
     insert_processing_video,
@@ -51,7 +52,6 @@ from tests.support.services import (
 from tests.support.throttle import ThrottledRelay
 
 HOUR = 3600.0
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
 @pytest.fixture(scope="module")

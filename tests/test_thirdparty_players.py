@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import JobResult, shared_media_files
+from tests.conftest import JobResult, media_files
 from tests.support.ffmpeg_players import FFMPEG_PLAYERS, play_ffmpeg
 from tests.support.ffprobe import joined_rendition
 from tests.support.frames import AUDIO_ONLY
@@ -30,7 +30,7 @@ from tests.support.timing_clips import SYNC_SHAPES, Shape, beep_onset, build, de
 SYNC = {shape.name: shape for shape in SYNC_SHAPES}
 MANIFESTS = {"hls": "master.m3u8", "dash": "manifest.mpd"}
 CLIENTS = (*FFMPEG_PLAYERS, *PLAYBINS)
-REAL_WITH_VIDEO = [name for name in shared_media_files() if name not in AUDIO_ONLY]
+REAL_WITH_VIDEO = [name for name in media_files() if name not in AUDIO_ONLY]
 GST_TIMEOUT_S = 90.0
 SLACK_S = 0.001  # rounding of the times the clients print
 
@@ -45,10 +45,10 @@ def first_times(client: str, url: str) -> tuple[float, float, list[str]]:
     return gst.first("video"), gst.first("audio"), list(gst.timestamp_warnings)
 
 
-def _source(name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _source(name: str, media: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real clip, or a sync clip built once per session (so `transcoded` runs it once)."""
     if name not in SYNC:
-        return shared_media / name
+        return media / name
     return build(SYNC[name], tmp_path_factory.getbasetemp() / "sync-clips")
 
 
@@ -62,12 +62,12 @@ def _video_duration(report: dict[str, Any]) -> float:
 
 @pytest.fixture(scope="module")
 def sync_output(
-    shared_media: Path,
+    media: Path,
     tmp_path_factory: pytest.TempPathFactory,
     transcoded: Callable[[Path], JobResult],
 ) -> Callable[[str], JobResult]:
     def output(name: str) -> JobResult:
-        result = transcoded(_source(name, shared_media, tmp_path_factory))
+        result = transcoded(_source(name, media, tmp_path_factory))
         assert result.returncode == 0, result.stderr
         return result
 
@@ -144,12 +144,12 @@ def test_gstreamer_plays_to_the_end(
     name: str,
     protocol: str,
     playbin: str,
-    shared_media: Path,
+    media: Path,
     tmp_path_factory: pytest.TempPathFactory,
     transcoded: Callable[[Path], JobResult],
 ) -> None:
     """Every track from its start to its end, with no timestamp warning on the way."""
-    result = transcoded(_source(name, shared_media, tmp_path_factory))
+    result = transcoded(_source(name, media, tmp_path_factory))
     assert result.returncode == 0, result.stderr
     report = result.report
     frame = 1 / float(Fraction(report["output"]["frame_rate"]))

@@ -8,7 +8,7 @@ from typing import Any
 
 import av
 
-# Audio-only files in ../shared/media: nothing to look at (the engine rejects them).
+# Audio-only files in tests/media: nothing to look at (the engine rejects them).
 AUDIO_ONLY = frozenset({"multiple-aac-tracks.mp4", "toothsome-dts.mp4"})
 
 

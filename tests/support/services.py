@@ -1,7 +1,8 @@
 """Real servers and real processes for the process-level tests (no mocks, no skips).
 
-- `ensure_redis()` / `ensure_postgres()`: the local Redis and PostgreSQL answer, or are started
-  with the commands in ../shared/RECIPES.md; a server that still does not answer fails the test.
+- `ensure_redis()` / `ensure_postgres()`: the test Redis and PostgreSQL answer: the servers that
+  `REELFORGE_TEST_REDIS_URL` / `REELFORGE_TEST_DATABASE_URL` name, or the suite's own throwaway
+  ones (tests/support/servers.py); a server that does not answer fails the test.
 - `fresh_postgres_database()`, `redis_database()`: one database each per test, dropped/flushed
   afterwards, so tests (and engineers) running side by side never see each other's rows or
   broker queues.
@@ -28,21 +29,14 @@ from typing import IO, Any
 import httpx
 
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, start_moto
+from tests.support.servers import postgres_url, redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOCALHOST = "127.0.0.1"
-REDIS_PORT = 6379
-POSTGRES_PORT = 5432
-POSTGRES_ADMIN_URL = f"postgresql://postgres@{LOCALHOST}:{POSTGRES_PORT}/test"
 # Redis databases the tests lease one at a time; 0 holds the leases (and other tests' keys),
 # 14 belongs to bench/api_bench.py, which flushes it.
 REDIS_TEST_DBS = [n for n in range(4, 16) if n != 14]
-REDIS_START = [
-    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-    "--logfile", "/var/log/redis/ci.log",
-]  # fmt: skip
 
 __all__ = [
     "ApiProcess",
@@ -61,77 +55,16 @@ __all__ = [
 ]
 
 
-# -- servers -----------------------------------------------------------------------------------
-def _answers(port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((LOCALHOST, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+# -- servers ---------------------------------------------------------------------------------
+def ensure_redis() -> None:
+    """The test Redis answers: `REELFORGE_TEST_REDIS_URL`'s, or the suite's own throwaway one,
+    started on first use (tests/support/servers.py); a given one that does not answer fails."""
+    redis_url()
 
 
-def _wait_answer(port: int, deadline_s: float) -> bool:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if _answers(port):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _redis_ping() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(host=LOCALHOST, port=REDIS_PORT, socket_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
-def ensure_redis(deadline_s: float = 15.0) -> None:
-    """Redis answers PING on 127.0.0.1:6379, started per RECIPES.md if it was not running."""
-    if _redis_ping():
-        return
-    Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
-    Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
-    subprocess.run(REDIS_START, check=False, capture_output=True, timeout=30)
-    if not (_wait_answer(REDIS_PORT, deadline_s) and _redis_ping()):
-        raise RuntimeError("Redis does not answer on 127.0.0.1:6379 (tried to start it)")
-
-
-def _postgres_query(sql: str, url: str = POSTGRES_ADMIN_URL) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
-
-
-def _postgres_ok() -> bool:
-    import psycopg
-
-    try:
-        _postgres_query("SELECT 1")
-    except psycopg.Error:
-        return False
-    return True
-
-
-def ensure_postgres(deadline_s: float = 30.0) -> None:
-    """PostgreSQL accepts queries on 127.0.0.1:5432, started per RECIPES.md if it was down."""
-    if _postgres_ok():
-        return
-    versions = sorted(os.listdir("/etc/postgresql")) if Path("/etc/postgresql").is_dir() else []
-    for version in versions:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-            check=False, capture_output=True, timeout=60,
-        )  # fmt: skip
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if _postgres_ok():
-            return
-        time.sleep(0.5)
-    raise RuntimeError("PostgreSQL does not answer on 127.0.0.1:5432 (tried to start it)")
+def ensure_postgres() -> None:
+    """The test PostgreSQL answers (`REELFORGE_TEST_DATABASE_URL`'s or the suite's own)."""
+    postgres_url()
 
 
 @contextlib.contextmanager
@@ -140,7 +73,6 @@ def fresh_postgres_database() -> Iterator[str]:
     (helper A's `tests.support.pg.fresh_database`, behind this module's server check)."""
     from tests.support.pg import fresh_database
 
-    ensure_postgres()
     with fresh_database() as url:
         yield url
 
@@ -150,8 +82,7 @@ def redis_database(lease_s: int = 3600) -> Iterator[str]:
     """Lease one Redis database (a lock key in db 0), flushed before and after; yields its URL."""
     import redis
 
-    ensure_redis()
-    admin = redis.Redis(host=LOCALHOST, port=REDIS_PORT)
+    admin = redis.Redis.from_url(redis_url(0))
     owner = f"{os.getpid()}-{secrets.token_hex(4)}"
     leased = None
     deadline = time.monotonic() + 60
@@ -164,10 +95,10 @@ def redis_database(lease_s: int = 3600) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("no free Redis test database (all leased)")
             time.sleep(1)
-    client = redis.Redis(host=LOCALHOST, port=REDIS_PORT, db=leased)
+    client = redis.Redis.from_url(redis_url(leased))
     client.flushdb()
     try:
-        yield f"redis://{LOCALHOST}:{REDIS_PORT}/{leased}"
+        yield redis_url(leased)
     finally:
         client.flushdb()
         if admin.get(f"reelforge-test-db:{leased}") == owner.encode():
