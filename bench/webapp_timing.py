@@ -27,6 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYER_DIR = ROOT / "tests" / "player"
+# The bootstrap puts Node 20 into .venv where the system's is older (Debian 12: 18).
+VENV_NODE = Path(sys.executable).parent / "node"
 
 
 def _free_port() -> int:
@@ -64,7 +66,8 @@ def measure(loads: int, swipes: int) -> dict[str, Any]:
                 time.sleep(1)
             time.sleep(2)  # the for-you snapshot picks the last video up
             command = [
-                "node", str(PLAYER_DIR / "webapp_timing.mjs"), "--base", f"http://127.0.0.1:{port}",
+                str(VENV_NODE) if VENV_NODE.exists() else "node",
+                str(PLAYER_DIR / "webapp_timing.mjs"), "--base", f"http://127.0.0.1:{port}",
                 "--loads", str(loads), "--swipes", str(swipes),
             ]  # fmt: skip
             done = subprocess.run(
