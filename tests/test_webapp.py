@@ -49,7 +49,8 @@ def _artifacts(tmp_path: Path) -> Path:
 
 def _drive(base_url: str, clip: Path, out: Path, handle: str, *extra: str) -> dict[str, Any]:
     command = [
-        node_executable() or "node", str(DRIVER), "--base", base_url, "--clip", str(clip), "--out", str(out),
+        node_executable() or "node", str(DRIVER),
+        "--base", base_url, "--clip", str(clip), "--out", str(out),
         "--handle", handle, "--timeout", str(DRIVER_TIMEOUT_S), "--chromium", str(CHROMIUM),
         *extra,
     ]  # fmt: skip
@@ -226,7 +227,8 @@ def test_an_upload_pauses_resumes_and_shows_why_the_file_was_refused(tmp_path: P
             junk = tmp_path / "holiday.mp4"
             junk.write_bytes(os.urandom(12 * 1024 * 1024))
             command = [
-                node_executable() or "node", str(PLAYER_DIR / "webapp_upload.mjs"), "--base", api.url,
+                node_executable() or "node", str(PLAYER_DIR / "webapp_upload.mjs"),
+                "--base", api.url,
                 "--token", owner.token, "--user-json", json.dumps(user), "--file", str(junk),
                 "--out", str(_artifacts(tmp_path)), "--chromium", str(CHROMIUM),
             ]  # fmt: skip
