@@ -76,6 +76,9 @@ try {
     await page.waitForTimeout(50);
   }
   result.videoId = page.url().split('#/upload/')[1];
+  // Every value the bar took (the page records each onProgress): the sampling above can miss
+  // the last ones, when the page moves on to the processing view within 50 ms.
+  result.progress = await page.evaluate(() => window.__reelforge.uploadProgress ?? []);
   await page.waitForFunction(() => ['rejected', 'failed'].includes(document.querySelector('.upload-status')?.dataset.status));
   result.status = await page.evaluate(() => document.querySelector('.upload-status').dataset.status);
   result.stage = await page.textContent('.upload-status .stage');
