@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from recsys.baselines import ItemKNN, MostPopular, V1Replay
 from recsys.data import Interactions, temporal_split
 from recsys.metrics import FloatArray, bootstrap_ci, coverage_at_k, per_user
-from recsys.mf import IALS
+from recsys.mf import TunedIALS
 from recsys.models import Recommender, top_k
 from recsys.ranker import TwoStage
 
@@ -76,7 +76,7 @@ def default_models(log: Interactions, threads: int, seed: int) -> list[Recommend
         MostPopular(recent=True),
         V1Replay(seconds_per_unit(log)),
         ItemKNN(threads=threads),
-        IALS(factors=32, regularization=1.0, alpha=1.0, threads=threads, seed=seed),
+        TunedIALS(threads=threads, seed=seed),
         TwoStage(threads=threads, seed=seed),
     ]
 

@@ -35,10 +35,12 @@ def recall_at_k(ranked: Sequence[int] | npt.NDArray[np.int64], relevant: set[int
 
 
 def coverage_at_k(rankings: npt.NDArray[np.int64], n_items: int, k: int) -> float:
-    """Distinct items in the users' top k, as a share of the catalogue."""
+    """Distinct items in the users' top k, as a share of the catalogue (negative codes are
+    empty places)."""
     if n_items == 0 or rankings.size == 0:
         return 0.0
-    return float(len(np.unique(rankings[:, :k])) / n_items)
+    found = np.unique(rankings[:, :k])
+    return float(np.count_nonzero(found >= 0) / n_items)
 
 
 def bootstrap_ci(

@@ -12,6 +12,7 @@ from recsys.data import TrainSet
 Scores = npt.NDArray[np.float32]
 Codes = npt.NDArray[np.int64]
 CHUNK = 256
+NO_ITEM = -1
 
 
 class Recommender(Protocol):
@@ -27,7 +28,8 @@ class Recommender(Protocol):
 def top_k(model: Recommender, train: TrainSet, users: Codes, k: int) -> Codes:
     """Each user's `k` best items by `model.scores`, best first, never one the user
     interacted with before `train.now` (the whole catalogue is ranked: no sampled negatives).
-    Ties break towards the lower item code."""
+    Ties break towards the lower item code; a user with fewer than `k` unseen items gets
+    `NO_ITEM` (−1) in the places left."""
     k = min(k, train.n_items)
     out = np.empty((len(users), k), dtype=np.int64)
     for start in range(0, len(users), CHUNK):
@@ -46,4 +48,6 @@ def top_k_of(scores: npt.NDArray[np.float64], train: TrainSet, users: Codes, k: 
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -picked), axis=1)
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+    ranked = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    ranked[np.take_along_axis(picked, order, axis=1) == -np.inf] = NO_ITEM
+    return ranked

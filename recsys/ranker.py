@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from recsys.baselines import ItemKNN, MostPopular, V1Replay
 from recsys.data import TrainSet, cutoff_at, temporal_split
-from recsys.mf import IALS
+from recsys.mf import IALS, TunedIALS
 from recsys.models import Codes, Scores, top_k_of
 
 FEATURES = (
@@ -65,16 +65,14 @@ class TwoStage:
         inner_fraction: float = 0.8,
         threads: int = 1,
         seed: int = 0,
-        ials: dict[str, float] | None = None,
     ) -> None:
         self.per_source, self.inner_fraction = per_source, inner_fraction
         self.threads, self.seed = threads, seed
-        self.ials_params = ials or {"factors": 32, "regularization": 1.0, "alpha": 1.0}
         self.bases: _Bases | None = None
         self.booster: lgb.Booster | None = None
 
     def _bases(self, train: TrainSet) -> _Bases:
-        ials = IALS(threads=self.threads, seed=self.seed, **self.ials_params)  # type: ignore[arg-type]
+        ials = TunedIALS(threads=self.threads, seed=self.seed)
         knn = ItemKNN(threads=self.threads)
         pop, recent, v1 = MostPopular(), MostPopular(recent=True), V1Replay()
         for model in (ials, knn, pop, recent, v1):
