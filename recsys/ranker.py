@@ -7,10 +7,11 @@
    time and recent, its v1 score, its age and share of strong interactions, and the user's
    history length.
 
-The ranker learns from the past only: the training window is split again in time
-(`inner_fraction`), the base models are fitted on the earlier part, and the labels are the
-later part's interactions; then the base models are refitted on the whole window and the
-ranker orders their candidates. Items outside the candidates rank below them, by iALS.
+The ranker learns from the past only: the training window is split again in time at each of
+`inner_fractions` (more examples than one split gives), the base models are fitted on the
+earlier part, and the labels are the later part's interactions; then the base models are
+refitted on the whole window and the ranker orders their candidates. Items outside the
+candidates rank below them, by iALS.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recsys.baselines import ItemKNN, MostPopular, V1Replay
-from recsys.data import TrainSet, cutoff_at, temporal_split
+from recsys.data import TrainSet, temporal_split
 from recsys.mf import IALS, TunedIALS
 from recsys.models import Codes, Scores, top_k_of
 
@@ -62,11 +63,11 @@ class TwoStage:
         self,
         *,
         per_source: int = 100,
-        inner_fraction: float = 0.8,
+        inner_fractions: tuple[float, ...] = (0.6, 0.7, 0.8),
         threads: int = 1,
         seed: int = 0,
     ) -> None:
-        self.per_source, self.inner_fraction = per_source, inner_fraction
+        self.per_source, self.inner_fractions = per_source, inner_fractions
         self.threads, self.seed = threads, seed
         self.bases: _Bases | None = None
         self.booster: lgb.Booster | None = None
@@ -121,17 +122,29 @@ class TwoStage:
         return row, item, features
 
     def fit(self, train: TrainSet) -> None:
-        inner_now = cutoff_at(train.log, self.inner_fraction)
-        inner = temporal_split(train.log, self.inner_fraction)
-        assert inner.cutoff == inner_now
-        bases = self._bases(inner.train)
-        row, item, x = self._candidates(bases, inner.test_users)
-        label = np.zeros(len(row), dtype=np.float64)
-        for r, relevant in enumerate(inner.relevant):
-            at = np.flatnonzero(row == r)
-            label[at] = np.isin(item[at], relevant)
-        groups = np.bincount(row, minlength=len(inner.test_users))
-        dataset = lgb.Dataset(x, label, group=groups[groups > 0], feature_name=list(FEATURES))
+        xs, labels, groups = [], [], []
+        for fraction in self.inner_fractions:
+            inner = temporal_split(train.log, fraction)
+            if not len(inner.test_users):
+                continue
+            bases = self._bases(inner.train)
+            row, item, x = self._candidates(bases, inner.test_users)
+            label = np.zeros(len(row), dtype=np.float64)
+            for r, relevant in enumerate(inner.relevant):
+                at = np.flatnonzero(row == r)
+                label[at] = np.isin(item[at], relevant)
+            sizes = np.bincount(row, minlength=len(inner.test_users))
+            xs.append(x)
+            labels.append(label)
+            groups.append(sizes[sizes > 0])
+        if not xs:
+            raise ValueError("too little history to train the ranker (no inner test users)")
+        dataset = lgb.Dataset(
+            np.vstack(xs),
+            np.concatenate(labels),
+            group=np.concatenate(groups),
+            feature_name=list(FEATURES),
+        )
         params = {
             "objective": "lambdarank",
             "metric": "ndcg",
