@@ -54,6 +54,21 @@ class Report:
     n_test_users: int
     n_test_items: int
     models: dict[str, ModelResult] = field(default_factory=dict)
+    # Each model's NDCG@10 per test user (same order), for paired intervals.
+    ndcg_by_user: dict[str, FloatArray] = field(default_factory=dict)
+    rounds: int = 1000
+    seed: int = 0
+
+    def best_baseline(self) -> str:
+        return max(
+            (name for name in self.models if name != self.served),
+            key=lambda name: self.models[name].ndcg,
+        )
+
+    def served_vs_best_ci(self) -> tuple[float, float]:
+        """The paired interval of (served − the best baseline) NDCG@10."""
+        diff = self.ndcg_by_user[self.served] - self.ndcg_by_user[self.best_baseline()]
+        return bootstrap_ci(diff, rounds=self.rounds, seed=self.seed)
 
     def as_json(self) -> dict[str, Any]:
         """`{"served": NAME, "models": {NAME: {"ndcg@10", "recall@50", "coverage",
@@ -100,6 +115,8 @@ def evaluate(
         n_interactions=len(log),
         n_test_users=len(split.test_users),
         n_test_items=sum(len(r) for r in split.relevant),
+        rounds=rounds,
+        seed=seed,
     )
     if not len(split.test_users):
         raise ValueError("no user has interactions on both sides of the temporal split")
@@ -114,6 +131,7 @@ def evaluate(
             if model.name == BASELINE:
                 baseline = ndcg
             diff = ndcg - baseline if baseline is not None else np.zeros_like(ndcg)
+            report.ndcg_by_user[model.name] = ndcg
             report.models[model.name] = ModelResult(
                 ndcg=float(ndcg.mean()),
                 recall=float(recall.mean()),
@@ -141,11 +159,13 @@ def table(report: Report) -> str:
             f"{r.ndcg_diff_ci[1]:+.4f}]{'':<10}{r.seconds:>6.1f}"
         )
     served, base = report.models.get(report.served), report.models.get(BASELINE)
-    if served and base and base.ndcg > 0:
-        best = max(r.ndcg for n, r in report.models.items() if n != report.served)
+    if served and base and base.ndcg > 0 and len(report.models) > 1:
+        best = report.best_baseline()
+        low, high = report.served_vs_best_ci()
         lines.append(
             f"served {report.served}: {served.ndcg / base.ndcg:.2f}× most_popular's NDCG@10 "
             f"(target ≥ 1.5×, Δ interval above 0: {served.ndcg_diff_ci[0] > 0}); "
-            f"best baseline {best:.4f}"
+            f"− best baseline {best} ({report.models[best].ndcg:.4f}): "
+            f"{served.ndcg - report.models[best].ndcg:+.4f} [{low:+.4f}, {high:+.4f}]"
         )
     return "\n".join(lines)

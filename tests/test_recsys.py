@@ -21,7 +21,7 @@ from recsys.data import (
     temporal_split,
     train_set,
 )
-from recsys.evaluate import evaluate
+from recsys.evaluate import evaluate, table
 from recsys.metrics import bootstrap_ci, coverage_at_k, ndcg_at_k, recall_at_k
 from recsys.models import top_k
 
@@ -144,6 +144,7 @@ def test_learned_models_find_planted_tastes() -> None:
         assert learned.ndcg >= 1.5 * base.ndcg, (name, learned.ndcg, base.ndcg)
         assert learned.ndcg_diff_ci[0] > 0
     assert report.models["ials_lgbm"].coverage > base.coverage
+    assert "served ials_lgbm: " in table(report)
 
 
 def test_feed_eval_json_shape(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
