@@ -25,7 +25,7 @@ import numpy.typing as npt
 from recsys.baselines import ItemKNN, MostPopular, V1Replay
 from recsys.data import TrainSet, temporal_split
 from recsys.mf import IALS, TunedIALS
-from recsys.models import Codes, Scores, top_k_of
+from recsys.models import CHUNK, Codes, Scores, top_k_of
 
 FEATURES = (
     "ials",
@@ -89,7 +89,16 @@ class TwoStage:
         return _Bases(train, ials, knn, pop, recent, v1, age, share, history)
 
     def _candidates(self, b: _Bases, users: Codes) -> tuple[Codes, Codes, npt.NDArray[np.float64]]:
-        """(row in `users`, item, features) of every candidate pair."""
+        """(row in `users`, item, features) of every candidate pair, `CHUNK` users at a time
+        (the scores of a chunk are dense: users × catalogue)."""
+        parts = [self._chunk(b, users[at : at + CHUNK]) for at in range(0, len(users), CHUNK)]
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(FEATURES)))
+        offsets = np.arange(0, len(users), CHUNK)
+        row = np.concatenate([p[0] + at for p, at in zip(parts, offsets, strict=True)])
+        return row, np.concatenate([p[1] for p in parts]), np.vstack([p[2] for p in parts])
+
+    def _chunk(self, b: _Bases, users: Codes) -> tuple[Codes, Codes, npt.NDArray[np.float64]]:
         s_ials = b.ials.scores(users).astype(np.float64)
         s_knn = b.knn.scores(users).astype(np.float64)
         n = b.train.n_items
