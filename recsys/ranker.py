@@ -63,17 +63,24 @@ class TwoStage:
         self,
         *,
         per_source: int = 100,
+        max_users: int = 2000,
         inner_fractions: tuple[float, ...] = (0.6, 0.7, 0.8),
         threads: int = 1,
         seed: int = 0,
     ) -> None:
         self.per_source, self.inner_fractions = per_source, inner_fractions
+        self.max_users = max_users
         self.threads, self.seed = threads, seed
         self.bases: _Bases | None = None
         self.booster: lgb.Booster | None = None
 
-    def _bases(self, train: TrainSet) -> _Bases:
-        ials = TunedIALS(threads=self.threads, seed=self.seed)
+    def _bases(self, train: TrainSet, ials_setting: dict[str, float] | None = None) -> _Bases:
+        """The first stage on `train`: iALS tuned on it, or with `ials_setting`."""
+        ials: IALS = (
+            TunedIALS(threads=self.threads, seed=self.seed)
+            if ials_setting is None
+            else IALS(threads=self.threads, seed=self.seed, **ials_setting)  # type: ignore[arg-type]
+        )
         knn = ItemKNN(threads=self.threads)
         pop, recent, v1 = MostPopular(), MostPopular(recent=True), V1Replay()
         for model in (ials, knn, pop, recent, v1):
@@ -131,18 +138,27 @@ class TwoStage:
         return row, item, features
 
     def fit(self, train: TrainSet) -> None:
+        # The final first stage first: its iALS tuning picks the setting every window reuses.
+        final = self._bases(train)
+        setting = final.ials.chosen if isinstance(final.ials, TunedIALS) else None
         xs, labels, groups = [], [], []
+        rng = np.random.default_rng(self.seed)
         for fraction in self.inner_fractions:
             inner = temporal_split(train.log, fraction)
             if not len(inner.test_users):
                 continue
-            bases = self._bases(inner.train)
-            row, item, x = self._candidates(bases, inner.test_users)
-            label = np.zeros(len(row), dtype=np.float64)
-            for r, relevant in enumerate(inner.relevant):
-                at = np.flatnonzero(row == r)
-                label[at] = np.isin(item[at], relevant)
-            sizes = np.bincount(row, minlength=len(inner.test_users))
+            # At most `max_users` users per window: enough to learn 10 features' effects, and
+            # the ranker's cost stays bounded on large logs.
+            keep = np.sort(rng.permutation(len(inner.test_users))[: self.max_users])
+            users = inner.test_users[keep]
+            bases = self._bases(inner.train, setting)
+            row, item, x = self._candidates(bases, users)
+            n = inner.train.n_items
+            wanted = np.concatenate(
+                [r * n + inner.relevant[at] for r, at in enumerate(keep.tolist())]
+            )
+            label = np.isin(row * n + item, wanted).astype(np.float64)
+            sizes = np.bincount(row, minlength=len(users))
             xs.append(x)
             labels.append(label)
             groups.append(sizes[sizes > 0])
@@ -171,7 +187,7 @@ class TwoStage:
             "verbosity": -1,
         }
         self.booster = lgb.train(params, dataset, num_boost_round=150)
-        self.bases = self._bases(train)
+        self.bases = final
 
     def scores(self, users: Codes) -> Scores:
         """Candidates score 1 + their rank score squashed into (0, 1) above every other item,
