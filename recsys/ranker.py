@@ -64,12 +64,14 @@ class TwoStage:
         *,
         per_source: int = 100,
         max_users: int = 2000,
+        rounds: int = 100,
         inner_fractions: tuple[float, ...] = (0.6, 0.7, 0.8),
         threads: int = 1,
         seed: int = 0,
     ) -> None:
         self.per_source, self.inner_fractions = per_source, inner_fractions
         self.max_users = max_users
+        self.rounds = rounds
         self.threads, self.seed = threads, seed
         self.bases: _Bases | None = None
         self.booster: lgb.Booster | None = None
@@ -175,8 +177,9 @@ class TwoStage:
             "metric": "ndcg",
             "eval_at": [10],
             "learning_rate": 0.05,
-            "num_leaves": 15,
-            "min_data_in_leaf": 50,
+            # Small trees: a few thousand labelled pairs per window on ML-100K-sized logs.
+            "num_leaves": 7,
+            "min_data_in_leaf": 100,
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
@@ -186,7 +189,7 @@ class TwoStage:
             "deterministic": True,
             "verbosity": -1,
         }
-        self.booster = lgb.train(params, dataset, num_boost_round=150)
+        self.booster = lgb.train(params, dataset, num_boost_round=self.rounds)
         self.bases = final
 
     def scores(self, users: Codes) -> Scores:
