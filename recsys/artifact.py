@@ -22,7 +22,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,6 @@ def train_artifact(
 ) -> str:
     """Fit the retrieval model on all of `log`, write it as the next version, make it
     current and drop versions older than the last `keep`; returns the version's name."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     train = train_set(log, float(np.max(log.time)) + 1.0)
     with threadpool_limits(1, "blas"):
         ials = TunedIALS(threads=threads, seed=seed)
@@ -64,6 +62,34 @@ def train_artifact(
     recent = MostPopular(recent=True)
     recent.fit(train)
     popular = np.argsort(-recent.item_scores, kind="stable")[:1000]
+    meta = {"interactions": len(log), "trained_until": float(np.max(log.time))}
+    return save(
+        root,
+        users=log.users,
+        items=log.items,
+        user_factors=ials.user_factors,
+        item_factors=ials.item_factors,
+        popular=popular,
+        meta={**meta, "ials": ials.chosen},
+        keep=keep,
+    )
+
+
+def save(
+    root: str | Path,
+    *,
+    users: npt.NDArray[np.str_],
+    items: npt.NDArray[np.str_],
+    user_factors: npt.NDArray[np.floating[Any]],
+    item_factors: npt.NDArray[np.floating[Any]],
+    popular: npt.NDArray[np.integer[Any]],
+    meta: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> str:
+    """Write a model as the next version under `root`, make it current, keep the last `keep`
+    versions; returns the version's name."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     existing = versions(root)
     number = int(existing[-1][1:]) + 1 if existing else 1
     name = f"v{number:06d}"
@@ -71,20 +97,14 @@ def train_artifact(
     try:
         np.savez(
             staging / "model.npz",
-            users=log.users.astype(str),
-            items=log.items.astype(str),
-            user_factors=ials.user_factors.astype(np.float32),
-            item_factors=ials.item_factors.astype(np.float32),
-            popular=popular.astype(np.int64),
+            users=np.asarray(users).astype(str),
+            items=np.asarray(items).astype(str),
+            user_factors=np.asarray(user_factors, dtype=np.float32),
+            item_factors=np.asarray(item_factors, dtype=np.float32),
+            popular=np.asarray(popular, dtype=np.int64),
         )
-        meta = {
-            "version": name,
-            "created_at": time.time(),
-            "interactions": len(log),
-            "trained_until": float(np.max(log.time)),
-            "ials": ials.chosen,
-        }
-        (staging / "meta.json").write_text(json.dumps(meta))
+        full = {**(meta or {}), "version": name, "created_at": time.time()}
+        (staging / "meta.json").write_text(json.dumps(full))
         os.rename(staging, root / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -135,9 +155,27 @@ class RetrievalModel:
     item_factors: npt.NDArray[np.float32]
     popular: npt.NDArray[np.int64]
     user_index: dict[str, int]
+    item_index: dict[str, int]
 
     def knows(self, viewer: str) -> bool:
         return viewer in self.user_index
+
+    def codes(self, items: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each item's row in the model (−1: an item it does not know)."""
+        return np.fromiter((self.item_index.get(i, -1) for i in items), np.int64, len(items))
+
+    def item_scores(
+        self, viewer: str, codes: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32] | None:
+        """The viewer's score of each item of `codes` (`codes()`; NaN where −1); None when
+        the model does not know the viewer."""
+        at = self.user_index.get(viewer)
+        if at is None:
+            return None
+        out = np.full(len(codes), np.nan, dtype=np.float32)
+        known = codes >= 0
+        out[known] = self.item_factors[codes[known]] @ self.user_factors[at]
+        return out
 
     def candidates(self, viewer: str, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The viewer's `n` best items not in `exclude`, best first; a viewer the model does
@@ -179,4 +217,5 @@ def load(root: str | Path, version: str | None = None) -> RetrievalModel:
         item_factors=arrays["item_factors"],
         popular=arrays["popular"],
         user_index={str(u): i for i, u in enumerate(users.tolist())},
+        item_index={str(v): i for i, v in enumerate(arrays["items"].tolist())},
     )

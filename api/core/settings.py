@@ -123,6 +123,9 @@ class Settings:
     storage_grace_seconds: float = -1.0
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
+    # A For You model folder (recsys/artifact.py; "" none): orders the snapshot for the viewers
+    # it knows (api/feed/personal.py), its CURRENT looked at every `feed_cache_seconds`.
+    feed_model_dir: str = ""
     # In-process caches of hot rows (api/core/ttlcache.py), in seconds; 0 disables one. A change
     # made through this process evicts its entry at once; one made through another API process
     # (or straight in the database) shows here within the TTL: a logged-out token may still

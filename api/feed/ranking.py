@@ -228,6 +228,7 @@ def merge(
     *,
     horizon: int | None = None,
     p: RankParams = DEFAULT_PARAMS,
+    order: Sequence[int] | None = None,
 ) -> tuple[list[int], MergeState, bool]:
     """Pick up to `size` more items; returns (indexes into `items`, the new state, exhausted).
 
@@ -238,9 +239,12 @@ def merge(
     whether that is the end of the feed (True) or the horizon was too short (False): the picks
     made under a horizon are the picks of a full scan, so a caller may start with a short
     horizon (fewer seen rows to read) and widen it only when needed. Excluded items met on the
-    way are marked served so later pages skip them without reading them again.
+    way are marked served so later pages skip them without reading them again. `order` (a
+    permutation of the indexes: a viewer's own order, `api.feed.personal`) replaces the
+    ranked order; the horizon is then the whole list.
     """
-    limit = len(items) if horizon is None else min(horizon, len(items))
+    limit = len(items) if horizon is None or order is not None else min(horizon, len(items))
+    ranked: Sequence[int] = range(limit) if order is None else order
     new = state.copy()
     picks: list[int] = []
     keep = max(p.diversity_window - 1, 0)
@@ -249,7 +253,7 @@ def merge(
         cold_turn = new.count % p.cold_every == p.cold_slot
         pick = _first_eligible(items, cold, new, exclusions, blocked) if cold_turn else None
         if pick is None:
-            pick = _first_eligible(items, range(limit), new, exclusions, blocked)
+            pick = _first_eligible(items, ranked, new, exclusions, blocked)
             if pick is None and limit < len(items):
                 # A full scan might find one past the horizon: widen it rather than guess.
                 return picks, new, False
