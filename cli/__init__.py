@@ -1,12 +1,12 @@
 """`reelforge` command line: probe, transcode, sample, serve, catalog, moderator, edge-config,
-feed-eval.
+feed-eval, feed-train.
 
 Exit codes: 0 done; 2 the input was rejected, or `serve` was given bad settings (one line on
 stderr naming why); 1 our failure (cli/exit_codes.py).
 
 One module per concept: media.py (probe, transcode, sample), serve.py (and demo.py, its
 `--demo` client), admin.py (moderator, edge-config), catalog.py (the copyright catalog),
-feed_eval.py (the offline evaluation of the For You models).
+feed_eval.py (feed-eval and feed-train: the For You models, evaluated offline and trained).
 """
 
 from __future__ import annotations

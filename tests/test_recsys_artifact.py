@@ -4,11 +4,13 @@ rollback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import cli
 from recsys import artifact
 from recsys.data import Interactions, from_columns
 
@@ -70,6 +72,21 @@ def test_versions_switch_atomically_and_roll_back(tmp_path: Path) -> None:
     third = artifact.train_artifact(tastes(seed=3), tmp_path, keep=2)
     assert third == "v000003" and artifact.versions(tmp_path) == [second, third]
     assert artifact.load(tmp_path).version == third
+
+
+def test_feed_train_cli_writes_a_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tastes()
+    path = tmp_path / "log.csv"
+    rows = zip(log.user.tolist(), log.item.tolist(), log.time.tolist(), strict=True)
+    lines = ["user,item,timestamp", *(f"{log.users[u]},{log.items[i]},{t}" for u, i, t in rows)]
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "models"
+    assert cli.main(["feed-train", "--interactions", str(path), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"version": "v000001", "dir": str(out), "interactions": len(log)}
+    assert artifact.load(out).knows("u3")
 
 
 def test_missing_or_broken_versions_raise(tmp_path: Path) -> None:
