@@ -28,6 +28,7 @@ from api.core.errors import EXCEPTION_HANDLERS
 from api.core.services import make_cache, make_storage
 from api.core.settings import Settings
 from api.feed import controllers as feed
+from api.feed.personal import PersonalOrder
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
 from api.jobs.partreaper import redispatch_lapsed, redispatch_loop
@@ -78,6 +79,11 @@ def create_app(settings: Settings) -> Litestar:
         feed = app.state.feed_store = FeedStore(ctx)
         feed.start()
         app.state.trending = TrendingPools()
+        app.state.personal = (
+            PersonalOrder(settings.feed_model_dir, settings.feed_cache_seconds)
+            if settings.feed_model_dir
+            else None
+        )
         part_reaper: asyncio.Task[None] | None = None
         sweeper: asyncio.Task[None] | None = None
         if settings.storage_sweep_interval_seconds > 0:

@@ -1,10 +1,12 @@
-"""`reelforge` command line: probe, transcode, sample, serve, catalog, moderator, edge-config.
+"""`reelforge` command line: probe, transcode, sample, serve, catalog, moderator, edge-config,
+feed-eval, feed-train.
 
 Exit codes: 0 done; 2 the input was rejected, or `serve` was given bad settings (one line on
 stderr naming why); 1 our failure (cli/exit_codes.py).
 
 One module per concept: media.py (probe, transcode, sample), serve.py (and demo.py, its
-`--demo` client), admin.py (moderator, edge-config), catalog.py (the copyright catalog).
+`--demo` client), admin.py (moderator, edge-config), catalog.py (the copyright catalog),
+feed_eval.py (feed-eval and feed-train: the For You models, evaluated offline and trained).
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import argparse
 import os
 import sys
 
-from cli import admin, catalog, media, serve
+from cli import admin, catalog, feed_eval, media, serve
 from cli.exit_codes import EXIT_FAILURE, EXIT_REJECTED
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reelforge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    # In this order in `--help`: probe, transcode, sample, serve, edge-config, moderator, catalog.
-    for module in (media, serve, admin, catalog):
+    # In this order in `--help`: probe, transcode, sample, serve, edge-config, moderator, catalog,
+    # feed-eval.
+    for module in (media, serve, admin, catalog, feed_eval):
         module.add_parsers(sub)
     return parser
 

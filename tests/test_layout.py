@@ -1,8 +1,8 @@
 """The house's import rules (README "Layout"), kept by walking the import graph with `ast`.
 
-Imports only point down: `engine/ ladders/ packager/ classifiers/ cdn/` import nothing from
-`api/`, `worker` or `cli`; `api/core` imports no domain; domains import `core` and each other
-without cycles (between modules and between packages); only `worker.py` and the app factory
+Imports only point down: `engine/ ladders/ packager/ classifiers/ cdn/ recsys/` import nothing
+from `api/`, `worker` or `cli`; `api/core` imports no domain; domains import `core` and each
+other without cycles (between modules and between packages); only `worker.py` and the app factory
 import `api/jobs`; nothing imports the app, the middlewares or the CLI from below.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = ("api", "engine", "ladders", "packager", "classifiers", "cdn", "cli", "worker")
-LOWER = ("engine", "ladders", "packager", "classifiers", "cdn")
+PRODUCT = ("api", "engine", "ladders", "packager", "classifiers", "cdn", "recsys", "cli", "worker")
+LOWER = ("engine", "ladders", "packager", "classifiers", "cdn", "recsys")
 TOP = ("api.app", "api.middleware", "api.health", "worker", "cli")
 MAX_LINES = 400
 

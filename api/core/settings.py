@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
+from api.core.envvalues import SettingsError, convert
 from api.core.settings_files import async_url, embedded_secret
 from cdn.hooks import UnsafeTarget, parse_edge
 from cdn.signing import parse_keys
@@ -37,10 +38,6 @@ GRACE_MARGIN_S = 3600.0
 """Added to the default `storage_grace_seconds`: beyond a job's time limit, the transfers
 around it (worker.py gives the actor 300 s for them) and room to spare. A replaced render is
 kept by its `superseded_renders` row, not by this."""
-
-
-class SettingsError(ValueError):
-    """A `REELFORGE_*` variable is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +122,9 @@ class Settings:
     storage_grace_seconds: float = -1.0
     feed_cache_seconds: int = 30
     feed_timeout_ms: int = 150
+    # A For You model folder (recsys/artifact.py; "" none): orders the snapshot for the viewers
+    # it knows (api/feed/personal.py), its CURRENT looked at every `feed_cache_seconds`.
+    feed_model_dir: str = ""
     # In-process caches of hot rows (api/core/ttlcache.py), in seconds; 0 disables one. A change
     # made through this process evicts its entry at once; one made through another API process
     # (or straight in the database) shows here within the TTL: a logged-out token may still
@@ -253,7 +253,7 @@ class Settings:
             if name not in env:
                 continue
             raw = env[name]
-            values[f.name] = _convert(name, raw, f.type)
+            values[f.name] = convert(name, raw, f.type)
         settings = cls(**values)  # type: ignore[arg-type]
         return settings.resolved()
 
@@ -373,28 +373,3 @@ def _check_playback(settings: Settings) -> None:
 
 def _replace(settings: Settings, **changes: object) -> Settings:
     return replace(settings, **changes)  # type: ignore[arg-type]
-
-
-def _convert(name: str, raw: str, kind: object) -> object:
-    kind = str(kind)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "bool":
-            lowered = raw.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if kind == "Path":
-            return Path(raw)
-        if kind == "tuple[float, ...]":
-            return tuple(float(part) for part in raw.split(",") if part.strip())
-        if kind.startswith("tuple"):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a valid {kind}") from None
-    return raw

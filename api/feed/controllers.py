@@ -39,7 +39,7 @@ async def get_feed(
         # Both made in the app's lifespan, one per process.
         state = request.app.state
         return await service.for_you_page(
-            ctx, state.feed_store, state.trending, user, decoded, limit
+            ctx, state.feed_store, state.trending, user, decoded, limit, state.personal
         )
     if user is None:
         raise Unauthorized("the following feed needs a bearer token")

@@ -22,7 +22,8 @@ Serving constraints (`merge`): at most one video per creator in any 5 consecutiv
 window spans page boundaries: the state carries the last 4 creators), one slot in every 8
 (position 4 of each 8, counting from 0) for a cold-start video (published in the last 48 h with
 fewer than 200 impressions), never an excluded video (seen, marked, gone) nor the viewer's own.
-Every parameter lives in `RankParams`.
+Every parameter lives in `RankParams`; the score's formula is `recsys.v1score` (shared with
+the offline evaluation, which replays it on interaction logs).
 """
 
 from __future__ import annotations
@@ -34,26 +35,15 @@ from dataclasses import dataclass, field
 import msgspec
 
 from api.moderation.thresholds import DEPRIORITIZE_OVER, report_penalty
-
-HOUR_MS = 3_600_000
+from recsys import v1score
+from recsys.v1score import HOUR_MS, V1Weights
 
 
 @dataclass(frozen=True)
-class RankParams:
-    """Weights and constants of the v1 score and of the serving constraints."""
+class RankParams(V1Weights):
+    """Weights and constants of the v1 score (`recsys.v1score.V1Weights`, the one copy of the
+    formula) and of the serving constraints."""
 
-    completion_weight: float = 4.0
-    share_weight: float = 3.0
-    comment_weight: float = 2.0
-    like_weight: float = 1.0
-    skip_weight: float = 1.0
-    not_interested_weight: float = 4.0
-    # The prior: K impressions worth m points each (Bayesian average).
-    prior_impressions: float = 100.0
-    prior_points: float = 0.1
-    quality_floor: float = 1e-6
-    gravity: float = 1.2
-    age_offset_hours: float = 2.0
     # Cold start: what counts as a fresh video with few impressions, and where its slot is.
     cold_max_age_hours: float = 48.0
     cold_max_impressions: int = 200
@@ -95,13 +85,14 @@ class Candidate(msgspec.Struct, array_like=True, frozen=True):
 
 def engagement_points(stats: VideoStats, p: RankParams = DEFAULT_PARAMS) -> float:
     """The weighted engagement sum (negative signals subtract)."""
-    return (
-        p.completion_weight * stats.completion_count
-        + p.share_weight * stats.share_count
-        + p.comment_weight * stats.comment_count
-        + p.like_weight * stats.like_count
-        - p.skip_weight * stats.skip_count
-        - p.not_interested_weight * stats.not_interested_count
+    return v1score.points(
+        p,
+        completions=stats.completion_count,
+        shares=stats.share_count,
+        comments=stats.comment_count,
+        likes=stats.like_count,
+        skips=stats.skip_count,
+        not_interested=stats.not_interested_count,
     )
 
 
@@ -112,15 +103,12 @@ def exposure(stats: VideoStats) -> int:
 
 def quality(stats: VideoStats, p: RankParams = DEFAULT_PARAMS) -> float:
     """Engagement per impression shrunk towards the prior, floored to stay positive."""
-    prior = p.prior_impressions
-    raw = (engagement_points(stats, p) + prior * p.prior_points) / (exposure(stats) + prior)
-    return max(raw, p.quality_floor)
+    return v1score.quality(engagement_points(stats, p), exposure(stats), p)
 
 
 def decay(age_ms: int, p: RankParams = DEFAULT_PARAMS) -> float:
     """Gravity on the age in hours: (age_hours + offset) ^ −gravity (future times count as 0)."""
-    age_hours = max(age_ms, 0) / HOUR_MS
-    return float((age_hours + p.age_offset_hours) ** -p.gravity)
+    return v1score.decay(age_ms, p)
 
 
 def score(stats: VideoStats, now_ms: int, p: RankParams = DEFAULT_PARAMS) -> float:
@@ -240,6 +228,7 @@ def merge(
     *,
     horizon: int | None = None,
     p: RankParams = DEFAULT_PARAMS,
+    order: Sequence[int] | None = None,
 ) -> tuple[list[int], MergeState, bool]:
     """Pick up to `size` more items; returns (indexes into `items`, the new state, exhausted).
 
@@ -250,9 +239,12 @@ def merge(
     whether that is the end of the feed (True) or the horizon was too short (False): the picks
     made under a horizon are the picks of a full scan, so a caller may start with a short
     horizon (fewer seen rows to read) and widen it only when needed. Excluded items met on the
-    way are marked served so later pages skip them without reading them again.
+    way are marked served so later pages skip them without reading them again. `order` (a
+    permutation of the indexes: a viewer's own order, `api.feed.personal`) replaces the
+    ranked order; the horizon is then the whole list.
     """
-    limit = len(items) if horizon is None else min(horizon, len(items))
+    limit = len(items) if horizon is None or order is not None else min(horizon, len(items))
+    ranked: Sequence[int] = range(limit) if order is None else order
     new = state.copy()
     picks: list[int] = []
     keep = max(p.diversity_window - 1, 0)
@@ -261,7 +253,7 @@ def merge(
         cold_turn = new.count % p.cold_every == p.cold_slot
         pick = _first_eligible(items, cold, new, exclusions, blocked) if cold_turn else None
         if pick is None:
-            pick = _first_eligible(items, range(limit), new, exclusions, blocked)
+            pick = _first_eligible(items, ranked, new, exclusions, blocked)
             if pick is None and limit < len(items):
                 # A full scan might find one past the horizon: widen it rather than guess.
                 return picks, new, False

@@ -3,7 +3,8 @@
 - `following`: the newest published public videos of the creators the caller follows, keyset
   pages on (published_at, id), merged from per-creator lists (`api.feed.following`);
   `source: "following"`.
-- `for_you`: a page of the cached candidate snapshot (`api.feed.store`) merged under the
+- `for_you`: a page of the cached candidate snapshot (`api.feed.store`), in the viewer's own
+  order where a For You model knows them (`api.feed.personal`), merged under the
   serving constraints (`api.feed.ranking.merge`), minus what the viewer watched or marked
   (`api.feed.seen`); `source: "ranked"`. When that path fails or takes longer than
   `settings.feed_timeout_ms`, the page comes from trending instead (`api.feed.trending`,
@@ -31,6 +32,7 @@ from api.core.identity import User
 from api.feed import ranking
 from api.feed.cursors import FEED_CURSORS, Cursor, FollowingCursor, RankedCursor, TrendingCursor
 from api.feed.following import newest_followed
+from api.feed.personal import PersonalOrder
 from api.feed.schemas import FeedOut
 from api.feed.seen import seen_videos, seen_videos_at, version_key
 from api.feed.store import KEY_CURRENT, FeedStore, Snapshot
@@ -74,8 +76,10 @@ async def for_you_page(
     user: User | None,
     cursor: Cursor | None,
     limit: int,
+    personal: PersonalOrder | None = None,
 ) -> FeedOut:
-    """Ranked when it answers in time, trending otherwise (`source` says which)."""
+    """Ranked when it answers in time, trending otherwise (`source` says which); `personal`
+    orders the ranked path for the viewers its model knows."""
     if isinstance(cursor, FollowingCursor):
         raise BadRequest("this cursor belongs to the following feed")
     if isinstance(cursor, TrendingCursor):
@@ -86,7 +90,7 @@ async def for_you_page(
             raise TimeoutError
         # A deadline on this task (no task per request, as `asyncio.wait_for` would start).
         async with asyncio.timeout(timeout):
-            return await ranked_page(ctx, store, user, cursor, limit)
+            return await ranked_page(ctx, store, user, cursor, limit, personal)
     except Exception as exc:  # any failure of the ranked path means the fallback
         log.warning("ranked feed unavailable, serving trending: %r", exc)
     return await trending_page(ctx, pools, user, None, limit)
@@ -132,11 +136,19 @@ async def trending_page(
 
 
 async def ranked_page(
-    ctx: AppContext, store: FeedStore, user: User | None, cursor: RankedCursor | None, limit: int
+    ctx: AppContext,
+    store: FeedStore,
+    user: User | None,
+    cursor: RankedCursor | None,
+    limit: int,
+    personal: PersonalOrder | None = None,
 ) -> FeedOut:
     """A page of the snapshot under the serving constraints, with only visible videos."""
     snapshot, state, seen_ids = await _resume(ctx, store, user, cursor)
     items, cold = snapshot.items, snapshot.cold
+    order = None
+    if personal is not None and user is not None:
+        order = await personal.order(user.id, snapshot)
     owner = user.id if user is not None else None
     gone: set[str] = set()
     found: dict[str, VideoOut] = {}
@@ -144,7 +156,7 @@ async def ranked_page(
     for _ in range(MAX_ROUNDS):
         excluded = seen_ids | gone if gone else seen_ids
         picks, new_state, exhausted = ranking.merge(
-            items, cold, state, ranking.Exclusions(excluded, owner), limit
+            items, cold, state, ranking.Exclusions(excluded, owner), limit, order=order
         )
         found = await published_views(ctx, [items[i].id for i in picks])
         missing = {items[i].id for i in picks} - found.keys()

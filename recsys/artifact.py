@@ -1,0 +1,221 @@
+"""The For You retrieval model as a versioned artifact (issue 17, "Learning loop"): a training
+function writes a new version, the serving side loads the current one and asks it for a
+viewer's candidates.
+
+Layout under a root folder::
+
+    v000001/model.npz     users, items (ids as strings), user and item factors (iALS), the
+                          items by recent popularity (for viewers the model does not know)
+    v000001/meta.json     version, created_at, interactions, trained_until, the iALS setting
+    CURRENT               the name of the version to serve
+
+A version is written into a temporary folder and renamed into place, then `CURRENT` is replaced
+(`os.replace`): a reader sees the old version or the new one, never half of one. The last
+`keep` versions stay for `rollback`. Arrays are loaded with `allow_pickle=False`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from recsys.baselines import MostPopular
+from recsys.data import Interactions, train_set
+from recsys.mf import TunedIALS
+
+CURRENT = "CURRENT"
+VERSION = re.compile(r"^v(\d{6})$")
+
+
+class ArtifactError(RuntimeError):
+    """No usable version under the root (the caller serves its fallback)."""
+
+
+def versions(root: Path) -> list[str]:
+    """The complete versions under `root`, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and VERSION.match(p.name))
+
+
+def train_artifact(
+    log: Interactions, root: str | Path, *, threads: int = 1, seed: int = 0, keep: int = 3
+) -> str:
+    """Fit the retrieval model on all of `log`, write it as the next version, make it
+    current and drop versions older than the last `keep`; returns the version's name."""
+    train = train_set(log, float(np.max(log.time)) + 1.0)
+    with threadpool_limits(1, "blas"):
+        ials = TunedIALS(threads=threads, seed=seed)
+        ials.fit(train)
+    recent = MostPopular(recent=True)
+    recent.fit(train)
+    popular = np.argsort(-recent.item_scores, kind="stable")[:1000]
+    meta = {"interactions": len(log), "trained_until": float(np.max(log.time))}
+    return save(
+        root,
+        users=log.users,
+        items=log.items,
+        user_factors=ials.user_factors,
+        item_factors=ials.item_factors,
+        popular=popular,
+        meta={**meta, "ials": ials.chosen},
+        keep=keep,
+    )
+
+
+def save(
+    root: str | Path,
+    *,
+    users: npt.NDArray[np.str_],
+    items: npt.NDArray[np.str_],
+    user_factors: npt.NDArray[np.floating[Any]],
+    item_factors: npt.NDArray[np.floating[Any]],
+    popular: npt.NDArray[np.integer[Any]],
+    meta: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> str:
+    """Write a model as the next version under `root`, make it current, keep the last `keep`
+    versions; returns the version's name."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    existing = versions(root)
+    number = int(existing[-1][1:]) + 1 if existing else 1
+    name = f"v{number:06d}"
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        np.savez(
+            staging / "model.npz",
+            users=np.asarray(users).astype(str),
+            items=np.asarray(items).astype(str),
+            user_factors=np.asarray(user_factors, dtype=np.float32),
+            item_factors=np.asarray(item_factors, dtype=np.float32),
+            popular=np.asarray(popular, dtype=np.int64),
+        )
+        full = {**(meta or {}), "version": name, "created_at": time.time()}
+        (staging / "meta.json").write_text(json.dumps(full))
+        os.rename(staging, root / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _point(root, name)
+    for old in versions(root)[:-keep]:
+        shutil.rmtree(root / old, ignore_errors=True)
+    return name
+
+
+def _point(root: Path, name: str) -> None:
+    handle, tmp = tempfile.mkstemp(prefix=".current-", dir=root)
+    with os.fdopen(handle, "w") as out:
+        out.write(name + "\n")
+    os.replace(tmp, root / CURRENT)
+
+
+def rollback(root: str | Path) -> str:
+    """Serve the version before the current one; returns its name."""
+    root = Path(root)
+    current = current_version(root)
+    older = [v for v in versions(root) if v < current]
+    if not older:
+        raise ArtifactError(f"{root}: no version before {current}")
+    _point(root, older[-1])
+    return older[-1]
+
+
+def current_version(root: str | Path) -> str:
+    root = Path(root)
+    try:
+        name = (root / CURRENT).read_text().strip()
+    except FileNotFoundError:
+        raise ArtifactError(f"{root}: no current version") from None
+    if not VERSION.match(name) or not (root / name).is_dir():
+        raise ArtifactError(f"{root}: CURRENT names {name!r}, which is not a version here")
+    return name
+
+
+@dataclass(frozen=True)
+class RetrievalModel:
+    """One loaded version: a viewer's candidates by the dot product of the embeddings."""
+
+    version: str
+    meta: dict[str, Any]
+    items: npt.NDArray[np.str_]
+    user_factors: npt.NDArray[np.float32]
+    item_factors: npt.NDArray[np.float32]
+    popular: npt.NDArray[np.int64]
+    user_index: dict[str, int]
+    item_index: dict[str, int]
+
+    def knows(self, viewer: str) -> bool:
+        return viewer in self.user_index
+
+    def codes(self, items: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each item's row in the model (−1: an item it does not know)."""
+        return np.fromiter((self.item_index.get(i, -1) for i in items), np.int64, len(items))
+
+    def item_scores(
+        self, viewer: str, codes: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32] | None:
+        """The viewer's score of each item of `codes` (`codes()`; NaN where −1); None when
+        the model does not know the viewer."""
+        at = self.user_index.get(viewer)
+        if at is None:
+            return None
+        out = np.full(len(codes), np.nan, dtype=np.float32)
+        known = codes >= 0
+        out[known] = self.item_factors[codes[known]] @ self.user_factors[at]
+        return out
+
+    def candidates(self, viewer: str, n: int, exclude: Collection[str] = ()) -> list[str]:
+        """The viewer's `n` best items not in `exclude`, best first; a viewer the model does
+        not know gets the recently popular ones."""
+        at = self.user_index.get(viewer)
+        if at is None:
+            order = self.popular
+        else:
+            scores = self.item_factors @ self.user_factors[at]
+            take = min(len(scores), n + len(exclude))
+            top = np.argpartition(-scores, take - 1)[:take] if take else np.zeros(0, np.int64)
+            order = top[np.lexsort((top, -scores[top]))]
+        out: list[str] = []
+        for code in order.tolist():
+            item = str(self.items[code])
+            if item not in exclude:
+                out.append(item)
+                if len(out) == n:
+                    break
+        return out
+
+
+def load(root: str | Path, version: str | None = None) -> RetrievalModel:
+    """The current version under `root` (or `version`); raises `ArtifactError`."""
+    root = Path(root)
+    name = version or current_version(root)
+    try:
+        meta = json.loads((root / name / "meta.json").read_text())
+        with np.load(root / name / "model.npz", allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{root / name}: unreadable ({exc})") from None
+    users = arrays["users"]
+    return RetrievalModel(
+        version=name,
+        meta=meta,
+        items=arrays["items"],
+        user_factors=arrays["user_factors"],
+        item_factors=arrays["item_factors"],
+        popular=arrays["popular"],
+        user_index={str(u): i for i, u in enumerate(users.tolist())},
+        item_index={str(v): i for i, v in enumerate(arrays["items"].tolist())},
+    )
