@@ -7,7 +7,6 @@ storyboard, on real footage cut at several chunk sizes."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +165,6 @@ def test_the_merge_replays_the_cap_the_gap_and_scene_samples(tmp_path: Path) -> 
     # Scene samples, and the budget of keyframe and scene samples (24 less 19 for the
     # periodic grid, stretched to 0.667 s) used up before the end.
     assert sampling["scene"] > 0 and sampling["scene"] + sampling["keyframe"] == 5
-    options = replace(
-        options, analysis=replace(options.analysis, artifacts_dir=str(tmp_path / "x"))
-    )
     merged = chunked(clip, options, 1, tmp_path / "chunked")
     assert untimed(merged["analysis"]) == untimed(theirs)
     assert merged["thumbs"] == reference["thumbs"]
