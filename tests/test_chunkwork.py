@@ -115,6 +115,41 @@ def test_preview_chunks_audio_early_and_assembly(
         assert report["output"]["download"]["duration"] > 0
 
 
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_without_a_preview_the_chunks_make_everything(
+    name: str, shared_media: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """No preview part (`preview_rungs` 0, the default): the chunks encode every rung and tap
+    their ranges, the audio job the track, and the assembly merges the chunks' taps
+    (engine/tapmerge.py): its poster and storyboard are the preview's (one decode of the
+    whole video, as the single pass's) to the byte, so is its top rung, and it passes the
+    verifier."""
+    ref = run_jobs(name, shared_media, tmp_path_factory)
+    options = TranscodeOptions(segment_seconds=SOURCES[name][1])
+    plan = chunkwork.plan_job(ref.source, options, SEGMENTS, 0)
+    assert plan.preview_rungs == 0 and plan.chunks == ref.plan.chunks
+    parts = tmp_path / "parts"
+    for index in range(plan.chunks):
+        folder = parts / chunkwork.chunk_folder(index)
+        chunkwork.chunk_job(ref.source, options, SEGMENTS, 0, index, folder)
+    if plan.audio:
+        chunkwork.audio_job(ref.source, options, parts / chunkwork.AUDIO_FOLDER)
+    full = chunkwork.assemble_job(ref.source, options, SEGMENTS, 0, parts, tmp_path / "full")
+    assert verify_output(tmp_path / "full", ref.source) == []
+    rungs = [r["name"] for r in full["ladder"]["video"]]
+    assert rungs == [r["name"] for r in ref.full["ladder"]["video"]] and "early" not in full
+    for key in ("poster", "poster_time", "storyboard", "storyboard_vtt", "thumbnail_count"):
+        assert full["output"][key] == ref.full["output"][key], key
+    for key in ("poster", "storyboard", "storyboard_vtt"):
+        file = full["output"][key]
+        assert (tmp_path / "full" / file).read_bytes() == (ref.work / "full" / file).read_bytes()
+    assert _segments(tmp_path / "full" / rungs[0]) == _segments(ref.work / "full" / rungs[0])
+
+
+def _segments(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.m4s"))}
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("presentation", ["early", "full"])
