@@ -6,16 +6,18 @@ Every job probes the same source with the same options, so each one plans the sa
 (engine/chunks.py is deterministic); a part's folder carries `part.json` (what the stitch needs
 to know of it) next to its track folders, so the assembly rebuilds the parts from files alone.
 
-The preview job (issue 15, "Playable early") is the run's one decode of the whole video for
-what needs every frame: it encodes the lowest rungs (`preview_rungs` of them, never the whole
-ladder) over the whole timeline and feeds the frame analyzers (moderation sampling, PDQ) and
-the thumbnail tap the top rung's frames, at the single pass's output times and with its
-keyframe flags, so safety routing gets the inputs it gets today. The chunk jobs encode the
-other rungs of their range, with no tap. The audio job fingerprints the normalized audio as it
-encodes it (the frames the single pass's audio taps see). Once the preview and the audio are
-done, `early_job` stitches them into a complete presentation of the low rungs (published
-first, api/jobs/chunking.py); the assembly stitches every rung from the parts that hold it
-(engine/stitch.py `holders`) and decodes nothing.
+By default a run has no preview part (issue 15: no second decode of the video): each chunk
+decodes its range, encodes every rung and feeds the frame analyzers (moderation sampling, PDQ)
+and the thumbnail tap its frames (engine/rangetaps.py), and the assembly merges the chunks'
+taps into exactly what the single pass's produce (engine/tapmerge.py). With `preview_rungs` ≥ 1
+the preview job ("Playable early") decodes the whole video a second time: it encodes the lowest
+rungs over the whole timeline and feeds the analyzers and the thumbnail tap the top rung's
+frames, as the single pass does, and the chunk jobs encode the other rungs of their range with
+no tap; once the preview and the audio are done, `early_job` stitches them into a complete
+presentation of the low rungs (published first, api/jobs/chunking.py). The audio job
+fingerprints the normalized audio as it encodes it (the frames the single pass's audio taps
+see). The assembly stitches every rung from the parts that hold it (engine/stitch.py
+`holders`) and decodes nothing.
 """
 
 from __future__ import annotations
