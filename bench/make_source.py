@@ -50,6 +50,10 @@ ENCODE_ARGS = (
 )  # fmt: skip
 
 
+# How a piece is cut from its clip (part of the cache key: a source cut another way is rebuilt).
+CUT = "trim-in-graph"
+
+
 class SourceBuildError(RuntimeError):
     """ffmpeg or ffprobe failed, or the clips are missing."""
 
@@ -122,14 +126,22 @@ def build_command(
     for n, piece in enumerate(pieces):
         clip = clips[piece.clip]
         duration = f"{piece.seconds:.6f}"
-        inputs += ["-ss", f"{piece.start:.3f}", "-t", f"{piece.seconds + 0.5:.3f}"]
+        # The piece is cut in the graph (`trim`), from a decode of the clip from its start:
+        # an input `-ss` seeks to a keyframe, and a clip with one keyframe (0.ts, an MPEG-TS
+        # recording) then gave no frame at all for a piece that does not start at 0.
+        start, end = f"{piece.start:.3f}", f"{piece.start + piece.seconds + 0.5:.3f}"
         inputs += ["-i", str(clip.path)]
         graph.append(
-            f"[{n}:v:0]scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,"
+            f"[{n}:v:0]trim=start={start}:end={end},setpts=PTS-STARTPTS,"
+            f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,"
             f"crop={WIDTH}:{HEIGHT},setsar=1,fps={FPS},"
             f"trim=end_frame={piece.frames},setpts=PTS-STARTPTS,format=yuv420p[v{n}]"
         )
-        audio_in = f"[{n}:a:0]" if clip.has_audio else "anullsrc=r=48000:cl=stereo,"
+        audio_in = (
+            f"[{n}:a:0]atrim=start={start},asetpts=PTS-STARTPTS,"
+            if clip.has_audio
+            else "anullsrc=r=48000:cl=stereo,"
+        )
         graph.append(
             f"{audio_in}aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo,"
             f"apad,atrim=duration={duration},asetpts=N/SR/TB[a{n}]"
@@ -200,6 +212,7 @@ def build_source(
         "pieces": [asdict(piece) for piece in pieces],
         "clips": {name: (media_dir / name).stat().st_size for name in CLIPS},
         "encode": list(ENCODE_ARGS),
+        "cut": CUT,
         "ffmpeg": ffmpeg_version(ffmpeg),
     }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,7 +9,10 @@ threads from its affinity: engine/encoders.py). For each mode, each N of `--work
 
 - `single`: `REELFORGE_CHUNK_THRESHOLD_SECONDS=0`, the single pass for every upload;
 - `chunked`: the threshold `--threshold` (low: every source is split) and `--segments`
-  segments a chunk (README "Split and stitch").
+  segments a chunk (README "Split and stitch"), no preview part (the default: the chunks
+  run the frame analyzers, the video is decoded once and published when complete);
+- `preview`: `chunked` with the preview part (`REELFORGE_PREVIEW_RUNGS=1`: a second decode
+  of the whole video for the lowest rung, published early).
 
 The workers start once per (mode, N) and are warmed with tiny uploads until each one's process
 tree has done engine work, so imports and model loads are not counted. Then each source runs
@@ -133,6 +136,8 @@ def mode_env(mode: str, threshold: float, segments: int) -> dict[str, str]:
     return {
         "REELFORGE_CHUNK_THRESHOLD_SECONDS": f"{threshold:g}",
         "REELFORGE_CHUNK_SEGMENTS": str(segments),
+        # `preview`: the optional preview part (a second decode) and its early publish.
+        "REELFORGE_PREVIEW_RUNGS": "1" if mode == "preview" else "0",
         **ROUTING,
     }
 

@@ -224,10 +224,15 @@ def estimate(
             if largest in modes.get("chunked", {})
         ]
     )
+    # The preview's floor, from runs published early (fewer renditions than the whole
+    # ladder); a run without a preview part (the default since issue 15) has none.
+    ladder = max(len(run.get("first_playable_renditions") or []) for run in runs)
     previews = [
         (run["first_playable_s"] - (run.get("planned_s") or 0.0)) / run["source_s"]
         for run in chunked
-        if run["workers"] == int(largest) and run.get("first_playable_s") is not None
+        if run["workers"] == int(largest)
+        and run.get("first_playable_s") is not None
+        and len(run.get("first_playable_renditions") or []) < ladder
     ]
     model = {
         "upload_s": upload_s,

@@ -237,6 +237,7 @@ class PdqAnalyzer:
     name: str = "pdq"
     hashes: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    skipped_at: list[float] = field(default_factory=list)  # the sampled times with no hash
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -247,6 +248,7 @@ class PdqAnalyzer:
         hashed = hash_frame(frame, self.spec)
         if hashed is None:
             self.skipped += 1
+            self.skipped_at.append(time_s)
         else:
             digest, quality = hashed
             self.hashes.append({"time": round(time_s, 3), "hash": digest, "quality": quality})

@@ -45,6 +45,25 @@ class SamplingSpec:
             raise ValueError("sampling needs fps > 0 and max_frames >= 1")
 
 
+@dataclass(frozen=True, slots=True)
+class FrameFacts:
+    """A frame as the sampler sees it: its time, whether it is a keyframe after a frame that
+    was not, and its histogram's distance from the previous frame's (None: the first frame)."""
+
+    time: float
+    lone_key: bool
+    distance: float | None
+
+
+def periodic_due(time: float, next_at: float) -> bool:
+    return time + 1e-6 >= next_at
+
+
+def next_periodic(time: float, interval: float) -> float:
+    """When the periodic sample after the one at `time` is due."""
+    return (math.floor(time / interval + 1e-6) + 1) * interval
+
+
 def luma_histogram(frame: Any) -> np.ndarray:
     """Normalized 32-bin histogram of a subsampled luma plane (8-bit planar YUV frames)."""
     plane = frame.planes[0]
@@ -93,22 +112,34 @@ class FrameSampler:
         return decision
 
     def _decide(self, frame: Any, time: float) -> bool:
+        return self.decide(self.facts(frame, time))
+
+    def facts(self, frame: Any, time: float) -> FrameFacts:
+        """What the decision needs of the frame, given the frame before it (the state this
+        keeps between frames: its histogram and its keyframe flag)."""
         histogram = luma_histogram(frame)
         previous, self._previous = self._previous, histogram
         key = bool(getattr(frame, "key_frame", False))
         lone_key, self._previous_key = key and not self._previous_key, key
+        distance = None if previous is None else 0.5 * float(np.abs(histogram - previous).sum())
+        return FrameFacts(time, lone_key, distance)
+
+    def decide(self, facts: FrameFacts) -> bool:
+        """The decision on a frame from its facts and the samples taken before it (a chunked
+        job replays it on the facts its chunks recorded: engine/tapmerge.py)."""
+        time = facts.time
         if self.taken >= self.spec.max_frames:
             return False
-        if time + 1e-6 >= self.next_periodic:
-            self.next_periodic = (math.floor(time / self.interval + 1e-6) + 1) * self.interval
+        if periodic_due(time, self.next_periodic):
+            self.next_periodic = next_periodic(time, self.interval)
             return self._count("periodic", time)
-        if previous is None or self.taken - self.reasons["periodic"] >= self.extra_budget:
+        if facts.distance is None or self.taken - self.reasons["periodic"] >= self.extra_budget:
             return False
         if time - self.last_extra < self.spec.min_scene_gap:
             return False
-        if lone_key:
+        if facts.lone_key:
             reason = "keyframe"
-        elif 0.5 * float(np.abs(histogram - previous).sum()) > self.spec.scene_threshold:
+        elif facts.distance > self.spec.scene_threshold:
             reason = "scene"
         else:
             return False

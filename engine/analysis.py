@@ -49,10 +49,14 @@ class AnalysisSpec:
         return any(x is not None for x in (self.moderation, self.pdq, self.fingerprint))
 
 
-def build_analyzers(spec: AnalysisSpec, duration: float | None = None) -> list[Analyzer]:
-    """The analyzers `spec` asks for; `duration` (the probed source's) spreads the samples."""
+def build_analyzers(
+    spec: AnalysisSpec, duration: float | None = None, sampler: Any = None
+) -> list[Analyzer]:
+    """The analyzers `spec` asks for; `duration` (the probed source's) spreads the samples.
+    `sampler`: what decides which frames they look at (default: a `FrameSampler`; a chunk's
+    is engine/rangetaps.py `RangeSampler`)."""
     analyzers: list[Analyzer] = []
-    sampler = FrameSampler(spec.sampling, duration=duration)
+    sampler = sampler or FrameSampler(spec.sampling, duration=duration)
     if spec.moderation is not None:
         analyzers.append(
             ModerationAnalyzer(

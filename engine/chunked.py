@@ -156,6 +156,7 @@ def encode_chunk(
     taps: Sequence[FrameConsumer] = (),
     progress: Callable[[float], None] | None = None,
     rungs: Sequence[str] | None = None,
+    lead: Callable[[Any, float], None] | None = None,
 ) -> ChunkResult:
     """The segments of the chunk's frames for each rung named in `rungs` (every rung when
     None; none: the frames only go to `taps`), in `workdir/<rung>/` (see the module doc).
@@ -166,7 +167,9 @@ def encode_chunk(
     encode the rungs they share), and a rung encoded with the top alone (the preview) is
     scaled from the top directly, the cheapest way to its size. `taps` see each kept frame of
     the top rung with its global time, in order, as the single pass's taps do (thumbnails and
-    analyzers; merging per-chunk tap results is the caller's)."""
+    analyzers; merging per-chunk tap results is the caller's: engine/rangetaps.py). `lead`
+    sees the top rung's frame before the chunk's first (decoded for it: the sampler's
+    previous frame), when the chunk does not start the video."""
     workdir.mkdir(parents=True, exist_ok=True)
     chosen = [r.name for r in plan.rungs] if rungs is None else list(rungs)
     unknown = set(chosen) - {r.name for r in plan.rungs}
@@ -189,7 +192,9 @@ def encode_chunk(
         encoder.start()
     try:
         graph_rungs = [plan.rungs[i] for i in made]
-        stats = _feed_range(source, chunk, plan, graph_rungs, options, encoders, taps, progress)
+        stats = _feed_range(
+            source, chunk, plan, graph_rungs, options, encoders, taps, progress, lead
+        )
     finally:
         finish_all(live)
     for rung in plan.rungs:
@@ -208,9 +213,11 @@ def _feed_range(
     encoders: Sequence[VideoEncoder | None],
     taps: Sequence[FrameConsumer],
     progress: Callable[[float], None] | None,
+    lead: Callable[[Any, float], None] | None = None,
 ) -> dict[str, Any]:
     """Decode, normalize and encode the chunk's frames (a rung whose encoder is None is made
     and dropped); the numbers for the report."""
+    lead_frame = chunk.start_frame - 1 if lead is not None and chunk.start_frame > 0 else None
     frame_rate = plan.frame_rate
     frame_time = float(1 / frame_rate)
     end = None if chunk.last else chunk.end_frame
@@ -225,6 +232,8 @@ def _feed_range(
             for frame in frames:
                 if frame.pts < chunk.start_frame:
                     dropped += index == 0
+                    if index == 0 and frame.pts == lead_frame and lead is not None:
+                        lead(frame, frame.pts * frame_time)
                 elif end is not None and frame.pts >= end:
                     past_end = True
                 else:
@@ -239,7 +248,10 @@ def _feed_range(
 
     deadline = time.monotonic() + options.policy.max_wall_seconds
     held_back: Any = None
-    start_seconds = float(chunk.start_frame / frame_rate)
+    # From the frame before the chunk's when `lead` wants it.
+    start_seconds = float(
+        (lead_frame if lead_frame is not None else chunk.start_frame) / frame_rate
+    )
     with RangeDecode(source, start_seconds, deadline) as decode:
         for frame in decode.frames():
             if graph is None:

@@ -117,26 +117,45 @@ class ThumbnailTap:
         """Write poster.jpg, storyboard.jpg and storyboard.vtt; return what was written."""
         if self.poster is None:
             return {}
-        (self.outdir / POSTER_NAME).write_bytes(encode_jpeg(self.poster, quality=2))
-        width, height = self.size
-        columns = min(self.columns, len(self.thumbs))
-        rows = math.ceil(len(self.thumbs) / columns)
-        sprite = np.zeros((rows * height, columns * width, 3), dtype=np.uint8)
-        for index, thumb in enumerate(self.thumbs):
-            y, x = (index // columns) * height, (index % columns) * width
-            sprite[y : y + height, x : x + width] = thumb
-        (self.outdir / STORYBOARD_NAME).write_bytes(
-            encode_jpeg(av.VideoFrame.from_ndarray(sprite, format="rgb24"), quality=4)
-        )
-        vtt = render_storyboard_vtt(len(self.thumbs), self.interval, duration, self.size, columns)
-        (self.outdir / STORYBOARD_VTT).write_text(vtt, encoding="utf-8")
-        return {
-            "poster": POSTER_NAME,
-            "poster_time": round(self.poster_time, 3),
-            "storyboard": STORYBOARD_NAME,
-            "storyboard_vtt": STORYBOARD_VTT,
-            "thumbnail_count": len(self.thumbs),
-            "thumbnail_size": [width, height],
-            "columns": columns,
-            "interval": self.interval,
-        }
+        poster = encode_jpeg(self.poster, quality=2)
+        board = Storyboard(self.thumbs, self.size, self.interval, self.columns)
+        return write_thumbnails(self.outdir, poster, self.poster_time, board, duration)
+
+
+@dataclass(frozen=True, slots=True)
+class Storyboard:
+    thumbs: list[np.ndarray]
+    size: tuple[int, int]
+    interval: float
+    columns: int
+
+
+def write_thumbnails(
+    outdir: Path, poster: bytes, poster_time: float, board: Storyboard, duration: float
+) -> dict[str, Any]:
+    """poster.jpg (`poster`, its JPEG), storyboard.jpg and storyboard.vtt into `outdir`; what
+    was written (the report's `output` thumbnail fields). A chunked job merges its chunks'
+    taps into these arguments (engine/tapmerge.py)."""
+    (outdir / POSTER_NAME).write_bytes(poster)
+    width, height = board.size
+    columns = min(board.columns, len(board.thumbs))
+    rows = math.ceil(len(board.thumbs) / columns)
+    sprite = np.zeros((rows * height, columns * width, 3), dtype=np.uint8)
+    for index, thumb in enumerate(board.thumbs):
+        y, x = (index // columns) * height, (index % columns) * width
+        sprite[y : y + height, x : x + width] = thumb
+    (outdir / STORYBOARD_NAME).write_bytes(
+        encode_jpeg(av.VideoFrame.from_ndarray(sprite, format="rgb24"), quality=4)
+    )
+    vtt = render_storyboard_vtt(len(board.thumbs), board.interval, duration, board.size, columns)
+    (outdir / STORYBOARD_VTT).write_text(vtt, encoding="utf-8")
+    return {
+        "poster": POSTER_NAME,
+        "poster_time": round(poster_time, 3),
+        "storyboard": STORYBOARD_NAME,
+        "storyboard_vtt": STORYBOARD_VTT,
+        "thumbnail_count": len(board.thumbs),
+        "thumbnail_size": [width, height],
+        "columns": columns,
+        "interval": board.interval,
+    }

@@ -211,3 +211,16 @@ def test_whole_job_targets(hdr: str | None, wall: float, expected: dict[str, boo
     }
     found = ratios(summary, hdr)
     assert {pair: found[pair]["pass"] for pair in expected} == expected
+
+
+def test_a_piece_from_inside_a_one_keyframe_clip_has_its_frames(tmp_path: Path) -> None:
+    """`make_source --seconds 45` failed ("built 1274 frames, expected 1350"): its last piece
+    is 0.ts from 1.112 s, an MPEG-TS recording with a single keyframe, and an input `-ss`
+    gave no frame of it at all. The piece is now cut in the graph."""
+    from bench.make_source import Piece, build_command, count_frames, probe_clip
+
+    clip = probe_clip(MEDIA_DIR / "0.ts")
+    piece = Piece("0.ts", 1.112, 20)
+    output = tmp_path / "piece.mp4"
+    subprocess.run(build_command({"0.ts": clip}, [piece], output), check=True)
+    assert count_frames(output) == 20

@@ -115,16 +115,71 @@ def test_preview_chunks_audio_early_and_assembly(
         assert report["output"]["download"]["duration"] > 0
 
 
+_WHOLE: dict[str, tuple[Path, dict[str, Any]]] = {}
+
+
+def run_without_preview(
+    name: str, media: Path, factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    """The same clip's run with no preview part (`preview_rungs` 0, the default): the chunks
+    encode every rung and tap their ranges; (its folder, the assembly's report)."""
+    if name in _WHOLE:
+        return _WHOLE[name]
+    ref = run_jobs(name, media, factory)
+    work = factory.mktemp(f"chunkwork-whole-{name}")
+    options = TranscodeOptions(segment_seconds=SOURCES[name][1])
+    plan = chunkwork.plan_job(ref.source, options, SEGMENTS, 0)
+    assert plan.preview_rungs == 0 and plan.chunks == ref.plan.chunks
+    parts = work / "parts"
+    for index in range(plan.chunks):
+        folder = parts / chunkwork.chunk_folder(index)
+        chunkwork.chunk_job(ref.source, options, SEGMENTS, 0, index, folder)
+    if plan.audio:
+        chunkwork.audio_job(ref.source, options, parts / chunkwork.AUDIO_FOLDER)
+    full = chunkwork.assemble_job(ref.source, options, SEGMENTS, 0, parts, work / "full")
+    _WHOLE[name] = (work, full)
+    return _WHOLE[name]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_without_a_preview_the_chunks_make_everything(
+    name: str, media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No preview part: the assembly merges the chunks' taps (engine/tapmerge.py): its
+    poster and storyboard are the preview's (one decode of the whole video, as the single
+    pass's) to the byte, its rungs are cut where the preview run's are, and it passes the
+    verifier."""
+    ref = run_jobs(name, media, tmp_path_factory)
+    work, full = run_without_preview(name, media, tmp_path_factory)
+    assert verify_output(work / "full", ref.source) == []
+    rungs = [r["name"] for r in full["ladder"]["video"]]
+    assert rungs == [r["name"] for r in ref.full["ladder"]["video"]] and "early" not in full
+    for key in ("poster", "poster_time", "storyboard", "storyboard_vtt", "thumbnail_count"):
+        assert full["output"][key] == ref.full["output"][key], key
+    for key in ("poster", "storyboard", "storyboard_vtt"):
+        file = full["output"][key]
+        assert (work / "full" / file).read_bytes() == (ref.work / "full" / file).read_bytes()
+    # Every rung cut at the same boundaries (the bytes differ: x264's threads per rung follow
+    # how many rungs a job encodes).
+    for rung in rungs:
+        ours, theirs = full["renditions"][rung], ref.full["renditions"][rung]
+        assert ours["segment_durations"] == theirs["segment_durations"], rung
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("presentation", ["early", "full"])
+@pytest.mark.parametrize("presentation", ["early", "full", "whole"])
 def test_the_browser_plays_both_presentations(
     presentation: str, mode: str, media: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """hls.js, native HLS, dash.js and Shaka play the early and the complete presentation of
-    a chunked run (real footage with a rotation matrix, chunks of one second)."""
+    a chunked run, and the presentation of a run without a preview (`whole`: real footage
+    with a rotation matrix, chunks of one second)."""
     _, work, _, early, full = run_jobs("rotated", media, tmp_path_factory)
     report = early if presentation == "early" else full
+    if presentation == "whole":
+        work, report = run_without_preview("rotated", media, tmp_path_factory)
+        presentation = "full"
     until = report["source"]["duration"] * 0.8
     playback = play(work / presentation, mode, timeout=60, until=until)
     assert not playback.failures(min_time=until * 0.99), playback.summary()

@@ -86,6 +86,7 @@ def pool(
             REELFORGE_CHUNK_THRESHOLD_SECONDS="4",
             REELFORGE_CHUNK_SEGMENTS="2",
             REELFORGE_SEGMENT_SECONDS="2",
+            REELFORGE_PREVIEW_RUNGS="1",  # a preview part and an early publish (off by default)
             REELFORGE_PART_REAPER_INTERVAL_SECONDS=str(REAPER_S),
             LOSE_PARTS=lose,
         )

@@ -92,8 +92,11 @@ class Settings:
     chunk_segments: int = 5
     # Playable early (issue 15): a chunked run's preview job encodes this many of the lowest
     # rungs over the whole video, published with the audio before the rest of the ladder is
-    # done (the top rung is always left to the chunk jobs); 0: published once, when complete.
-    preview_rungs: int = 1
+    # done (the top rung is always left to the chunk jobs). It is a second decode of the whole
+    # video (~17 % more CPU a run, README "The pool"), so it is off by default: 0, no preview
+    # part, the chunks encode every rung and run the frame analyzers on their ranges, and the
+    # video is published once, when complete.
+    preview_rungs: int = 0
     # A part's lease (api/jobs/partrows.py): a delivery takes a started part only when no
     # heartbeat touched its row for this long; capped below the broker's redelivery of a dead
     # worker's messages (`part_lease_s`). The run reaper (api/jobs/partreaper.py) looks for

@@ -3,8 +3,10 @@ jobs, with the database (`video_parts`) as the record of what must run.
 
 1. plan: the transcode job (api/jobs/transcode.py) claims the video as for the single pass,
    probes and plans in its child (api/jobs/chunkwork.py); when the source is longer than
-   `chunk_threshold_seconds` it writes one `video_parts` row per part (the preview, every
-   chunk, the audio track), one for the early publish (when the preview encodes a rung) and
+   `chunk_threshold_seconds` it writes one `video_parts` row per part (the preview when
+   `preview_rungs` asks for one, every chunk, the audio track; without a preview the chunks
+   run the frame analyzers and the thumbnail tap on their ranges, so the video is decoded
+   once), one for the early publish (when the preview encodes a rung) and
    one for the assembly (deleting an older run's rows: that run is superseded), counts the
    parts in `video_progress` and enqueues one message per part, the preview and the audio
    first (a queue is first in, first out: with one worker, the video is playable once those
@@ -113,8 +115,10 @@ class Chunking:
         )
         if self.dispatch is None or not settings.chunked(plan.duration) or plan.chunks < 2:
             return False
+        # The preview part only where it encodes a rung: without one, the chunks tap the
+        # frames (the run's one decode of the video).
         parts = [
-            (PREVIEW, 0),
+            *([(PREVIEW, 0)] if plan.preview_rungs else []),
             *([(AUDIO, 0)] if plan.audio else []),
             *((CHUNK, i) for i in range(plan.chunks)),
         ]
@@ -172,8 +176,9 @@ class Chunking:
             source = self.source(video_id)
             folder = workdir / part_name(kind, index)
             settings = self.host.settings
-            # The preview's analyzers write their worst frames with the part's files.
-            artifacts = folder / chunkwork.ARTIFACTS_FOLDER if kind == PREVIEW else None
+            # The analyzers (the preview's, or each chunk's without one) write their worst
+            # frames with the part's files.
+            artifacts = folder / chunkwork.ARTIFACTS_FOLDER if kind in (PREVIEW, CHUNK) else None
             options = self.host.options(artifacts, run_encoder(self.host.db, video_id, run_id))
             limits = chunkwork.limits_of(options)
             shape = (settings.chunk_segments, settings.preview_rungs)

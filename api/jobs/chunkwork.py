@@ -6,16 +6,18 @@ Every job probes the same source with the same options, so each one plans the sa
 (engine/chunks.py is deterministic); a part's folder carries `part.json` (what the stitch needs
 to know of it) next to its track folders, so the assembly rebuilds the parts from files alone.
 
-The preview job (issue 15, "Playable early") is the run's one decode of the whole video for
-what needs every frame: it encodes the lowest rungs (`preview_rungs` of them, never the whole
-ladder) over the whole timeline and feeds the frame analyzers (moderation sampling, PDQ) and
-the thumbnail tap the top rung's frames, at the single pass's output times and with its
-keyframe flags, so safety routing gets the inputs it gets today. The chunk jobs encode the
-other rungs of their range, with no tap. The audio job fingerprints the normalized audio as it
-encodes it (the frames the single pass's audio taps see). Once the preview and the audio are
-done, `early_job` stitches them into a complete presentation of the low rungs (published
-first, api/jobs/chunking.py); the assembly stitches every rung from the parts that hold it
-(engine/stitch.py `holders`) and decodes nothing.
+By default a run has no preview part (issue 15: no second decode of the video): each chunk
+decodes its range, encodes every rung and feeds the frame analyzers (moderation sampling, PDQ)
+and the thumbnail tap its frames (engine/rangetaps.py), and the assembly merges the chunks'
+taps into exactly what the single pass's produce (engine/tapmerge.py). With `preview_rungs` ≥ 1
+the preview job ("Playable early") decodes the whole video a second time: it encodes the lowest
+rungs over the whole timeline and feeds the analyzers and the thumbnail tap the top rung's
+frames, as the single pass does, and the chunk jobs encode the other rungs of their range with
+no tap; once the preview and the audio are done, `early_job` stitches them into a complete
+presentation of the low rungs (published first, api/jobs/chunking.py). The audio job
+fingerprints the normalized audio as it encodes it (the frames the single pass's audio taps
+see). The assembly stitches every rung from the parts that hold it (engine/stitch.py
+`holders`) and decodes nothing.
 """
 
 from __future__ import annotations
@@ -36,17 +38,20 @@ from engine.loudness import GainPlan, Loudness
 from engine.options import EncodePlan, TranscodeOptions, plan_encoders, planned_frames
 from engine.outputs import discard_staging, prepare_outdir, publish_outdir
 from engine.pipeline import probe_and_check
+from engine.rangetaps import ARTIFACTS, RangeTaps
 from engine.sandbox import ProgressFn
 from engine.source import SourceInfo
 from engine.stitch import stitch
+from engine.tapmerge import merge_taps
 from engine.thumbnails import ThumbnailTap
 
 PART_FILE = "part.json"
 
 
 PREVIEW_FOLDER, AUDIO_FOLDER, THUMBS_FOLDER = "preview", "audio", "thumbs"
-ARTIFACTS_FOLDER = "analysis"
-"""In the preview's folder: the analyzers' worst-frame JPEGs (stored under `safety/`)."""
+ARTIFACTS_FOLDER = ARTIFACTS
+"""In the preview's folder, or (merged from the chunks') in the parts' folder: the analyzers'
+worst-frame JPEGs (stored under `safety/`; `artifacts_of`)."""
 WHOLE = 1 << 30
 """Segments per chunk that make one chunk of any video (the preview job's range)."""
 
@@ -162,12 +167,37 @@ def chunk_job(
     progress: ProgressFn | None = None,
 ) -> int:
     """Encode chunk `index` of the rungs the preview leaves (one folder per rung, and
-    `part.json`) into `folder`; its frames."""
+    `part.json`) into `folder`; its frames. With no preview part (no preview rung), the chunk
+    encodes every rung and runs the frame taps on its range (engine/rangetaps.py), which the
+    assembly merges (engine/tapmerge.py)."""
     source, encode, plan = _plan(path, options, segments)
     if index >= len(plan.chunks):
         raise EngineError(f"chunk {index}: the plan has {len(plan.chunks)} chunks")
-    _, high = split_rungs(encode, preview_rungs)
-    result = encode_chunk(source, plan.chunks[index], encode, options, folder, (), progress, high)
+    low, high = split_rungs(encode, preview_rungs)
+    chunk = plan.chunks[index]
+    taps = (
+        None
+        if low
+        else RangeTaps(
+            options.analysis if options.analysis is not None and options.analysis.enabled else None,
+            options.thumbnails,
+            float(source.duration),
+            chunk.start_frame,
+            float(1 / encode.frame_rate),
+            folder,
+        )
+    )
+    try:
+        result = encode_chunk(
+            source, chunk, encode, options, folder, taps.taps if taps else (), progress, high,
+            taps.lead if taps else None,
+        )  # fmt: skip
+    except BaseException:
+        if taps is not None:
+            taps.abort()
+        raise
+    if taps is not None:
+        taps.close()
     _write_facts(folder, result)
     return result.output_frames
 
@@ -235,23 +265,38 @@ def _present(
             settings=[encode.settings[i] for i in keep],
         )
     preview = parts / PREVIEW_FOLDER
-    results = [_chunk_result(preview), *(_chunk_result(parts / name) for name in chunk_folders)]
+    chunks = [_chunk_result(parts / name) for name in chunk_folders]
+    has_preview = (preview / PART_FILE).is_file()
+    results = [*([_chunk_result(preview)] if has_preview else []), *chunks]
     audio = (
         _audio_result(parts / AUDIO_FOLDER, encode.audio_rung.name)
         if encode.audio_rung is not None
         else None
     )
-    seen = _facts(preview)
-    analysis = seen.get("analysis")
+    if has_preview:  # the preview tapped the whole video
+        seen = _facts(preview)
+        analysis, thumbs = seen.get("analysis"), seen.get("thumbs") or {}
+        thumbs_dir = preview / THUMBS_FOLDER
+    else:  # each chunk tapped its range
+        thumbs_dir = parts / THUMBS_FOLDER
+        frames = sum(c.output_frames for c in chunks)
+        analysis, thumbs = merge_taps(
+            [parts / name for name in chunk_folders],
+            options.analysis if options.analysis is not None and options.analysis.enabled else None,
+            float(source.duration),
+            float(frames / encode.frame_rate),
+            audio is not None,
+            thumbs_dir if options.thumbnails else None,
+            parts / ARTIFACTS_FOLDER,
+        )
     if audio is not None and options.analysis is not None:
         heard = _facts(parts / AUDIO_FOLDER)["analysis"]
         analysis = {**(analysis or {}), **heard} if heard or analysis else None
     staging = prepare_outdir(outdir)
     try:
-        thumbs: dict[str, Any] = seen.get("thumbs") or {}
         for name in ("poster", "storyboard", "storyboard_vtt"):
             if name in thumbs:
-                shutil.copyfile(preview / THUMBS_FOLDER / thumbs[name], staging / thumbs[name])
+                shutil.copyfile(thumbs_dir / thumbs[name], staging / thumbs[name])
         extra = {**({"analysis": analysis} if analysis is not None else {}), **(note or {})}
         report = stitch(staging, source, encode, plan, options, results, audio, thumbs, None, extra)
         publish_outdir(staging, outdir)
@@ -300,6 +345,15 @@ def limits_of(options: TranscodeOptions) -> dict[str, Any]:
         "wall_seconds": options.policy.max_wall_seconds + KILL_GRACE_SECONDS,
         "memory_bytes": options.policy.max_memory_bytes,
     }
+
+
+def artifacts_of(parts: Path) -> Path:
+    """Where the presentation of the run's parts under `parts` found its worst-frame images:
+    the preview's, or the merge's (`_present`)."""
+    preview = parts / PREVIEW_FOLDER
+    return (
+        preview / ARTIFACTS_FOLDER if (preview / PART_FILE).is_file() else parts / ARTIFACTS_FOLDER
+    )
 
 
 def chunk_folder(index: int) -> str:

@@ -73,7 +73,8 @@ def claim(db: Engine, video_id: str, run_id: str, kind: str, after: tuple[str, .
 
 
 def claim_assembly(db: Engine, video_id: str, run_id: str) -> bool:
-    """The assembly's claim: every preview, chunk and audio part of the run is done."""
+    """The assembly's claim: every preview (when the run has one), chunk and audio part of
+    the run is done."""
     return claim(db, video_id, run_id, ASSEMBLY, WORK)
 
 

@@ -11,7 +11,8 @@ assembly (api/jobs/chunking.py steps 3-4).
   assembly publishes as if there had been none.
 - the assembly runs once every part is done (`claim_assembly`, then its own message):
   downloads the parts, stitches every rung in its child (`assemble_job`, which decodes
-  nothing: the preview part analysed the frames and made the thumbnails), then publishes: a
+  nothing: the preview part, or each chunk for its range, analysed the frames and made the
+  thumbnails; the chunks' taps are merged there, engine/tapmerge.py), then publishes: a
   `processing` video as the single pass does, one published early by swapping its render for
   the complete one; then removes the run's work prefix.
 
@@ -111,8 +112,7 @@ def _present(
             job, source, options, settings.chunk_segments, settings.preview_rungs,
             parts, workdir / "out", **chunkwork.limits_of(options),
         )  # fmt: skip
-        artifacts = parts / part_name(PREVIEW, 0) / chunkwork.ARTIFACTS_FOLDER
-        return then(row, workdir / "out", report, artifacts)
+        return then(row, workdir / "out", report, chunkwork.artifacts_of(parts))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +106,12 @@ class ModerationAnalyzer:
         try:
             model = self._load()
             started, cpu = time.perf_counter(), time.thread_time()
-            scores = model.scores(np.stack([array for _, array in items]))
+            # Always a full batch (the last frame repeated): ONNX Runtime's results for a frame
+            # depend on the batch's size, never on the other frames in it, so a frame scores
+            # the same wherever it falls (a chunked job's chunks batch other frames together).
+            arrays = [array for _, array in items]
+            arrays += arrays[-1:] * (self.config.batch_size - len(arrays))
+            scores = model.scores(np.stack(arrays))[: len(items)]
             self.inference_seconds += time.perf_counter() - started
             self.inference_cpu_seconds += time.thread_time() - cpu
         except Exception as exc:  # recorded: routing holds the video for review
@@ -162,59 +168,31 @@ class ModerationAnalyzer:
             self._pending.clear()
         return time.perf_counter() - started
 
-    def result(self) -> dict[str, Any]:
+    def samples(self) -> tuple[list[float], list[np.ndarray], float]:
+        """Score what is left: the sampled times, their score rows, the seconds waited."""
         wait = self._finish()
-        labels = list(self.config.labels)
-        matrix = np.array(self.rows).reshape(len(self.rows), len(labels))
-        categories: dict[str, Any] = {}
-        worst_times: set[float] = set()
-        for label in self.config.counted:
-            column = matrix[:, labels.index(label)]
-            order = np.argsort(-column, kind="stable")[: self.worst]
-            worst = [
-                {"time": round(self.times[i], 3), "score": round(float(column[i]), 4)}
-                for i in order
-            ]
-            worst_times.update(self.times[i] for i in order)
-            sustained = sustained_scores(self.times, column, self.confirm_window)
-            categories[label] = {
-                "max": round(float(column.max()), 4) if len(column) else 0.0,
-                "p90": round(float(np.percentile(column, 90)), 4) if len(column) else 0.0,
-                "sustained": round(float(sustained.max()), 4) if len(column) else 0.0,
-                "worst": worst,
-            }
-        images = self._write_images(worst_times)
-        for category in categories.values():
-            for entry in category["worst"]:
-                entry["image"] = images.get(entry["time"])
+        return self.times, self.rows, wait
+
+    def timing(self, wait: float) -> dict[str, Any]:
         return {
-            "model": Path(self.config.model_path).name,
-            "kind": self.config.kind,
-            "labels": labels,
-            "counted": list(self.config.counted),
-            "frames": len(self.times),
-            "sampling": {
-                **self.sampler.reasons,
-                "interval": round(self.sampler.interval, 3),
-            },
-            "categories": categories,
-            "frame_scores": [
-                {"time": round(t, 3), **dict(zip(labels, np.round(row, 4).tolist(), strict=True))}
-                for t, row in zip(self.times, matrix, strict=True)
-            ],
-            "timing": {
-                "mode": self.inference,
-                "tap_s": round(self.tap_seconds, 4),
-                "tap_cpu_s": round(self.tap_cpu_seconds, 4),
-                "load_s": round(self.load_seconds, 4),
-                "inference_s": round(self.inference_seconds, 4),
-                "inference_cpu_s": round(self.inference_cpu_seconds, 4),
-                "wait_s": round(wait, 4),
-            },
-            "error": self.error,
+            "mode": self.inference,
+            "tap_s": round(self.tap_seconds, 4),
+            "tap_cpu_s": round(self.tap_cpu_seconds, 4),
+            "load_s": round(self.load_seconds, 4),
+            "inference_s": round(self.inference_seconds, 4),
+            "inference_cpu_s": round(self.inference_cpu_seconds, 4),
+            "wait_s": round(wait, 4),
         }
 
-    def _write_images(self, times: set[float]) -> dict[float, str]:
+    def result(self) -> dict[str, Any]:
+        times, rows, wait = self.samples()
+        sampling = {**self.sampler.reasons, "interval": round(self.sampler.interval, 3)}
+        return summarize(
+            self.config, times, rows, sampling, self.worst, self.confirm_window,
+            self.write_images, self.timing(wait), self.error,
+        )  # fmt: skip
+
+    def write_images(self, times: set[float]) -> dict[float, str]:
         """JPEGs of the worst frames into `artifacts_dir`: {rounded time: file name}."""
         if not self.artifacts_dir or not times:
             return {}
@@ -232,3 +210,53 @@ class ModerationAnalyzer:
             names[round(t, 3)] = name
         self._thumbs.clear()
         return names
+
+
+def summarize(
+    config: ModelConfig,
+    times: list[float],
+    rows: list[np.ndarray],
+    sampling: dict[str, Any],
+    worst_count: int,
+    confirm_window: float,
+    write_images: Callable[[set[float]], dict[float, str]],
+    timing: dict[str, Any],
+    error: str | None,
+) -> dict[str, Any]:
+    """The analyzer's result from its sampled times and score rows (float32, the model's),
+    the worst frames' images written by `write_images` ({rounded time: file name})."""
+    labels = list(config.labels)
+    matrix = np.array(rows).reshape(len(rows), len(labels))
+    categories: dict[str, Any] = {}
+    worst_times: set[float] = set()
+    for label in config.counted:
+        column = matrix[:, labels.index(label)]
+        order = np.argsort(-column, kind="stable")[:worst_count]
+        worst = [{"time": round(times[i], 3), "score": round(float(column[i]), 4)} for i in order]
+        worst_times.update(times[i] for i in order)
+        sustained = sustained_scores(times, column, confirm_window)
+        categories[label] = {
+            "max": round(float(column.max()), 4) if len(column) else 0.0,
+            "p90": round(float(np.percentile(column, 90)), 4) if len(column) else 0.0,
+            "sustained": round(float(sustained.max()), 4) if len(column) else 0.0,
+            "worst": worst,
+        }
+    images = write_images(worst_times)
+    for category in categories.values():
+        for entry in category["worst"]:
+            entry["image"] = images.get(entry["time"])
+    return {
+        "model": Path(config.model_path).name,
+        "kind": config.kind,
+        "labels": labels,
+        "counted": list(config.counted),
+        "frames": len(times),
+        "sampling": sampling,
+        "categories": categories,
+        "frame_scores": [
+            {"time": round(t, 3), **dict(zip(labels, np.round(row, 4).tolist(), strict=True))}
+            for t, row in zip(times, matrix, strict=True)
+        ],
+        "timing": timing,
+        "error": error,
+    }
