@@ -20,6 +20,7 @@ frames (before packager/timeline.py `finish_tracks`, which the stitch runs on th
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ from engine.encoders import chunk_settings
 from engine.errors import EngineError, NotMediaError, ResourceLimitError, UndecodableError
 from engine.graphs import VideoGraph
 from engine.hdr import plan_tone_map
+from engine.keyframes import decodes_alone
 from engine.loudness import GainPlan, Loudness, plan_source
 from engine.options import EncodePlan, TranscodeOptions
 from engine.pipeline import FrameConsumer, finish_all
@@ -58,6 +60,7 @@ class RangeStats:
     decoded_frames: int = 0
     errors: int = 0
     seeks: int = 0
+    bad_keyframes: int = 0  # keyframes a seek landed on that did not decode alone
     first_time: float = 0.0  # where decoding started, seconds on the output timeline
 
 
@@ -87,6 +90,7 @@ class RangeDecode:
         self.video: Any = pick_video_stream(self.container)
         self.video.thread_type = "AUTO"
         self.shift = round(source.start_time / self.video.time_base)
+        self.source_path = str(source.path)
         self.start = start
         self.deadline = deadline
         self.stats = RangeStats()
@@ -100,11 +104,28 @@ class RangeDecode:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _decoded(self) -> Iterator[Any]:
+    def _packets(self) -> Iterator[Any]:
         for packet in self.container.demux(self.video):
             self.stats.packets += 1
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise ResourceLimitError("decoding took longer than the policy allows")
+            yield packet
+
+    def _landed_well(self, packets: Iterator[Any]) -> tuple[bool, Iterator[Any]]:
+        """Whether the seek's first keyframe decodes alone (engine/keyframes.py), and the
+        packets from it on, that one included."""
+        head = next(packets, None)
+        while head is not None and not head.size:
+            head = next(packets, None)
+        if head is None:
+            return True, packets
+        ok = not head.is_keyframe or decodes_alone(self.source_path, head)
+        if not ok:
+            self.stats.bad_keyframes += 1
+        return ok, itertools.chain([head], packets)
+
+    def _decoded(self, packets: Iterator[Any]) -> Iterator[Any]:
+        for packet in packets:
             try:
                 frames = packet.decode()
             except av.error.MemoryError:
@@ -120,8 +141,9 @@ class RangeDecode:
 
     def frames(self) -> Iterator[Any]:
         """Seek, and seek again twice as far back while the first frame decoded lies after
-        `start` (a demuxer may land past the target); from the file's start when nothing
-        decodes after a seek (a stream with one keyframe, as some MPEG-TS recordings are)."""
+        `start` (a demuxer may land past the target) or the keyframe landed on does not
+        decode alone (engine/keyframes.py); from the file's start when nothing decodes after
+        a seek (a stream with one keyframe, as some MPEG-TS recordings are)."""
         backoff = 0.0 if self.start > 0 else math.inf
         while True:
             target = self.start - backoff
@@ -132,7 +154,14 @@ class RangeDecode:
             elif self.stats.seeks:  # back to the file's start after seeks that missed
                 self.container.seek(0, backward=True, any_frame=False, stream=self.video)
                 self.stats.seeks += 1
-            decoded = self._decoded()
+            packets = self._packets()
+            if target > 0:
+                landed, packets = self._landed_well(packets)
+                if not landed:  # a keyframe that needs earlier pictures: start further back
+                    self.video.codec_context.flush_buffers()
+                    backoff = max(SEEK_BACKOFF, 2 * backoff)
+                    continue
+            decoded = self._decoded(packets)
             first = next(decoded, None)
             if first is None and target <= 0:
                 raise UndecodableError("undecodable video stream: no frame decoded")
@@ -294,6 +323,7 @@ def _feed_range(
         "frames_before_start": dropped,  # filtered, then dropped: the cost of the seek
         "decode_started_at": round(stats.first_time, 6),
         "seeks": stats.seeks,
+        "bad_keyframes": stats.bad_keyframes,
     }
 
 
