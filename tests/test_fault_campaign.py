@@ -35,6 +35,7 @@ import pytest
 from api.core.services import make_storage
 from api.core.settings import Settings
 from cdn.storage import S3Storage, Storage
+from tests.conftest import MEDIA
 from tests.support.e2e import Account, Flow
 from tests.support.ownredis import OwnRedis
 from tests.support.services import (
@@ -48,7 +49,6 @@ from tests.support.services import (
 from tests.support.throttle import ThrottledRelay
 from tests.support.uploads import small_clip, stored_upload
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 STORED_CLIP, SLOW_CLIP = "edts.mp4", "cockatoo.mp4"
 QUEUED_CLIPS = ("sar_2x1.mp4", "rotate-buck-bunny.mp4", "edts.mp4")
 RECOVERY_S = 60.0  # each fault's job claimed again within this

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import MEDIA
 from tests.support.e2e import Flow
 from tests.support.ownredis import OwnRedis
 from tests.support.services import (
@@ -32,7 +33,6 @@ from tests.support.services import (
     start_moto,
 )
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 QUICK_CLIP, SLOW_CLIP = "edts.mp4", "cockatoo.mp4"
 QUEUE_MESSAGES = "reelforge:transcode.msgs"  # Dramatiq's hash of the queue's messages
 BOUND_S = 60.0  # issue 16: re-sent within 60 s of Redis returning; retried within a minute
