@@ -90,7 +90,7 @@ def retrain(
             setting, tuned_at = dict(tuned.chosen), float(len(log))
         else:
             setting = dict(meta["ials"])
-            ials = IALS(threads=threads, seed=seed, iterations=WARM_ITERATIONS, **setting)
+            ials = IALS(threads=threads, seed=seed, iterations=WARM_ITERATIONS, **setting)  # type: ignore[arg-type]
             assert previous is not None
             rng = np.random.default_rng(seed)
             ials.fit_from(

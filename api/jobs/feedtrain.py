@@ -75,7 +75,7 @@ def read_events(db: Engine) -> EventRows:
             for user, video, at in conn.execute(query):
                 rows.add(user, video, kind, 0, int(at))
         query = select(follows.c.follower_id, follows.c.followee_id, follows.c.created_at)
-        rows.follows = [(a, b, int(at)) for a, b, at in conn.execute(query)]
+        rows.follows = [(str(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query)]
         if rows.follows:
             followed = {b for _, b, _ in rows.follows}
             owned = select(videos.c.id, videos.c.owner_id)
@@ -126,7 +126,11 @@ def actor(
         max_retries=0,
         time_limit=TIME_LIMIT_MS,
     )
-    declared: dramatiq.Actor[Any, Any] = decorate(lambda: train_feed_model(db(), settings))
+
+    def run() -> None:
+        train_feed_model(db(), settings)
+
+    declared: dramatiq.Actor[Any, Any] = decorate(run)
     return declared
 
 
