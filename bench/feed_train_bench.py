@@ -66,8 +66,8 @@ def fill(path: Path, events: int, seed: int = 0) -> None:
     own = rng.random(pairs) < 0.7
     video = rng.integers(0, VIDEOS, pairs)
     for t in range(TOPICS):
-        at = np.flatnonzero(own & (user % TOPICS == t))
-        video[at] = rng.choice(topic_videos[t], size=len(at))
+        mine = np.flatnonzero(own & (user % TOPICS == t))
+        video[mine] = rng.choice(topic_videos[t], size=len(mine))
     when = now - rng.integers(0, 30 * DAY_MS, pairs)
     with sqlite3.connect(path) as db:
         db.executemany(
