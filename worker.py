@@ -109,8 +109,8 @@ class Jobs:
 
     def __init__(self, settings: Settings, broker: dramatiq.Broker) -> None:
         from api.jobs import edge as edgejobs
+        from api.jobs import feedtrain, relay, sweeper
         from api.jobs import partrows as chunks
-        from api.jobs import relay, sweeper
         from api.jobs import transcode as processing
 
         self.settings = settings
@@ -199,23 +199,17 @@ class Jobs:
         )
         self.cleanup = _actor(
             lambda video_id: runtime.cleanup(video_id),
-            actor_name="cleanup_video",
-            queue_name=CLEANUP_QUEUE,
-            broker=broker,
-            max_retries=10,
-            time_limit=300_000,
-            min_backoff=1_000,
-            max_backoff=300_000,
-        )
+            actor_name="cleanup_video", queue_name=CLEANUP_QUEUE, broker=broker,
+            max_retries=10, time_limit=300_000, min_backoff=1_000, max_backoff=300_000,
+        )  # fmt: skip
         # The storage sweeper (api/jobs/sweeper.py): no retries, the next interval sweeps again.
         self.sweep = _actor(
             lambda: sweeper.sweep(runtime.db, runtime.storage, settings.storage_grace_seconds),
-            actor_name="sweep_storage",
-            queue_name=CLEANUP_QUEUE,
-            broker=broker,
-            max_retries=0,
-            time_limit=1_800_000,
-        )
+            actor_name="sweep_storage", queue_name=CLEANUP_QUEUE, broker=broker,
+            max_retries=0, time_limit=1_800_000,
+        )  # fmt: skip
+        # The For You retraining (api/jobs/feedtrain.py), on a queue of its own.
+        self.feed_train = feedtrain.actor(broker, lambda: runtime.db, settings)
         self.edge = edgejobs.EdgeJobs(settings, runtime)
         edge = self.edge
         # Edge errors (5xx, refused connections) are retried with backoff; ids or URLs that
@@ -293,6 +287,9 @@ class Jobs:
 
     def enqueue_sweep(self) -> None:
         self.sweep.send()
+
+    def enqueue_feed_train(self) -> None:
+        self.feed_train.send()
 
     def warm(self, video_id: str) -> int:
         """Pre-warm a video at every configured edge (after publication, or when the feed

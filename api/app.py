@@ -31,6 +31,7 @@ from api.feed import controllers as feed
 from api.feed.personal import PersonalOrder
 from api.feed.store import FeedStore
 from api.feed.trending import TrendingPools
+from api.jobs.feedtrain import feed_train_loop
 from api.jobs.partreaper import redispatch_lapsed, redispatch_loop
 from api.jobs.relay import relay_loop
 from api.jobs.sweeper import sweeper_loop
@@ -89,6 +90,10 @@ def create_app(settings: Settings) -> Litestar:
         if settings.storage_sweep_interval_seconds > 0:
             interval = settings.storage_sweep_interval_seconds
             sweeper = asyncio.create_task(sweeper_loop(ctx, interval))
+        trainer: asyncio.Task[None] | None = None
+        if settings.feed_model_dir and settings.feed_train_interval_seconds > 0:
+            interval = settings.feed_train_interval_seconds
+            trainer = asyncio.create_task(feed_train_loop(ctx, interval))
         if settings.embedded:
             jobs.start_embedded_worker()
             requeued = await asyncio.to_thread(jobs.requeue_unfinished)
@@ -103,7 +108,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
-            for task in (relay, part_reaper, sweeper):
+            for task in (relay, part_reaper, sweeper, trainer):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

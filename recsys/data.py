@@ -31,7 +31,9 @@ class InteractionsError(ValueError):
 
 @dataclass(frozen=True)
 class Interactions:
-    """A log, one row per interaction: codes into `users`/`items`, times, ratings (NaN: none)."""
+    """A log, one row per interaction: codes into `users`/`items`, times, ratings (NaN: none),
+    and optionally each row's training weight (`recsys.signals`: the service's own events,
+    negative for a quick skip), which then replaces the strong/ordinary weighting."""
 
     users: npt.NDArray[np.str_]
     items: npt.NDArray[np.str_]
@@ -39,6 +41,14 @@ class Interactions:
     item: npt.NDArray[np.int64]
     time: npt.NDArray[np.float64]
     rating: npt.NDArray[np.float64]
+    weight: npt.NDArray[np.float32] | None = None
+
+    @property
+    def positive(self) -> npt.NDArray[np.bool_]:
+        """The rows that say the user wants the item (every row without weights)."""
+        if self.weight is None:
+            return np.ones(len(self.user), dtype=bool)
+        return self.weight > 0
 
     @property
     def strong(self) -> npt.NDArray[np.bool_]:
@@ -57,6 +67,7 @@ class Interactions:
             self.item[mask],
             self.time[mask],
             self.rating[mask],
+            None if self.weight is None else self.weight[mask],
         )
 
 
@@ -132,7 +143,10 @@ def train_set(log: Interactions, now: float, strong_weight: float = 2.0) -> Trai
     """The part of `log` before `now` (the whole catalogue and user codes are kept: a code
     with no interaction is an empty row or column)."""
     past = log.subset(log.time < now)
-    weights = np.where(past.strong, strong_weight, 1.0).astype(np.float32)
+    if past.weight is not None:
+        weights = past.weight.astype(np.float32)
+    else:
+        weights = np.where(past.strong, strong_weight, 1.0).astype(np.float32)
     shape = (len(log.users), len(log.items))
     matrix = sparse.csr_matrix((weights, (past.user, past.item)), shape=shape)
     matrix.sum_duplicates()
@@ -169,7 +183,8 @@ def temporal_split(
     now = cutoff_at(log, train_fraction)
     train = train_set(log, now, strong_weight)
     known_items = np.asarray(train.matrix.sum(axis=0)).ravel() > 0
-    future = log.subset((log.time >= now) & known_items[log.item])
+    # Only what the user wanted is relevant (a weighted log's quick skips are not).
+    future = log.subset((log.time >= now) & known_items[log.item] & log.positive)
     seen = train.matrix
     test_users: list[int] = []
     relevant: list[npt.NDArray[np.int64]] = []

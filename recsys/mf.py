@@ -38,6 +38,13 @@ class IALS:
         self.model = AlternatingLeastSquares(**self.params)  # type: ignore[arg-type]
         self.model.fit(train.matrix, show_progress=False)
 
+    def fit_from(self, train: TrainSet, user_init: np.ndarray, item_init: np.ndarray) -> None:
+        """Fit starting from these factors (a warm start: `implicit` keeps factors already set)."""
+        self.model = AlternatingLeastSquares(**self.params)  # type: ignore[arg-type]
+        self.model.user_factors = np.ascontiguousarray(user_init, dtype=np.float32)
+        self.model.item_factors = np.ascontiguousarray(item_init, dtype=np.float32)
+        self.model.fit(train.matrix, show_progress=False)
+
     @property
     def user_factors(self) -> np.ndarray:
         assert self.model is not None

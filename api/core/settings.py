@@ -128,6 +128,10 @@ class Settings:
     # A For You model folder (recsys/artifact.py; "" none): orders the snapshot for the viewers
     # it knows (api/feed/personal.py), its CURRENT looked at every `feed_cache_seconds`.
     feed_model_dir: str = ""
+    # Retraining it from the event log (api/jobs/feedtrain.py): how often (0: never; only where
+    # `feed_model_dir` is set), and the solver's threads on the worker (0: every CPU).
+    feed_train_interval_seconds: float = 3600.0
+    feed_train_threads: int = 0
     # In-process caches of hot rows (api/core/ttlcache.py), in seconds; 0 disables one. A change
     # made through this process evicts its entry at once; one made through another API process
     # (or straight in the database) shows here within the TTL: a logged-out token may still
