@@ -30,6 +30,7 @@ COPY packager/ packager/
 COPY classifiers/ classifiers/
 COPY api/ api/
 COPY cdn/ cdn/
+COPY recsys/ recsys/
 RUN pip install --no-deps .
 
 # The web app (issue 18): its files and its npm dependencies (hls.js, tus-js-client), pinned in
@@ -54,7 +55,7 @@ ENV PATH=/opt/reelforge/bin:$PATH \
     REELFORGE_WEB_DIR=/opt/reelforge-web
 # Every installed module imports here, in the runtime stage: the native wheels (PyAV's FFmpeg,
 # onnxruntime, the compiled pdqhash) find their system libraries without the build tools.
-RUN python -c "import importlib, pkgutil; tops = ('api', 'cdn', 'classifiers', 'engine', 'ladders', 'packager'); [importlib.import_module(m.name) for t in tops for m in pkgutil.walk_packages(importlib.import_module(t).__path__, t + '.')]; import cli, worker"
+RUN python -c "import importlib, pkgutil; tops = ('api', 'cdn', 'classifiers', 'engine', 'ladders', 'packager', 'recsys'); [importlib.import_module(m.name) for t in tops for m in pkgutil.walk_packages(importlib.import_module(t).__path__, t + '.')]; import cli, worker"
 USER reelforge
 WORKDIR /var/lib/reelforge
 EXPOSE 8000
