@@ -53,19 +53,21 @@ def download_csv(folder: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, help="write the JSON and timings here")
+    parser.add_argument("--train-fraction", help="passed to feed-eval (the temporal cutoff)")
     args = parser.parse_args()
+    extra = ["--train-fraction", args.train_fraction] if args.train_fraction else []
     from cli import main as reelforge
 
     with tempfile.TemporaryDirectory() as tmp:
         data = download_csv(Path(tmp))
         started = time.perf_counter()
-        code = reelforge(["feed-eval", "--interactions", str(data)])
+        code = reelforge(["feed-eval", "--interactions", str(data), *extra])
         seconds = time.perf_counter() - started
         if code:
             return code
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
-            code = reelforge(["feed-eval", "--interactions", str(data), "--json"])
+            code = reelforge(["feed-eval", "--interactions", str(data), "--json", *extra])
         if code:
             return code
     result = json.loads(captured.getvalue())

@@ -41,6 +41,30 @@ FEATURES = (
 )
 
 
+# The ranker's tree shapes, (leaves, least rows a leaf), one chosen per fit on an inner window:
+# a few thousand labelled pairs a window on ML-100K-sized logs, millions on the bench's.
+SHAPES: tuple[tuple[int, int], ...] = ((7, 100), (15, 50), (31, 20), (63, 20))
+
+
+def _dataset(
+    xs: list[npt.NDArray[np.float64]],
+    labels: list[npt.NDArray[np.float64]],
+    groups: list[npt.NDArray[np.int64]],
+    reference: lgb.Dataset | None = None,
+) -> lgb.Dataset:
+    return lgb.Dataset(
+        np.vstack(xs),
+        np.concatenate(labels),
+        group=np.concatenate(groups),
+        feature_name=list(FEATURES),
+        reference=reference,
+        # One dataset serves every shape: LightGBM must not drop features by the first one's
+        # `min_data_in_leaf`.
+        params={"feature_pre_filter": False},
+        free_raw_data=False,
+    )
+
+
 @dataclass
 class _Bases:
     """The first-stage models fitted on one window, and the item features of that window."""
@@ -75,6 +99,8 @@ class TwoStage:
         self.threads, self.seed = threads, seed
         self.bases: _Bases | None = None
         self.booster: lgb.Booster | None = None
+        self.shape: tuple[int, int] = SHAPES[0]
+        self.shape_scores: dict[tuple[int, int], float] = {}
 
     def _bases(self, train: TrainSet, ials_setting: dict[str, float] | None = None) -> _Bases:
         """The first stage on `train`: iALS tuned on it, or with `ials_setting`."""
@@ -166,20 +192,21 @@ class TwoStage:
             groups.append(sizes[sizes > 0])
         if not xs:
             raise ValueError("too little history to train the ranker (no inner test users)")
-        dataset = lgb.Dataset(
-            np.vstack(xs),
-            np.concatenate(labels),
-            group=np.concatenate(groups),
-            feature_name=list(FEATURES),
+        self.shape = self._chosen_shape(xs, labels, groups)
+        self.booster = lgb.train(
+            self._params(self.shape), _dataset(xs, labels, groups), num_boost_round=self.rounds
         )
-        params = {
+        self.bases = final
+
+    def _params(self, shape: tuple[int, int]) -> dict[str, object]:
+        leaves, min_leaf = shape
+        return {
             "objective": "lambdarank",
             "metric": "ndcg",
             "eval_at": [10],
             "learning_rate": 0.05,
-            # Small trees: a few thousand labelled pairs per window on ML-100K-sized logs.
-            "num_leaves": 7,
-            "min_data_in_leaf": 100,
+            "num_leaves": leaves,
+            "min_data_in_leaf": min_leaf,
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
@@ -189,8 +216,36 @@ class TwoStage:
             "deterministic": True,
             "verbosity": -1,
         }
-        self.booster = lgb.train(params, dataset, num_boost_round=self.rounds)
-        self.bases = final
+
+    def _chosen_shape(
+        self,
+        xs: list[npt.NDArray[np.float64]],
+        labels: list[npt.NDArray[np.float64]],
+        groups: list[npt.NDArray[np.int64]],
+    ) -> tuple[int, int]:
+        """The tree shape (leaves, least rows a leaf) with the best NDCG@10 on the latest
+        inner window when trained on the earlier ones: chosen on the training period only,
+        never on the test period. One window: the first shape."""
+        if len(xs) < 2:
+            return SHAPES[0]
+        train = _dataset(xs[:-1], labels[:-1], groups[:-1])
+        valid = _dataset(xs[-1:], labels[-1:], groups[-1:], reference=train)
+        best, best_ndcg = SHAPES[0], -1.0
+        for shape in SHAPES:
+            result: dict[str, dict[str, list[float]]] = {}
+            lgb.train(
+                self._params(shape),
+                train,
+                num_boost_round=self.rounds,
+                valid_sets=[valid],
+                valid_names=["inner"],
+                callbacks=[lgb.record_evaluation(result)],
+            )
+            ndcg = result["inner"]["ndcg@10"][-1]
+            self.shape_scores[shape] = ndcg
+            if ndcg > best_ndcg:
+                best, best_ndcg = shape, ndcg
+        return best
 
     def scores(self, users: Codes) -> Scores:
         """Candidates score 1 + their rank score squashed into (0, 1) above every other item,
