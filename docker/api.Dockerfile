@@ -43,8 +43,10 @@ COPY web/index.html ./
 COPY web/src/ src/
 
 FROM python:3.11-slim-bookworm
+# The user, and the feed-model volume's mount point (a new named volume takes its owner).
 RUN useradd --system --user-group --uid 10001 --create-home --home-dir /var/lib/reelforge \
-      --shell /usr/sbin/nologin reelforge
+      --shell /usr/sbin/nologin reelforge \
+    && install -d -o reelforge -g reelforge /var/lib/reelforge/feed-model
 COPY --from=build /opt/reelforge /opt/reelforge
 COPY --from=web /web /opt/reelforge-web
 ENV PATH=/opt/reelforge/bin:$PATH \

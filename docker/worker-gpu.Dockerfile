@@ -39,8 +39,10 @@ COPY recsys/ recsys/
 RUN uv pip install --no-deps .
 
 FROM ${CUDA_IMAGE}
+# The user, and the feed-model volume's mount point (a new named volume takes its owner).
 RUN useradd --system --user-group --uid 10001 --create-home --home-dir /var/lib/reelforge \
-      --shell /usr/sbin/nologin reelforge
+      --shell /usr/sbin/nologin reelforge \
+    && install -d -o reelforge -g reelforge /var/lib/reelforge/feed-model
 # The venv's interpreter links into /opt/python: both keep their build-stage paths.
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/reelforge /opt/reelforge

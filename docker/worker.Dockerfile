@@ -34,8 +34,10 @@ COPY recsys/ recsys/
 RUN pip install --no-deps .
 
 FROM python:3.11-slim-bookworm
+# The user, and the feed-model volume's mount point (a new named volume takes its owner).
 RUN useradd --system --user-group --uid 10001 --create-home --home-dir /var/lib/reelforge \
-      --shell /usr/sbin/nologin reelforge
+      --shell /usr/sbin/nologin reelforge \
+    && install -d -o reelforge -g reelforge /var/lib/reelforge/feed-model
 COPY --from=build /opt/reelforge /opt/reelforge
 ENV PATH=/opt/reelforge/bin:$PATH \
     PYTHONUNBUFFERED=1 \

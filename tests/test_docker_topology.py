@@ -138,9 +138,29 @@ def console_scripts(distribution: str) -> set[str]:
 
 
 # -- the compose file --------------------------------------------------------------------------
+def test_the_feed_model_folder_is_shared_by_the_api_and_the_trainers(
+    compose: dict[str, Any],
+) -> None:
+    """Issue 17: the worker that runs `train_feed_model` and every API process see one model
+    folder (the `feed-model` volume at REELFORGE_FEED_MODEL_DIR), which the images create
+    owned by their user, so a new named volume is writable by it."""
+    folder = container_env(compose, "api")["REELFORGE_FEED_MODEL_DIR"]
+    for name in ("api", "worker", "worker-gpu"):
+        assert container_env(compose, name)["REELFORGE_FEED_MODEL_DIR"] == folder, name
+        mounts = [str(v).split(":") for v in services(compose)[name].get("volumes", [])]
+        assert ["feed-model", folder] in mounts, (name, mounts)
+        consumed = " ".join(str(a) for a in command(compose, name))
+        if name != "api":
+            assert "feed_model" in consumed, name
+        text = (ROOT / "docker" / f"{name}.Dockerfile").read_text()
+        assert f"install -d -o reelforge -g reelforge {folder}" in text, name
+
+
 def test_compose_names_the_whole_topology(compose: dict[str, Any]) -> None:
     assert set(services(compose)) == SERVICES
-    assert set(compose["volumes"]) == {"postgres-data", "redis-data", "minio-data", "edge-cache"}
+    assert set(compose["volumes"]) == {
+        "postgres-data", "redis-data", "minio-data", "edge-cache", "feed-model",
+    }  # fmt: skip
     data_paths = {"postgres": "/var/lib/postgresql/data", "redis": "/data", "minio": "/data"}
     for name, target in data_paths.items():
         mounts = [str(v).split(":") for v in services(compose)[name]["volumes"]]
@@ -538,7 +558,7 @@ def test_docker_readme_shows_the_commands() -> None:
 
 
 # -- the same topology as processes ------------------------------------------------------------
-CONTAINER_PATHS = ("REELFORGE_DATA_DIR", "REELFORGE_EDGE_CACHE_DIRS")
+CONTAINER_PATHS = ("REELFORGE_DATA_DIR", "REELFORGE_EDGE_CACHE_DIRS", "REELFORGE_FEED_MODEL_DIR")
 
 
 def localize(env: Mapping[str, str], real: Mapping[str, str], root: Path) -> dict[str, str]:
