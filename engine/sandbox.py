@@ -46,6 +46,25 @@ def out_of_memory(exc: BaseException | None) -> bool:
     return False
 
 
+# Signals a child dies of when an allocation failed in a library that does not check for it
+# (a null pointer used, an abort(3) on a failed new/malloc): under RLIMIT_AS they are how
+# "out of memory" looks from outside when no Python exception could be raised.
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
+
+
+def died_without_answer(exitcode: int | None, memory_bytes: int) -> EngineError:
+    """The error for a child that died without answering: out of memory when it was killed by
+    a crash signal under a memory limit (seen: SIGSEGV in a fresh Debian root where the
+    same job elsewhere ends in MemoryError), our own failure otherwise."""
+    if exitcode is not None and exitcode < 0 and -exitcode in CRASH_SIGNALS and memory_bytes:
+        name = signal.Signals(-exitcode).name
+        return ResourceLimitError(
+            f"{OUT_OF_MEMORY} (its process crashed with {name} under the "
+            f"{memory_bytes / 2**20:.0f} MiB limit)"
+        )
+    return EngineError(f"the job's process died without an answer (exit {exitcode})")
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -167,7 +186,7 @@ def run_limited(
                     f"processing took longer than the policy allows ({wall_seconds:g} s)"
                 )
         process.join(1)
-        raise EngineError(f"the job's process died without an answer (exit {process.exitcode})")
+        raise died_without_answer(process.exitcode, memory_bytes)
     finally:
         if process.is_alive():
             process.kill()

@@ -72,6 +72,23 @@ def test_a_dead_child_is_our_failure() -> None:
         run_limited(crasher, wall_seconds=30, memory_bytes=2 * GIB)
 
 
+def segfaulter(progress=None) -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # what a library does with the null pointer of a failed malloc
+
+
+def test_a_crash_under_a_memory_limit_is_out_of_memory() -> None:
+    """A child killed by SIGSEGV while under RLIMIT_AS (how an unchecked failed allocation
+    ends: seen in a fresh Debian root, where test_cli's memory budget died so) is the
+    memory rejection, naming the signal; without a limit it stays our own failure."""
+    with pytest.raises(ResourceLimitError, match=r"more memory.*SIGSEGV under the 2048 MiB"):
+        run_limited(segfaulter, wall_seconds=30, memory_bytes=2 * GIB)
+    with pytest.raises(EngineError, match="died without an answer") as raised:
+        run_limited(segfaulter, wall_seconds=30, memory_bytes=0)
+    assert not isinstance(raised.value, ResourceLimitError)
+
+
 class _LateFirstLook:
     """The parent's end of the pipe, whose first look comes back empty only after the child
     had time to answer and exit: the order a busy parent thread can meet."""

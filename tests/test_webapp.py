@@ -229,7 +229,8 @@ def test_an_upload_pauses_resumes_and_shows_why_the_file_was_refused(tmp_path: P
             command = [
                 node_executable() or "node", str(PLAYER_DIR / "webapp_upload.mjs"),
                 "--base", api.url,
-                "--token", owner.token, "--user-json", json.dumps(user), "--file", str(junk),
+                f"--token={owner.token}",  # one '=' form: a token may start with "-"
+                "--user-json", json.dumps(user), "--file", str(junk),
                 "--out", str(_artifacts(tmp_path)), "--chromium", str(CHROMIUM),
             ]  # fmt: skip
             done = subprocess.run(
