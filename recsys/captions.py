@@ -1,0 +1,179 @@
+"""Captions as item factors (issue 17, "Cold start": "a video's caption can place it before
+anyone watched it (a small text model shipped inside a PyPI wheel, loaded from site-packages,
+never from a hub at run time)").
+
+The text model is WordLlama's `l2_supercat` 256-dimensional static token embeddings (MIT, the
+`wordllama` wheel carries `wordllama/weights/l2_supercat_256.safetensors`, 16 MB, and its
+tokenizer's JSON): a caption's vector is the mean of its tokens' embeddings, scaled to unit
+length (WordLlama's own pooling). The files are opened where the installed distribution put
+them (`importlib.metadata`); nothing here imports `wordllama` itself (its loader looks for the
+tokenizer in a folder the wheel does not have, then asks the hub for it) or can reach a
+network: `tokenizers` reads a local JSON file, `safetensors` a local array file.
+
+The map from a caption's vector to the iALS item-factor space is a ridge regression fitted in
+the training loop on the videos the model knows (`fit_map`): predicted factors are the
+regression's estimate of the factors a video with that caption would have, so a viewer's
+score for them (`project` then a dot product) is on `item_scores`' scale, shrunk toward the
+average video's (the regression's shrinkage); a caption with no tokens gets the average
+video's factors.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+DISTRIBUTION = "wordllama"
+WEIGHTS = "wordllama/weights/l2_supercat_256.safetensors"
+TOKENIZER = "wordllama/tokenizers/l2_supercat_tokenizer_config.json"
+MODEL = "wordllama l2_supercat 256"
+TENSOR = "embedding.weight"
+RIDGE_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+HOLDOUT = 0.2
+MIN_ITEMS = 20
+CACHE_ENTRIES = 200_000
+
+Floats = npt.NDArray[np.float32]
+
+
+class CaptionModelMissing(RuntimeError):
+    """The text model's files are not installed (the `wordllama` distribution)."""
+
+
+def model_files() -> tuple[Path, Path]:
+    """The weights and tokenizer files inside the installed wheel (site-packages)."""
+    try:
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise CaptionModelMissing(f"the {DISTRIBUTION!r} package is not installed") from None
+    files = Path(str(dist.locate_file(WEIGHTS))), Path(str(dist.locate_file(TOKENIZER)))
+    for path in files:
+        if not path.is_file():
+            raise CaptionModelMissing(f"{path}: not in the installed {DISTRIBUTION!r} wheel")
+    return files
+
+
+class CaptionEncoder:
+    """Captions → unit vectors (zero for a caption without tokens); a caption's vector is
+    remembered (up to `CACHE_ENTRIES`, then the memory starts again), so serving the same
+    snapshot's captions again costs a dictionary look-up each."""
+
+    def __init__(self, weights: Path, tokenizer: Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        self.embedding: Floats = np.ascontiguousarray(load_file(str(weights))[TENSOR], np.float32)
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.dim = int(self.embedding.shape[1])
+        self._cache: dict[str, Floats] = {}
+        self._lock = threading.Lock()
+
+    def encode(self, captions: Sequence[str]) -> Floats:
+        out = np.zeros((len(captions), self.dim), dtype=np.float32)
+        missing = [n for n, c in enumerate(captions) if c not in self._cache]
+        if missing:
+            texts = [captions[n] for n in missing]
+            encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+            fresh = np.zeros((len(texts), self.dim), dtype=np.float32)
+            for row, enc in enumerate(encoded):
+                ids = np.clip(np.asarray(enc.ids, np.int64), 0, len(self.embedding) - 1)
+                if len(ids):
+                    fresh[row] = self.embedding[ids].mean(axis=0)
+            norms = np.linalg.norm(fresh, axis=1, keepdims=True)
+            fresh /= np.where(norms > 0, norms, 1.0)
+            with self._lock:
+                if len(self._cache) + len(texts) > CACHE_ENTRIES:
+                    self._cache.clear()
+                for text, vector in zip(texts, fresh, strict=True):
+                    self._cache[text] = vector
+            out[missing] = fresh
+        for n, caption in enumerate(captions):
+            if n not in missing:
+                out[n] = self._cache[caption]
+        return out
+
+
+@functools.cache
+def encoder() -> CaptionEncoder:
+    """The shipped text model, loaded once per process; raises `CaptionModelMissing`."""
+    return CaptionEncoder(*model_files())
+
+
+@dataclass(frozen=True)
+class CaptionMap:
+    """Caption vector → item factors: `weights` (text dim + 1 rows, the last the intercept),
+    and `prior`, the average factors (for a caption without tokens)."""
+
+    weights: Floats
+    prior: Floats
+    ridge: float
+    holdout_r2: float
+    items: int
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "model": MODEL,
+            "items": self.items,
+            "ridge": self.ridge,
+            "holdout_r2": round(self.holdout_r2, 4),
+        }
+
+
+def project(weights: Floats, prior: Floats, text: Floats) -> Floats:
+    """Predicted item factors for caption vectors (`CaptionEncoder.encode`)."""
+    out = text @ weights[:-1] + weights[-1]
+    empty = ~np.any(text != 0, axis=1)
+    out[empty] = prior
+    return np.asarray(out, dtype=np.float32)
+
+
+def _solve(x: Floats, y: Floats, ridge: float) -> Floats:
+    """Ridge regression with an unpenalized intercept: (dim + 1, k)."""
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mx, y - my
+    gram = xc.T.astype(np.float64) @ xc + ridge * np.eye(x.shape[1])
+    w = np.linalg.solve(gram, xc.T.astype(np.float64) @ yc)
+    return np.vstack([w, (my - mx @ w)[None, :]]).astype(np.float32)
+
+
+def _r2(weights: Floats, x: Floats, y: Floats) -> float:
+    residual = y - (x @ weights[:-1] + weights[-1])
+    total = float(((y - y.mean(axis=0)) ** 2).sum())
+    return 1.0 - float((residual**2).sum()) / total if total > 0 else 0.0
+
+
+def fit_map(text: Floats, factors: Floats, *, seed: int = 0) -> CaptionMap | None:
+    """The ridge map from `text` (caption vectors, one row per video; zero rows are left out)
+    to `factors` (those videos' iALS item factors): the penalty of `RIDGE_GRID` with the best
+    R² on a random `HOLDOUT` of the videos, refitted on all; None under `MIN_ITEMS` videos."""
+    has_text = np.any(text != 0, axis=1)
+    x, y = text[has_text].astype(np.float32), factors[has_text].astype(np.float32)
+    if len(x) < MIN_ITEMS:
+        return None
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = max(1, int(len(x) * HOLDOUT))
+    held, kept = order[:cut], order[cut:]
+    best, best_r2 = RIDGE_GRID[0], -np.inf
+    for ridge in RIDGE_GRID:
+        r2 = _r2(_solve(x[kept], y[kept], ridge), x[held], y[held])
+        if r2 > best_r2:
+            best, best_r2 = ridge, r2
+    return CaptionMap(_solve(x, y, best), y.mean(axis=0), best, float(best_r2), len(x))
+
+
+def fit_from_captions(
+    items: Sequence[str], item_factors: Floats, captions: dict[str, str], *, seed: int = 0
+) -> CaptionMap | None:
+    """`fit_map` on the videos of `items` (the model's rows) that have a caption."""
+    texts = [captions.get(str(item), "") for item in items]
+    return fit_map(encoder().encode(texts), item_factors, seed=seed)
