@@ -97,8 +97,9 @@ class CaptionEncoder:
                 for text, vector in zip(texts, fresh, strict=True):
                     self._cache[text] = vector
             out[missing] = fresh
+        fresh_rows = set(missing)
         for n, caption in enumerate(captions):
-            if n not in missing:
+            if n not in fresh_rows:
                 out[n] = self._cache[caption]
         return out
 
@@ -137,12 +138,21 @@ def project(weights: Floats, prior: Floats, text: Floats) -> Floats:
     return np.asarray(out, dtype=np.float32)
 
 
-def _solve(x: Floats, y: Floats, ridge: float) -> Floats:
+Stats = tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64], Any, Any]
+
+
+def _stats(x: Floats, y: Floats) -> Stats:
+    """What the ridge solutions need of some rows: n, Σx, Σy, XᵀX, XᵀY (summable)."""
+    xx, xy = (x.T @ x).astype(np.float64), (x.T @ y).astype(np.float64)
+    return len(x), x.sum(0, dtype=np.float64), y.sum(0, dtype=np.float64), xx, xy
+
+
+def _solve(stats: Stats, ridge: float) -> Floats:
     """Ridge regression with an unpenalized intercept: (dim + 1, k)."""
-    mx, my = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - mx, y - my
-    gram = xc.T.astype(np.float64) @ xc + ridge * np.eye(x.shape[1])
-    w = np.linalg.solve(gram, xc.T.astype(np.float64) @ yc)
+    n, sx, sy, xx, xy = stats
+    mx, my = sx / n, sy / n
+    gram = xx - n * np.outer(mx, mx) + ridge * np.eye(len(mx))
+    w = np.linalg.solve(gram, xy - n * np.outer(mx, my))
     return np.vstack([w, (my - mx @ w)[None, :]]).astype(np.float32)
 
 
@@ -163,12 +173,15 @@ def fit_map(text: Floats, factors: Floats, *, seed: int = 0) -> CaptionMap | Non
     order = np.random.default_rng(seed).permutation(len(x))
     cut = max(1, int(len(x) * HOLDOUT))
     held, kept = order[:cut], order[cut:]
+    train, rest = _stats(x[kept], y[kept]), _stats(x[held], y[held])
     best, best_r2 = RIDGE_GRID[0], -np.inf
     for ridge in RIDGE_GRID:
-        r2 = _r2(_solve(x[kept], y[kept], ridge), x[held], y[held])
+        r2 = _r2(_solve(train, ridge), x[held], y[held])
         if r2 > best_r2:
             best, best_r2 = ridge, r2
-    return CaptionMap(_solve(x, y, best), y.mean(axis=0), best, float(best_r2), len(x))
+    n, sx, sy, xx, xy = (a + b for a, b in zip(train, rest, strict=True))
+    both: Stats = (int(n), sx, sy, xx, xy)
+    return CaptionMap(_solve(both, best), y.mean(axis=0), best, float(best_r2), len(x))
 
 
 def fit_from_captions(
