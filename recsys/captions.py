@@ -39,7 +39,7 @@ TENSOR = "embedding.weight"
 RIDGE_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 HOLDOUT = 0.2
 MIN_ITEMS = 20
-CACHE_ENTRIES = 200_000
+CACHE_ENTRIES = 20_000  # 20 MB of vectors at most
 
 Floats = npt.NDArray[np.float32]
 
@@ -62,9 +62,9 @@ def model_files() -> tuple[Path, Path]:
 
 
 class CaptionEncoder:
-    """Captions → unit vectors (zero for a caption without tokens); a caption's vector is
-    remembered (up to `CACHE_ENTRIES`, then the memory starts again), so serving the same
-    snapshot's captions again costs a dictionary look-up each."""
+    """Captions → unit vectors (zero for a caption without tokens); a served caption's vector
+    is remembered (up to `CACHE_ENTRIES`, then the memory starts again), so scoring the same
+    snapshot's new videos again costs a dictionary look-up each."""
 
     def __init__(self, weights: Path, tokenizer: Path) -> None:
         from safetensors.numpy import load_file
@@ -78,29 +78,33 @@ class CaptionEncoder:
         self._cache: dict[str, Floats] = {}
         self._lock = threading.Lock()
 
-    def encode(self, captions: Sequence[str]) -> Floats:
+    def encode(self, captions: Sequence[str], *, remember: bool = True) -> Floats:
+        """One row per caption; `remember=False` (training: every caption once) leaves the
+        memory as it is."""
         out = np.zeros((len(captions), self.dim), dtype=np.float32)
-        missing = [n for n, c in enumerate(captions) if c not in self._cache]
-        if missing:
-            texts = [captions[n] for n in missing]
-            encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
-            fresh = np.zeros((len(texts), self.dim), dtype=np.float32)
-            for row, enc in enumerate(encoded):
-                ids = np.clip(np.asarray(enc.ids, np.int64), 0, len(self.embedding) - 1)
-                if len(ids):
-                    fresh[row] = self.embedding[ids].mean(axis=0)
-            norms = np.linalg.norm(fresh, axis=1, keepdims=True)
-            fresh /= np.where(norms > 0, norms, 1.0)
+        cache, missing = self._cache, []
+        for n, caption in enumerate(captions):
+            vector = cache.get(caption)
+            if vector is None:
+                missing.append(n)
+            else:
+                out[n] = vector
+        if not missing:
+            return out
+        texts = [captions[n] for n in missing]
+        fresh = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, enc in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
+            ids = np.clip(np.asarray(enc.ids, np.int64), 0, len(self.embedding) - 1)
+            if len(ids):
+                fresh[row] = self.embedding[ids].mean(axis=0)
+        norms = np.linalg.norm(fresh, axis=1, keepdims=True)
+        fresh /= np.where(norms > 0, norms, 1.0)
+        out[missing] = fresh
+        if remember and len(texts) <= CACHE_ENTRIES:
             with self._lock:
                 if len(self._cache) + len(texts) > CACHE_ENTRIES:
-                    self._cache.clear()
-                for text, vector in zip(texts, fresh, strict=True):
-                    self._cache[text] = vector
-            out[missing] = fresh
-        fresh_rows = set(missing)
-        for n, caption in enumerate(captions):
-            if n not in fresh_rows:
-                out[n] = self._cache[caption]
+                    self._cache = {}
+                self._cache.update(zip(texts, fresh, strict=True))
         return out
 
 
@@ -189,4 +193,4 @@ def fit_from_captions(
 ) -> CaptionMap | None:
     """`fit_map` on the videos of `items` (the model's rows) that have a caption."""
     texts = [captions.get(str(item), "") for item in items]
-    return fit_map(encoder().encode(texts), item_factors, seed=seed)
+    return fit_map(encoder().encode(texts, remember=False), item_factors, seed=seed)

@@ -236,3 +236,14 @@ def test_the_text_model_loads_from_site_packages_without_a_hub(tmp_path: Path) -
     assert near > far + 0.2 and empty == 0.0, sims
     assert modules == "False False"  # neither the wheel's hub-aware loader nor a hub client
     assert not any(tmp_path.rglob("*.safetensors"))  # nothing was fetched into a cache
+
+
+def test_the_encoders_memory_gives_the_same_vectors() -> None:
+    encoder = captions.encoder()
+    texts = ["my cat at the vet", "football #goal", "", "my cat at the vet"]
+    first = encoder.encode(texts, remember=False)
+    again, remembered = encoder.encode(texts), encoder.encode(texts)
+    alone = np.vstack([encoder.encode([text]) for text in texts])
+    assert np.array_equal(first, again) and np.array_equal(again, remembered)
+    assert np.allclose(alone, first, atol=1e-6)
+    assert np.allclose(np.linalg.norm(first, axis=1), [1, 1, 0, 1], atol=1e-5)
