@@ -208,6 +208,23 @@ class RetrievalModel:
             return None
         return np.asarray(self.caption_factors(captions) @ self.user_factors[at], np.float32)
 
+    def item_scores_with_captions(
+        self, viewer: str, codes: npt.NDArray[np.int64], captions: Sequence[str]
+    ) -> npt.NDArray[np.float32] | None:
+        """`item_scores`, with the videos it does not know (code −1) scored from their caption
+        (`captions`, aligned with `codes`; only those videos' are read) by `cold_scores`; they
+        stay NaN when the version has no caption map. None when the model does not know the
+        viewer."""
+        scores = self.item_scores(viewer, codes)
+        if scores is None or self.caption_map is None:
+            return scores
+        unknown = np.flatnonzero(codes < 0)
+        if len(unknown):
+            cold = self.cold_scores(viewer, [captions[n] for n in unknown.tolist()])
+            if cold is not None:
+                scores[unknown] = cold
+        return scores
+
     def candidates(self, viewer: str, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The viewer's `n` best items not in `exclude`, best first; a viewer the model does
         not know gets the recently popular ones."""

@@ -138,6 +138,15 @@ def test_a_new_videos_caption_places_it_on_the_viewers_taste(
     assert np.mean(aucs) >= 0.8, np.mean(aucs)
     assert np.mean(np.asarray(aucs) > 0.6) >= 0.9, aucs
     assert model.cold_scores("nobody", texts) is None
+    # Known and new videos in one list (a snapshot): known ones by their factors, new by caption.
+    _, captions_of, _, _ = world()
+    known = [str(i) for i in model.items.tolist()[:10]]
+    mixed = model.item_scores_with_captions(
+        "u0", model.codes([*known, *texts]), [captions_of[k] for k in known] + texts
+    )
+    exact, cold = model.item_scores("u0", model.codes(known)), model.cold_scores("u0", texts)
+    assert mixed is not None and exact is not None and cold is not None
+    assert np.array_equal(mixed[:10], exact) and np.allclose(mixed[10:], cold)
 
 
 def test_the_same_loop_with_a_text_model_that_knows_no_words_is_at_chance(
@@ -194,6 +203,8 @@ def test_a_version_without_captions_has_no_cold_scores(tmp_path: Path) -> None:
     model = artifact.load(tmp_path)
     assert "captions" not in model.meta
     assert model.cold_scores(next(iter(taste)), ["soccer"]) is None
+    mixed = model.item_scores_with_captions("u0", np.asarray([0, -1]), ["", "soccer"])
+    assert mixed is not None and np.isnan(mixed[1]) and not np.isnan(mixed[0])
     with pytest.raises(artifact.ArtifactError):
         model.caption_factors(["soccer"])
 
