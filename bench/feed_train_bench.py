@@ -2,7 +2,8 @@
 "training on the bench data set (10k users, 100k videos, 1M events) finishes within minutes on
 one 2-CPU worker").
 
-    .venv/bin/python bench/feed_train_bench.py [--events 1000000] [--threads 2] [--json OUT]
+    .venv/bin/python bench/feed_train_bench.py [--events 1000000] [--threads 2] [--captions]
+        [--json OUT]
 
 Writes a seeded synthetic event log into a fresh SQLite database (10,000 viewers, 100,000
 videos by 1,000 creators in 50 topics; each viewer has a topic: 70 % of the videos they meet
@@ -10,7 +11,11 @@ are of it, which they play, watch and complete, the rest they skip after 0.8 s; 
 also gets an impression; 10 % of the completed ones are liked, 2 % lead to a follow), then runs
 the job's own function (`api.jobs.feedtrain.train_feed_model`) three times: the first version
 (tuned), again after 1 % more events (warm start), and once more with nothing new (skipped).
-Prints the seconds of each, and of reading the tables.
+Prints the seconds of each, and of reading the tables. With `--captions` every video has a
+caption (`captions`: four words of its topic's slice of `WORDS`, two of any, a hashtag of its
+topic and its own number),
+so each version also fits the caption map ("Cold start", `recsys.captions`): its seconds are
+`*_caption_s` (part of the version's time), its held-out R² `caption_r2`.
 """
 
 from __future__ import annotations
@@ -31,12 +36,31 @@ from api.core.db import create_schema
 from api.core.settings import Settings
 from api.core.tables import videos
 from api.jobs.feedtrain import read_events, source_state, train_feed_model
+from recsys import artifact
 
 USERS, VIDEOS, CREATORS, TOPICS = 10_000, 100_000, 1_000, 50
 DAY_MS = 86_400_000
+WORDS = (  # noqa: SIM905
+    "funny cat dog dance music song guitar cooking recipe pasta football goal travel beach "
+    "mountain city night street fashion makeup tutorial gaming win fail prank baby family "
+    "workout gym yoga art drawing painting car race science space tech phone review unboxing "
+    "comedy skit movie trailer news weather garden flower bird fish ocean snow winter summer"
+).split()
 
 
-def fill(path: Path, events: int, seed: int = 0) -> None:
+def captions(owner: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """Four words of the video's topic's own slice of `WORDS`, two of any topic."""
+    topic = owner % TOPICS
+    own = (topic[:, None] + rng.integers(0, 6, (len(owner), 4))) % len(WORDS)
+    anywhere = rng.integers(0, len(WORDS), (len(owner), 2))
+    words = np.asarray(WORDS)[np.hstack([own, anywhere])]
+    return [
+        f"{' '.join(w)} #topic{t} clip {n}"
+        for n, (w, t) in enumerate(zip(words.tolist(), topic.tolist(), strict=True))
+    ]
+
+
+def fill(path: Path, events: int, seed: int = 0, *, with_captions: bool = False) -> None:
     engine = create_engine(f"sqlite:///{path}")
     create_schema(engine)
     now = int(time.time() * 1000)
@@ -56,7 +80,11 @@ def fill(path: Path, events: int, seed: int = 0) -> None:
             ((f"u{n}", f"u{n}", f"u{n}", now) for n in range(USERS)),
         )
     with engine.begin() as conn:
-        rows = [{**base, "id": f"v{n}", "owner_id": f"u{owner[n]}"} for n in range(VIDEOS)]
+        text = captions(owner, np.random.default_rng(seed + 1)) if with_captions else None
+        rows = [
+            {**base, "id": f"v{n}", "owner_id": f"u{owner[n]}", "caption": text[n] if text else ""}
+            for n in range(VIDEOS)
+        ]
         for at in range(0, VIDEOS, 10_000):
             conn.execute(insert(videos), rows[at : at + 10_000])
     engine.dispose()
@@ -110,12 +138,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--captions", action="store_true")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         started = time.monotonic()
-        fill(path, args.events)
+        fill(path, args.events, with_captions=args.captions)
         figures: dict[str, float | int | str] = {"fill_s": time.monotonic() - started}
         settings = replace(
             Settings(data_dir=Path(tmp)),
@@ -151,6 +180,10 @@ def main() -> None:
             figures[f"{label}_version"] = str(done.version if done else None)
             if done is not None and done.new:
                 figures["pairs"] = done.interactions
+                meta = artifact.load(settings.feed_model_dir).meta
+                if "caption_seconds" in meta:
+                    figures[f"{label}_caption_s"] = meta["caption_seconds"]
+                    figures["caption_r2"] = meta.get("captions", {}).get("holdout_r2", "none")
         engine.dispose()
     figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
     print(json.dumps(figures, indent=2))

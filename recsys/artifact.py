@@ -5,7 +5,9 @@ viewer's candidates.
 Layout under a root folder::
 
     v000001/model.npz     users, items (ids as strings), user and item factors (iALS), the
-                          items by recent popularity (for viewers the model does not know)
+                          items by recent popularity (for viewers the model does not know),
+                          and, when the loop fitted one, the caption map (`recsys.captions`:
+                          `caption_map`, `caption_prior`) that places videos it does not know
     v000001/meta.json     version, created_at, interactions, trained_until, the iALS setting
     CURRENT               the name of the version to serve
 
@@ -31,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from recsys import captions as caption_text
 from recsys.baselines import MostPopular
 from recsys.data import Interactions, train_set
 from recsys.mf import TunedIALS
@@ -85,9 +88,14 @@ def save(
     popular: npt.NDArray[np.integer[Any]],
     meta: dict[str, Any] | None = None,
     keep: int = 3,
+    caption_map: caption_text.CaptionMap | None = None,
 ) -> str:
     """Write a model as the next version under `root`, make it current, keep the last `keep`
     versions; returns the version's name."""
+    extra: dict[str, npt.NDArray[np.float32]] = {}
+    if caption_map is not None:
+        extra = {"caption_map": caption_map.weights, "caption_prior": caption_map.prior}
+        meta = {**(meta or {}), "captions": caption_map.meta()}
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     existing = versions(root)
@@ -95,14 +103,15 @@ def save(
     name = f"v{number:06d}"
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
-        np.savez(
-            staging / "model.npz",
-            users=np.asarray(users).astype(str),
-            items=np.asarray(items).astype(str),
-            user_factors=np.asarray(user_factors, dtype=np.float32),
-            item_factors=np.asarray(item_factors, dtype=np.float32),
-            popular=np.asarray(popular, dtype=np.int64),
-        )
+        arrays: dict[str, Any] = {
+            "users": np.asarray(users).astype(str),
+            "items": np.asarray(items).astype(str),
+            "user_factors": np.asarray(user_factors, dtype=np.float32),
+            "item_factors": np.asarray(item_factors, dtype=np.float32),
+            "popular": np.asarray(popular, dtype=np.int64),
+            **extra,
+        }
+        np.savez(staging / "model.npz", **arrays)
         full = {**(meta or {}), "version": name, "created_at": time.time()}
         (staging / "meta.json").write_text(json.dumps(full))
         os.rename(staging, root / name)
@@ -156,6 +165,8 @@ class RetrievalModel:
     popular: npt.NDArray[np.int64]
     user_index: dict[str, int]
     item_index: dict[str, int]
+    caption_map: npt.NDArray[np.float32] | None = None
+    caption_prior: npt.NDArray[np.float32] | None = None
 
     def knows(self, viewer: str) -> bool:
         return viewer in self.user_index
@@ -176,6 +187,43 @@ class RetrievalModel:
         known = codes >= 0
         out[known] = self.item_factors[codes[known]] @ self.user_factors[at]
         return out
+
+    def caption_factors(self, captions: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Item factors predicted from each caption by the version's caption map
+        (`recsys.captions`: the shipped text model, then the ridge map fitted in the loop), one
+        row per caption; raises `ArtifactError` when the version has no caption map and
+        `captions.CaptionModelMissing` when the text model is not installed."""
+        if self.caption_map is None or self.caption_prior is None:
+            raise ArtifactError(f"{self.version}: no caption map in this version")
+        text = caption_text.encoder().encode(captions)
+        return caption_text.project(self.caption_map, self.caption_prior, text)
+
+    def cold_scores(self, viewer: str, captions: Sequence[str]) -> npt.NDArray[np.float32] | None:
+        """The viewer's score of videos the model does not know, from their captions alone
+        (issue 17, "Cold start"), on `item_scores`' scale (the ridge estimate of the score a
+        known video with that caption would get, shrunk toward the average video's); None when
+        the model does not know the viewer or the version has no caption map."""
+        at = self.user_index.get(viewer)
+        if at is None or self.caption_map is None:
+            return None
+        return np.asarray(self.caption_factors(captions) @ self.user_factors[at], np.float32)
+
+    def item_scores_with_captions(
+        self, viewer: str, codes: npt.NDArray[np.int64], captions: Sequence[str]
+    ) -> npt.NDArray[np.float32] | None:
+        """`item_scores`, with the videos it does not know (code −1) scored from their caption
+        (`captions`, aligned with `codes`; only those videos' are read) by `cold_scores`; they
+        stay NaN when the version has no caption map. None when the model does not know the
+        viewer."""
+        scores = self.item_scores(viewer, codes)
+        if scores is None or self.caption_map is None:
+            return scores
+        unknown = np.flatnonzero(codes < 0)
+        if len(unknown):
+            cold = self.cold_scores(viewer, [captions[n] for n in unknown.tolist()])
+            if cold is not None:
+                scores[unknown] = cold
+        return scores
 
     def candidates(self, viewer: str, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The viewer's `n` best items not in `exclude`, best first; a viewer the model does
@@ -218,4 +266,6 @@ def load(root: str | Path, version: str | None = None) -> RetrievalModel:
         popular=arrays["popular"],
         user_index={str(u): i for i, u in enumerate(users.tolist())},
         item_index={str(v): i for i, v in enumerate(arrays["items"].tolist())},
+        caption_map=arrays.get("caption_map"),
+        caption_prior=arrays.get("caption_prior"),
     )

@@ -7,7 +7,10 @@ the retrieval model (`recsys.artifact`) from the service's whole event log
   (`recsys.mf.TunedIALS`, 12 fits) for the first version and again whenever the log has grown
   `RETUNE_GROWTH`× since the last tuning; otherwise the current version's setting is reused;
 - a version that is not retuned starts from the current version's factors (viewers and videos
-  it knew; new ones start small and random) and runs `WARM_ITERATIONS` sweeps instead of 15.
+  it knew; new ones start small and random) and runs `WARM_ITERATIONS` sweeps instead of 15;
+- given the videos' captions, every version refits the caption map ("Cold start",
+  `recsys.captions`: the shipped text model's caption vectors → the new item factors, ridge),
+  which places videos newer than the version (`RetrievalModel.cold_scores`).
 
 Every version is a whole model of the whole log (retired viewers and videos stay until the
 tables lose them); the previous ones stay for `artifact.rollback` (the last `keep`).
@@ -25,6 +28,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from recsys import artifact
+from recsys import captions as caption_text
 from recsys.baselines import MostPopular
 from recsys.data import Interactions, train_set
 from recsys.mf import IALS, TunedIALS
@@ -70,9 +74,11 @@ def retrain(
     threads: int = 1,
     seed: int = 0,
     keep: int = 3,
+    captions: dict[str, str] | None = None,
 ) -> Retrained:
     """Write the next version from `log` (the module doc); `source` fingerprints the tables it
-    was read from (a version trained on the same `source` is not trained again)."""
+    was read from (a version trained on the same `source` is not trained again); `captions`
+    (video → caption) feeds the caption map."""
     started = time.monotonic()
     same = unchanged(root, source)
     if same is not None:
@@ -102,6 +108,16 @@ def retrain(
     recent = MostPopular(recent=True)
     recent.fit(popular_train)
     popular = np.argsort(-recent.item_scores, kind="stable")[:1000]
+    caption_meta: dict[str, Any] = {}
+    caption_map, caption_started = None, time.monotonic()
+    if captions:
+        try:
+            caption_map = caption_text.fit_from_captions(
+                log.items.tolist(), ials.item_factors, captions, seed=seed
+            )
+        except caption_text.CaptionModelMissing as exc:
+            caption_meta = {"captions": {"error": str(exc)}}
+        caption_meta["caption_seconds"] = round(time.monotonic() - caption_started, 3)
     seconds = time.monotonic() - started
     name = artifact.save(
         root,
@@ -118,8 +134,10 @@ def retrain(
             "warm_start": not retune,
             "source": source,
             "train_seconds": round(seconds, 3),
+            **caption_meta,
         },
         keep=keep,
+        caption_map=caption_map,
     )
     return Retrained(name, True, retune, not retune, len(log), seconds)
 

