@@ -47,7 +47,7 @@ from api.core import progress as stages
 from api.core.db import now_ms
 from api.core.keys import part_prefix, work_prefix
 from api.core.tables import video_parts, videos
-from api.jobs import chunkwork, presenting
+from api.jobs import chunkwork, presenting, progressive
 from api.jobs.host import JobHost
 from api.jobs.inputs import fetch_upload
 from api.jobs.partrows import (
@@ -127,6 +127,8 @@ class Chunking:
         with self.host.db.begin() as conn:
             conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
             record_run(conn, row.id, progress.run_id, plan.encoder)
+            if not plan.preview_rungs:  # the growing presentation (api/jobs/progressive.py)
+                progressive.open_run(conn, row.id, progress.run_id, plan.chunks)
             conn.execute(
                 insert(video_parts),
                 [
@@ -214,6 +216,8 @@ class Chunking:
             progress.part_done()
             if kind in (PREVIEW, AUDIO) and claim_playable(self.host.db, video_id, run_id):
                 presenting.playable(self, video_id, run_id)  # here: it goes before any chunk
+            if kind in (CHUNK, AUDIO):  # the growing presentation, if the run has one
+                progressive.grow(self, video_id, run_id)
             if claim_assembly(self.host.db, video_id, run_id) and self.dispatch is not None:
                 self.dispatch(video_id, run_id, ASSEMBLY, 0)
 

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select
 from api.core import progress as stages
 from api.core.keys import part_prefix, work_prefix
 from api.core.tables import videos
-from api.jobs import chunkwork
+from api.jobs import chunkwork, progressive
 from api.jobs.host import JobHost
 from api.jobs.partrows import (
     ASSEMBLY,
@@ -156,10 +156,16 @@ def assemble(jobs: Jobs, video_id: str, run_id: str) -> None:
         return
     progress = RunProgress(host.db, video_id, run_id)
     progress.stage(stages.PACKAGING)
+    # The growing presentation's last publish (its ENDLIST), if the parts' own did not make it.
+    progressive.grow(jobs, video_id, run_id)
+    growing = progressive.growing_render(host.db, video_id, run_id)
 
     def publish(row: Any, out: Path, report: dict[str, Any], artifacts: Path) -> bool:
         progress.stage(stages.ANALYSING)
-        return host.publish(row, out, report, artifacts, progress, replaces=early_render_id(run_id))
+        return host.publish(
+            row, out, report, artifacts, progress, replaces=early_render_id(run_id),
+            growing=growing,
+        )  # fmt: skip
 
     try:
         with holding(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, attempt, lease_s):
