@@ -13,9 +13,9 @@ parts finishing together on PostgreSQL never shrink what is published.
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -207,3 +207,135 @@ def _served_until(client: TestClient[Any], video_id: str, render: str) -> int:
             )
     finally:
         engine.dispose()
+
+
+def test_hlsjs_plays_the_growing_presentation_from_its_start(tmp_path: Path) -> None:
+    """Chunks 0 and 1 published (8 s), the rest held: the playlists have no ENDLIST, so hls.js
+    takes it for a live presentation; EXT-X-START makes it start at 0, not at the live edge
+    (3 target durations from the end: 2 s in), and playback advances."""
+    with api_client(tmp_path, **CHUNKED) as client:
+        settings = client.app.state.ctx.settings
+        _, owner = register(client)
+        gates = Gates(client, free=2)
+        try:
+            video_id = upload_and_publish(client, owner, CLIP.read_bytes(), "")
+            body, _ = _growing(client, video_id, owner, 2)
+            render = body["processing"]["hls_url"].split("/")[-3]
+            folder = settings.origin_dir / media_prefix(video_id, render)
+            result = play(folder, "hlsjs", timeout=90, until=3.0)
+            # Still growing while it played.
+            assert "#EXT-X-ENDLIST" not in (folder / "v720" / "index.m3u8").read_text()
+        finally:
+            gates.open_all()
+        assert not result.failures(min_time=3.0), result.summary()
+        assert result.first_frame_media_time is not None, result.summary()
+        assert result.first_frame_media_time < 0.2, result.summary()
+        assert result.current_time < 8.0  # what was there
+        _poll(client, video_id, owner, lambda b: b["processing"] is None)
+
+
+# ------------------------------------------------------------ two parts finishing together
+
+
+@pytest.fixture(scope="module")
+def parts_folder(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated clip's parts as the chunk and audio jobs write them (3 chunks, audio)."""
+    root = tmp_path_factory.mktemp("progressive-parts")
+    options = TranscodeOptions(segment_seconds=2.0)
+    for index in range(3):
+        chunkwork.chunk_job(generated, options, 2, 0, index, root / chunkwork.chunk_folder(index))
+    chunkwork.audio_job(generated, options, root / "audio")
+    return root
+
+
+def _part_rows(pg: Engine, video_id: str, run_id: str, done: set[int]) -> None:
+    rows = [("chunk", i, "done" if i in done else "pending") for i in range(3)]
+    rows += [("audio", 0, "done"), ("assembly", 0, "pending")]
+    with pg.begin() as conn:
+        conn.execute(
+            insert(video_parts),
+            [
+                {"video_id": video_id, "run_id": run_id, "kind": kind, "part": index,
+                 "state": state, "attempts": 1, "updated_at": now_ms()}
+                for kind, index, state in rows
+            ],
+        )  # fmt: skip
+        progressive.open_run(conn, video_id, run_id, 3)
+
+
+def _finish(pg: Engine, jobs: Any, video_id: str, run_id: str, index: int, start: Any) -> None:
+    """What a chunk job does once its work is stored: its row done, then the growth."""
+    start.wait()
+    with pg.begin() as conn:
+        conn.execute(
+            update(video_parts)
+            .where(
+                video_parts.c.video_id == video_id,
+                video_parts.c.run_id == run_id,
+                video_parts.c.kind == "chunk",
+                video_parts.c.part == index,
+            )
+            .values(state="done")
+        )
+    progressive.grow(jobs, video_id, run_id)
+
+
+def test_two_parts_finishing_together_never_shrink_the_prefix(
+    parts_folder: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL: chunk 0 and the audio published; chunks 1 and 2 finish at the same instant
+    and both extend it. Whichever goes first, the published count and the playlists only
+    grow (a reader polling the playlist never sees fewer segments than before) and end with
+    every chunk and ENDLIST. A run whose row a newer run replaced publishes nothing."""
+    settings = make_settings(tmp_path, segment_seconds=2.0, chunk_segments=2)
+    storage = make_storage(settings)
+    with schema_engine() as pg:
+        host = SimpleNamespace(db=pg, storage=storage, settings=settings)
+        work = tmp_path / "work"
+        work.mkdir()
+        jobs = SimpleNamespace(host=host, workdir=lambda vid: Path(tempfile.mkdtemp(dir=work)))
+        owner = insert_user(pg, "growing")
+        for _ in range(6):
+            video_id, run_id = insert_processing_video(pg, owner, 100), new_id("p")
+            for folder in parts_folder.iterdir():
+                storage.put_tree(part_prefix(video_id, run_id, folder.name).rstrip("/"), folder)
+            _part_rows(pg, video_id, run_id, {0})
+            assert progressive.grow(jobs, video_id, run_id) == 1
+            key = f"{media_prefix(video_id, early_render_id(run_id))}v360/index.m3u8"
+            seen: list[int] = []
+            stop = threading.Event()
+
+            def watch(key: str = key, seen: list[int] = seen, stop: Any = stop) -> None:
+                while not stop.is_set():
+                    seen.append(len(_listed(b"".join(storage.open_range(key)).decode())))
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            start = threading.Barrier(2)
+            racers = [
+                threading.Thread(target=_finish, args=(pg, jobs, video_id, run_id, i, start))
+                for i in (1, 2)
+            ]
+            for racer in racers:
+                racer.start()
+            for racer in racers:
+                racer.join()
+            stop.set()
+            watcher.join()
+            assert seen == sorted(seen) and seen[0] >= 2, seen
+            text = b"".join(storage.open_range(key)).decode()
+            assert _listed(text) == list(range(1, 7)) and "#EXT-X-ENDLIST" in text
+            with pg.connect() as conn:
+                row = conn.execute(
+                    select(video_growing).where(video_growing.c.video_id == video_id)
+                ).one()
+            assert (row.chunks, row.ended) == (3, True)
+        # A superseded run: its row replaced by a newer run's, it publishes nothing.
+        video_id, old, new = insert_processing_video(pg, owner, 100), new_id("p"), new_id("p")
+        for folder in parts_folder.iterdir():
+            storage.put_tree(part_prefix(video_id, old, folder.name).rstrip("/"), folder)
+        _part_rows(pg, video_id, old, {0, 1, 2})
+        with pg.begin() as conn:
+            progressive.open_run(conn, video_id, new, 3)
+        assert progressive.grow(jobs, video_id, old) is None
+        assert storage.list(media_prefix(video_id)) == []
