@@ -234,6 +234,41 @@ def test_hlsjs_plays_the_growing_presentation_from_its_start(tmp_path: Path) -> 
         _poll(client, video_id, owner, lambda b: b["processing"] is None)
 
 
+def test_a_chunk_that_keeps_failing_fails_the_video_and_ends_the_growing_one(
+    tmp_path: Path, generated: Path
+) -> None:
+    """Chunk 0 published, chunk 1 fails every attempt: the video fails with a reason naming
+    it, the growing presentation is served no more and never extended."""
+    with api_client(tmp_path, **CHUNKED) as client:
+        settings = client.app.state.ctx.settings
+        _, owner = register(client)
+        published = threading.Event()
+
+        def broken(video_id: str, kind: str, index: int) -> None:
+            if kind == "chunk" and index >= 1:
+                published.wait(TIMEOUT_S)
+                if index == 1:
+                    raise RuntimeError("chunk 1 is broken")
+
+        client.app.state.ctx.jobs.chunking.fault = broken
+        try:
+            video_id = upload_and_publish(client, owner, generated.read_bytes(), "")
+            body, _ = _growing(client, video_id, owner, 1)
+        finally:
+            published.set()
+        url = body["processing"]["hls_url"]
+        assert client.get(url).status_code == 200
+        final = _poll(client, video_id, owner, lambda b: b["status"] != "processing")
+        assert final["status"] == "failed"
+        assert "chunk 2 of 3 failed" in final["status_reason"]
+        assert final["processing"] is None
+        time.sleep(2.5)  # the origin's visibility cache
+        assert client.get(url).status_code == 404
+        render = url.split("/")[-3]
+        media = settings.origin_dir / media_prefix(video_id, render) / "v360" / "index.m3u8"
+        assert _listed(media.read_text()) == [1, 2]  # never extended past chunk 0
+
+
 # ------------------------------------------------------------ two parts finishing together
 
 
