@@ -24,7 +24,9 @@ jobs, with the database (`video_parts`) as the record of what must run.
    already published early stays published with its early rungs).
 3. the claims (api/jobs/partrows.py `claim`): after its own row is committed, a finished
    preview or audio part tries to claim the early publish, and every finished part the
-   assembly; exactly one racer wins each.
+   assembly; exactly one racer wins each. Before the assembly's claim, a finished chunk or
+   audio part of a run without a preview extends the run's growing presentation
+   (api/jobs/progressive.py: the contiguous prefix of done chunks, its owner's to play).
 4. the early publish and the assembly: api/jobs/presenting.py.
 5. a part whose worker died, or whose message was lost, is sent again by the run reaper
    (api/jobs/partreaper.py).
