@@ -14,7 +14,9 @@ assembly (api/jobs/chunking.py steps 3-4).
   nothing: the preview part, or each chunk for its range, analysed the frames and made the
   thumbnails; the chunks' taps are merged there, engine/tapmerge.py), then publishes: a
   `processing` video as the single pass does, one published early by swapping its render for
-  the complete one; then removes the run's work prefix.
+  the complete one; then removes the run's work prefix. A run without a preview first gets
+  its growing presentation's last publish (its ENDLIST, if the parts' own did not make it:
+  api/jobs/progressive.py), and its growing render is kept served like a replaced early one.
 
 Both hold their row's lease while they work (api/jobs/partrows.py `holding`), so a duplicate
 delivery is skipped and a lapsed one is sent again by the run reaper (api/jobs/partreaper.py).
