@@ -20,7 +20,10 @@ tree has done engine work, so imports and model loads are not counted. Then each
 (tests/support/jobs.py `stage_video`) and its transcode enqueued as `POST .../publish` does
 (`Jobs.enqueue_transcode`, lane normal); from that call the video row is polled every 0.1 s:
 
-- `first_playable_s`: the row first reads `published` (a partial ladder may publish early);
+- `first_playable_s`: the earlier of `growing_playable_s` (the chunked run's growing
+  presentation, api/jobs/progressive.py, first has chunks published: its owner can play it)
+  and `first_published_s` (the row first reads `published`; a partial ladder may publish
+  early);
 - `fully_published_s`: `published`, `videos.renditions` lists every rung of the source's ladder
   (ladders.choose_ladder: v1080, v720, v540, v360 for 1080x1920) and no `video_parts` row of
   the video is `pending` or `claimed` (api/jobs/partrows.py);
@@ -65,7 +68,7 @@ import worker  # noqa: E402
 from api.core.db import create_schema, sync_engine  # noqa: E402
 from api.core.services import make_storage  # noqa: E402
 from api.core.settings import Settings  # noqa: E402
-from api.core.tables import video_parts, videos  # noqa: E402
+from api.core.tables import video_growing, video_parts, videos  # noqa: E402
 from api.jobs.partrows import AUDIO, CHUNK, CLAIMED, PENDING  # noqa: E402
 from bench import pool_figures  # noqa: E402
 from bench.make_source import WORK_DIR, build_source  # noqa: E402
@@ -199,6 +202,18 @@ def video_state(db: Engine, video_id: str) -> tuple[str, str, list[str], list[An
     return row.status, row.status_reason, names, list(parts)
 
 
+def growing_state(db: Engine, video_id: str) -> float | None:
+    """Seconds playable in the video's growing presentation (api/jobs/progressive.py), None
+    until its first publish."""
+    with db.connect() as conn:
+        seconds = conn.execute(
+            select(video_growing.c.seconds).where(
+                video_growing.c.video_id == video_id, video_growing.c.chunks > 0
+            )
+        ).scalar()
+    return None if seconds is None else float(seconds)
+
+
 def one_run(the_pool: Pool, source: Path, rungs: list[str], timeout_s: float) -> dict[str, Any]:
     """Stage the upload, enqueue it as the API does, time first playable and fully published."""
     storage = make_storage(the_pool.settings)
@@ -216,7 +231,13 @@ def one_run(the_pool: Pool, source: Path, rungs: list[str], timeout_s: float) ->
             raise RuntimeError(f"{vid} ended {status}: {reason}")
         if parts and "planned_s" not in figures:
             figures["planned_s"] = elapsed
+        growing = growing_state(the_pool.db, vid) if "growing_playable_s" not in figures else None
+        if growing is not None:  # the growing presentation's first publish: playable (owner)
+            figures["growing_playable_s"] = elapsed
+            figures["growing_playable_seconds"] = growing
+            figures.setdefault("first_playable_s", elapsed)
         if status == "published":
+            figures.setdefault("first_published_s", elapsed)
             figures.setdefault("first_playable_s", elapsed)
             figures.setdefault("first_playable_renditions", names)
             unfinished = [p for p in parts if p.state in (PENDING, CLAIMED)]

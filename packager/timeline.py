@@ -188,7 +188,7 @@ def finish_tracks(
     return align_presentation_starts(folders)
 
 
-def start_at_first_frame(folder: Path) -> int:
+def start_at_first_frame(folder: Path, *, whole: bool = True) -> int:
     """Make a video track's first frame present at its first decode time, with every
     composition offset still unsigned (`trun` version 0). Returns the ticks removed (the
     B-frame delay), 0 when there was none.
@@ -202,7 +202,9 @@ def start_at_first_frame(folder: Path) -> int:
     presentation) and the first sample whose moved decode time is late enough to leave one
     tick per sample, each kept at or before its own presentation time (§8.8.8: `trun`
     sample durations are the decode time deltas). Presentation times do not change: the
-    frames, and where they show, are exactly what the encoder wrote."""
+    frames, and where they show, are exactly what the encoder wrote. `whole=False`: the folder
+    is the start of a track whose later segments are not there yet (a growing presentation,
+    packager/growing.py), so its end is left as it is (no decode time given back)."""
     folder = Path(folder)
     paths = list_segment_files(folder)
     if not paths:
@@ -233,7 +235,8 @@ def start_at_first_frame(folder: Path) -> int:
     ends = [*squeezed[1:], squeezed[-1] + samples[-1].duration]
     durations = [end - start for start, end in zip(squeezed, ends, strict=True)]
     offsets = [p - d for p, d in zip(shown, squeezed, strict=True)]
-    only_fragment = len(paths) == 1 and sum(b.type == "moof" for b in iter_boxes(first)) == 1
+    moofs = sum(b.type == "moof" for b in iter_boxes(first))
+    only_fragment = whole and len(paths) == 1 and moofs == 1
     if only_fragment:
         _give_back(durations, offsets, delay)  # the decode timeline keeps its length (below)
     rebuilt = rebuild_moof(first[moof.offset : moof_end], durations, offsets)
@@ -241,7 +244,7 @@ def start_at_first_frame(folder: Path) -> int:
     replace_file(paths[0], first[: moof.offset] + rebuilt + rest)
     for path in paths[1:]:
         replace_file(path, shift_tfdts(path.read_bytes(), -delay))
-    if not only_fragment:
+    if whole and not only_fragment:
         _lengthen_last_sample(paths[-1], info.track_id, defaults, delay)
     return delay
 

@@ -121,7 +121,10 @@ def test_openapi_documents_the_processing_object(tmp_path: Path) -> None:
     detail = components["VideoDetailOut"]["properties"]
     assert "processing" in detail and "hls_url" in detail
     fields = set(components["ProcessingOut"]["properties"])
-    assert fields == {"stage", "parts_done", "parts_total", "percent", "eta_s", "started_at"}
+    assert fields == {
+        "stage", "parts_done", "parts_total", "percent", "eta_s", "started_at",
+        "hls_url", "renditions", "playable_s",  # the growing presentation (issue 15)
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the CLI

@@ -316,6 +316,28 @@ video_runs = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# A chunked run's growing presentation (issue 15, "Playable early" without a second decode;
+# api/jobs/progressive.py): the run's render (`render_id`, the run's early render id) holds
+# every rung's segments of the first `chunks` chunks and the audio, with HLS EVENT playlists
+# that only ever grow; `state` is what the playlists list (packager/growing.py), `seconds`
+# how much is playable, `renditions` the rungs as `videos.renditions` lists them, `ended` the
+# playlists' EXT-X-ENDLIST. One row per video: a newer run replaces it in its planner's
+# transaction, so a superseded run's compare-and-set on (`video_id`, `run_id`) finds nothing.
+video_growing = Table(
+    "video_growing",
+    metadata,
+    Column("video_id", String(24), ForeignKey("videos.id"), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("render_id", String(32), nullable=False),
+    Column("chunks", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False),
+    Column("seconds", Float, nullable=False, default=0.0),
+    Column("renditions", Text, nullable=False, default="[]"),
+    Column("state", Text, nullable=False, default=""),
+    Column("ended", Boolean, nullable=False, default=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
 # Renders a video showed before its current one (issue 15, "Playable early": the early render
 # that the whole ladder replaced; api/jobs/publish.py). The origin keeps serving each until
 # `served_until` (the swap + the longest a playback URL lives), so a player part-way through the

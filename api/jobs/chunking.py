@@ -24,7 +24,9 @@ jobs, with the database (`video_parts`) as the record of what must run.
    already published early stays published with its early rungs).
 3. the claims (api/jobs/partrows.py `claim`): after its own row is committed, a finished
    preview or audio part tries to claim the early publish, and every finished part the
-   assembly; exactly one racer wins each.
+   assembly; exactly one racer wins each. Before the assembly's claim, a finished chunk or
+   audio part of a run without a preview extends the run's growing presentation
+   (api/jobs/progressive.py: the contiguous prefix of done chunks, its owner's to play).
 4. the early publish and the assembly: api/jobs/presenting.py.
 5. a part whose worker died, or whose message was lost, is sent again by the run reaper
    (api/jobs/partreaper.py).
@@ -47,7 +49,7 @@ from api.core import progress as stages
 from api.core.db import now_ms
 from api.core.keys import part_prefix, work_prefix
 from api.core.tables import video_parts, videos
-from api.jobs import chunkwork, presenting
+from api.jobs import chunkwork, presenting, progressive
 from api.jobs.host import JobHost
 from api.jobs.inputs import fetch_upload
 from api.jobs.partrows import (
@@ -127,6 +129,8 @@ class Chunking:
         with self.host.db.begin() as conn:
             conn.execute(delete(video_parts).where(video_parts.c.video_id == row.id))
             record_run(conn, row.id, progress.run_id, plan.encoder)
+            if not plan.preview_rungs:  # the growing presentation (api/jobs/progressive.py)
+                progressive.open_run(conn, row.id, progress.run_id, plan.chunks)
             conn.execute(
                 insert(video_parts),
                 [
@@ -214,6 +218,8 @@ class Chunking:
             progress.part_done()
             if kind in (PREVIEW, AUDIO) and claim_playable(self.host.db, video_id, run_id):
                 presenting.playable(self, video_id, run_id)  # here: it goes before any chunk
+            if kind in (CHUNK, AUDIO):  # the growing presentation, if the run has one
+                progressive.grow(self, video_id, run_id)
             if claim_assembly(self.host.db, video_id, run_id) and self.dispatch is not None:
                 self.dispatch(video_id, run_id, ASSEMBLY, 0)
 

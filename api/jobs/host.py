@@ -45,4 +45,5 @@ class JobHost(StoreHost, Protocol):
         *,
         early_of: str | None = None,
         replaces: str | None = None,
+        growing: str | None = None,
     ) -> bool: ...

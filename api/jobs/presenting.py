@@ -14,7 +14,9 @@ assembly (api/jobs/chunking.py steps 3-4).
   nothing: the preview part, or each chunk for its range, analysed the frames and made the
   thumbnails; the chunks' taps are merged there, engine/tapmerge.py), then publishes: a
   `processing` video as the single pass does, one published early by swapping its render for
-  the complete one; then removes the run's work prefix.
+  the complete one; then removes the run's work prefix. A run without a preview first gets
+  its growing presentation's last publish (its ENDLIST, if the parts' own did not make it:
+  api/jobs/progressive.py), and its growing render is kept served like a replaced early one.
 
 Both hold their row's lease while they work (api/jobs/partrows.py `holding`), so a duplicate
 delivery is skipped and a lapsed one is sent again by the run reaper (api/jobs/partreaper.py).
@@ -33,7 +35,7 @@ from sqlalchemy import Engine, select
 from api.core import progress as stages
 from api.core.keys import part_prefix, work_prefix
 from api.core.tables import videos
-from api.jobs import chunkwork
+from api.jobs import chunkwork, progressive
 from api.jobs.host import JobHost
 from api.jobs.partrows import (
     ASSEMBLY,
@@ -156,10 +158,16 @@ def assemble(jobs: Jobs, video_id: str, run_id: str) -> None:
         return
     progress = RunProgress(host.db, video_id, run_id)
     progress.stage(stages.PACKAGING)
+    # The growing presentation's last publish (its ENDLIST), if the parts' own did not make it.
+    progressive.grow(jobs, video_id, run_id)
+    growing = progressive.growing_render(host.db, video_id, run_id)
 
     def publish(row: Any, out: Path, report: dict[str, Any], artifacts: Path) -> bool:
         progress.stage(stages.ANALYSING)
-        return host.publish(row, out, report, artifacts, progress, replaces=early_render_id(run_id))
+        return host.publish(
+            row, out, report, artifacts, progress, replaces=early_render_id(run_id),
+            growing=growing,
+        )  # fmt: skip
 
     try:
         with holding(host.db, video_id, run_id, ASSEMBLY, 0, CLAIMED, attempt, lease_s):

@@ -17,6 +17,10 @@ Three ways in, one code path:
   The early render stays in storage and served (tables.superseded_renders) for as long as a
   URL handed out for it lives, so players part-way through it and old links keep working;
   then the storage sweeper removes it.
+- `publish(growing=...)`: the whole ladder of a chunked run that published a growing
+  presentation while `processing` (api/jobs/progressive.py): published as above, and the
+  growing render is kept served like a replaced early render (URLs handed to the owner for
+  it live until then).
 
 The outputs are stored whatever the routing says (a video in review, or rejected and then
 appealed, may be published by a moderator later); only `published` is served. When the final
@@ -64,6 +68,7 @@ def publish(
     *,
     early_of: str | None = None,
     replaces: str | None = None,
+    growing: str | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> bool:
     """Store and publish (see the module doc); `early_of` is the run id of an early
@@ -102,6 +107,8 @@ def publish(
                     status = str(_status(conn, row.id))
                 else:
                     _move(conn, row, routing, render_id, summary, analysis, frames_prefix)
+                    if growing is not None:
+                        _keep_serving(conn, row.id, growing, host.settings)
             break
         except lifecycle.TransitionError as exc:
             if not last:

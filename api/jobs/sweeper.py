@@ -14,7 +14,8 @@ was neither completed nor aborted. `sweep` removes, once they are older than the
 
 A render replaced by another (a chunked run's early render once the assembly swaps in the full
 ladder, issue 15 "Playable early") is kept while `superseded_renders` says the origin still
-serves it (URLs handed out before the swap live until then). Age is the newest object's
+serves it (URLs handed out before the swap live until then), and a processing video's growing
+presentation (api/jobs/progressive.py) while its run goes on. Age is the newest object's
 last-modified time, never a row's: a job in the middle of storing writes its prefix before any
 row names it, so the grace period (`Settings.storage_grace_seconds`) covers the longest a job
 takes from writing a render to committing the row that points at it.
@@ -38,10 +39,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
 
+from api.core import lifecycle
 from api.core.context import AppContext
 from api.core.db import now_ms
 from api.core.keys import media_prefix, safety_prefix, work_prefix
-from api.core.tables import superseded_renders, video_parts, video_safety, videos
+from api.core.tables import superseded_renders, video_growing, video_parts, video_safety, videos
 from api.jobs.partrows import run_alive
 from cdn.storage import ObjectInfo, Storage
 
@@ -135,6 +137,14 @@ def _pointed_renders(db: Engine, video_ids: set[str]) -> set[tuple[str, str]]:
                 )
             )
             kept.update((row.video_id, row.render_id) for row in replaced)
+            growing = conn.execute(  # a processing video's growing presentation
+                select(video_growing.c.video_id, video_growing.c.render_id).where(
+                    video_growing.c.video_id.in_(batch),
+                    video_growing.c.video_id == videos.c.id,
+                    videos.c.status == lifecycle.PROCESSING,
+                )
+            )
+            kept.update((row.video_id, row.render_id) for row in growing)
             frames = conn.execute(
                 select(video_safety.c.video_id, video_safety.c.worst_frames).where(
                     video_safety.c.video_id.in_(batch)

@@ -302,11 +302,12 @@ class Runtime:
         *,
         early_of: str | None = None,
         replaces: str | None = None,
+        growing: str | None = None,
     ) -> bool:
         """Route, store, then move the video in one transaction (api/jobs/publish.py)."""
         return publishing.publish(
             self, row, outdir, report, artifacts, progress,
-            early_of=early_of, replaces=replaces, announce=self._announce,
+            early_of=early_of, replaces=replaces, growing=growing, announce=self._announce,
         )  # fmt: skip
 
     def _announce(self, video_id: str) -> None:

@@ -6,7 +6,9 @@ A media URL `/media/{video_id}/{render_id}/{path}` names the object stored at
 `media/{video_id}/{render_id}/{path}` (`object_key`), served only while the video is published
 under that render id, or under one it showed before until that one's `served_until` (issue 15,
 "Playable early": the early render a player may still be reading when the whole ladder
-replaces it; tables.superseded_renders). Unknown, unpublished and deleted videos, another
+replaces it; tables.superseded_renders), or, while it is `processing`, its growing
+presentation (api/jobs/progressive.py) to its owner alone: under a playback token bound to
+the owner, as a private video's. Unknown, unpublished and deleted videos, another
 render, a report, a malformed or traversing path, a path not sent plainly (`//`, a trailing
 `/`, any `%` escape: `as_sent`), and a symlink leading out of a local media root all get the
 same 404 (`not_found`), so that nothing tells which.
@@ -54,7 +56,8 @@ from api.core.db import now_ms
 from api.core.domain_errors import Forbidden, NotFound
 from api.core.identity import is_moderator
 from api.core.keys import media_key
-from api.core.tables import superseded_renders, videos
+from api.core.lifecycle import PROCESSING
+from api.core.tables import superseded_renders, video_growing, videos
 from api.core.ttlcache import TTLCache
 from api.core.visibility import origin_access
 from api.media.playback import playback_keyring
@@ -167,15 +170,30 @@ async def visibility(state: Any, ctx: AppContext, video_id: str) -> Visibility:
     async with ctx.db.connect() as conn:
         row = (await conn.execute(query)).first()
         previous = tuple((await conn.execute(earlier)).scalars()) if row is not None else ()
+        grown = (
+            (await conn.execute(growing_query(video_id))).scalar()
+            if row is not None and row.status == PROCESSING
+            else None
+        )
     access = None if row is None else origin_access(row.status, row.privacy, row.render_id)
     if row is not None and access is not None:
         known = Visibility(
             row.render_id, row.privacy, row.owner_id, review=access == "review", previous=previous
         )
+    elif row is not None and grown is not None:  # its owner's, under an owner-bound token
+        known = Visibility(str(grown), "private", row.owner_id)
     else:
         known = Visibility(None)
     cache.put(video_id, known)
     return known
+
+
+def growing_query(video_id: str) -> Any:
+    """The render id of a processing video's growing presentation (api/jobs/progressive.py),
+    once it has published anything."""
+    return select(video_growing.c.render_id).where(
+        video_growing.c.video_id == video_id, video_growing.c.chunks > 0
+    )
 
 
 def _cache(state: Any) -> VisibilityCache:

@@ -103,6 +103,12 @@ class ProcessingOut(msgspec.Struct):
     eta_s: int | None
     # When the running attempt started (ms since the epoch); null while queued.
     started_at: int | None
+    # The growing presentation of a chunked run (issue 15, "Playable early"): its master
+    # playlist (HLS EVENT, signed for the owner), the rungs ready in it and how many seconds
+    # from the start play; null / [] / 0 until its first chunks and audio are published.
+    hls_url: str | None = None
+    renditions: list[Rendition] = msgspec.field(default_factory=list)
+    playable_s: float = 0.0
 
 
 class VideoDetailOut(VideoOut):
