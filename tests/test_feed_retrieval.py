@@ -8,6 +8,7 @@ outside it, as most of a 100,000-video catalogue lies outside a 1,000-video snap
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from litestar.testing import TestClient
 
 from api.core.db import now_ms
 from api.feed import personal, store
+from api.feed.cursors import FEED_CURSORS, RankedCursor
 from api.feed.ranking import HOUR_MS, Candidate
 from recsys import artifact
 from tests.support.api import api_client, auth, register, seed_video
@@ -76,13 +78,12 @@ TOKENS: dict[str, str] = {}
 
 
 def client_for(tmp_path: Path, **overrides: Any) -> Any:
-    return api_client(
-        tmp_path / "data",
-        feed_timeout_ms=SLOW_OK_MS,
-        feed_model_dir=str(tmp_path / "models"),
-        feed_cache_seconds=0,
-        **overrides,
-    )
+    settings: dict[str, Any] = {
+        "feed_timeout_ms": SLOW_OK_MS,
+        "feed_model_dir": str(tmp_path / "models"),
+        "feed_cache_seconds": 0,
+    }
+    return api_client(tmp_path / "data", **(settings | overrides))
 
 
 def test_a_taste_outside_the_snapshot_reaches_the_viewer(tmp_path: Path) -> None:
@@ -176,6 +177,34 @@ def test_pages_never_repeat_and_keep_their_list_across_a_model_swap(tmp_path: Pa
         # The first version's order (ties: v1 order; every creator differs here).
         by_first = sorted(v, key=lambda video: (-(v.index(video) % 5), -v.index(video)))
         assert served == by_first
+
+
+def sid_of(body: dict[str, Any]) -> str:
+    cursor = FEED_CURSORS.decode(body["next_cursor"])
+    assert isinstance(cursor, RankedCursor)
+    return cursor.sid
+
+
+def test_a_new_snapshot_starts_in_the_last_list_while_its_own_is_built(tmp_path: Path) -> None:
+    with client_for(tmp_path, feed_cache_seconds=600) as client:
+        viewer, token = register(client, "viewer")
+        v = seed_ranked(client, 6)
+        write_model(tmp_path / "models", [viewer], {x: 10.0 - i for i, x in enumerate(v)})
+        first = page(client, token, limit=2)
+        assert ids(first) == [v[0], v[1]] and first["personal"] is True
+        portal, feeds = client.blocking_portal, client.app.state.feed_store
+        old = sid_of(first)
+        newer = portal.call(store.build_snapshot, client.app.state.ctx)
+        portal.call(feeds.publish, newer)
+        # The next session starts at once in the last list, of the snapshot it was built on.
+        again = page(client, token, limit=2)
+        assert sid_of(again) == old and ids(again) == ids(first)
+        # Then in the new snapshot's, built in the background meanwhile.
+        deadline = time.monotonic() + 10
+        while sid_of(again) == old and time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = page(client, token, limit=2)
+        assert sid_of(again) == newer.sid and ids(again) == [v[0], v[1]]
 
 
 def test_a_failing_model_means_trending(tmp_path: Path) -> None:

@@ -26,8 +26,14 @@ in `ctx.cache` (`feed:personal:{sid}:{tag}:{viewer}`, for `SNAPSHOT_SECONDS`; th
 model version and a checksum of the viewer's followees), and a cursor names its tag: a viewer
 pages through one list, on any API process, even when the model is swapped in between. A new
 session reuses the list of its snapshot, model and followees, so a followee's new video
-reaches it with the next snapshot (`feed_cache_seconds`), a follow at once. A viewer the model
-does not know gets the snapshot.
+reaches it with the next snapshot (`feed_cache_seconds`), a follow at once.
+
+Building a list takes a query and a cache write, so it stays off the request path where it
+can: when the snapshot (or the model version) changed since the viewer's last list in this
+process, a new session starts in that last list (and its snapshot) if its snapshot is at most
+`REUSE_CHECKS` × `feed_cache_seconds` old, while the new one is built in the background for
+the next session; a viewer's first list, or one after a follow, is built inline. A viewer the
+model does not know gets the snapshot.
 
 The model is loaded once per process and again when its folder's `CURRENT` names another
 version (looked at, at most every `feed_cache_seconds`, off the event loop); a version that
@@ -71,6 +77,12 @@ TOP_SECONDS = 3600.0
 LISTS = 5_000
 ROWS = 50_000
 SNAPSHOT_CODES = 4
+# A new session may start in the viewer's list of an earlier snapshot built at most this many
+# `feed_cache_seconds` ago (the current one's is then built in the background).
+REUSE_CHECKS = 2
+# Lists built at once in a process (each takes database reads: a burst of them, as when a new
+# snapshot comes, would hold the pool the requests' own reads wait for).
+BUILDS = 1
 
 _ROWS = select(*(videos.c[f.name] for f in fields(ranking.VideoStats))).where(
     videos.c.id.in_(bindparam("ids", expanding=True)),
@@ -85,6 +97,7 @@ class PersonalFeed:
     merge and the cursor's bitmap use them), and the viewer's order of them."""
 
     tag: str
+    snapshot: Snapshot
     items: list[ranking.Candidate]
     order: list[int]
 
@@ -152,6 +165,13 @@ class PersonalOrder:
         self._lists: TTLCache[tuple[str, str, str], PersonalFeed] = TTLCache(
             SNAPSHOT_SECONDS, max_items=LISTS
         )
+        # viewer → the last list built for them here, and the builds running in the background.
+        self._latest: TTLCache[str, PersonalFeed] = TTLCache(SNAPSHOT_SECONDS, max_items=LISTS)
+        self._building: dict[tuple[str, str, str], asyncio.Task[PersonalFeed]] = {}
+        self._builds = asyncio.Semaphore(BUILDS)
+        self._checksums: TTLCache[str, tuple[tuple[str, ...], str]] = TTLCache(
+            TOP_SECONDS, max_items=TOP_VIEWERS
+        )
         self._rows: TTLCache[str, ranking.VideoStats | None] = TTLCache(
             self.check_seconds, max_items=ROWS
         )
@@ -188,12 +208,68 @@ class PersonalOrder:
         model = await self.current()
         if model is None or not model.knows(viewer):
             return None
-        # Who the viewer follows is part of the list's identity: a follow makes a new one.
-        follows = zlib.crc32("\n".join(sorted(await followees(ctx, viewer))).encode())
-        tag = f"{model.version}.{follows:08x}"
+        tag = f"{model.version}.{await self._follows(ctx, viewer)}"
+        feed = self._lists.get((snapshot.sid, tag, viewer))
+        if feed is not None:
+            return feed
+        latest = self._latest.get(viewer)
+        if latest is not None and latest.tag.endswith(tag[-9:]) and self._recent(latest):
+            # Off the request path: the list of the snapshot before (its own sid, so the
+            # cursor pins it), while this snapshot's is built for the next sessions.
+            self._build_later(ctx, model, viewer, snapshot, tag)
+            return latest
+        return await self._load_or_build(ctx, model, viewer, snapshot, tag)
+
+    async def _follows(self, ctx: AppContext, viewer: str) -> str:
+        """A checksum of who the viewer follows: part of a list's identity (a follow makes a
+        new list). Computed again only when the followees' cached tuple is another."""
+        owners = await followees(ctx, viewer)
+        known = self._checksums.get(viewer)
+        if known is not None and known[0] is owners:
+            return known[1]
+        checksum = f"{zlib.crc32(chr(10).join(sorted(owners)).encode()):08x}"
+        self._checksums.put(viewer, (owners, checksum))
+        return checksum
+
+    def _recent(self, feed: PersonalFeed) -> bool:
+        age_ms = now_ms() - feed.snapshot.built_at
+        return age_ms <= REUSE_CHECKS * self.check_seconds * 1000
+
+    def _build_later(
+        self,
+        ctx: AppContext,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        snapshot: Snapshot,
+        tag: str,
+    ) -> None:
+        key = (snapshot.sid, tag, viewer)
+        if key in self._building:
+            return
+        build = self._load_or_build(ctx, model, viewer, snapshot, tag)
+        task = asyncio.get_running_loop().create_task(build)
+        self._building[key] = task
+
+        def done(task: asyncio.Task[PersonalFeed]) -> None:
+            self._building.pop(key, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("personal for-you list not built: %r", task.exception())
+
+        task.add_done_callback(done)
+
+    async def _load_or_build(
+        self,
+        ctx: AppContext,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        snapshot: Snapshot,
+        tag: str,
+    ) -> PersonalFeed:
+        """The list of (snapshot, tag) for `viewer`: another process's, or a new one."""
         feed = await self.pinned(ctx, viewer, snapshot, tag)
         if feed is None:
-            feed = await self._build(ctx, model, viewer, snapshot, tag)
+            async with self._builds:
+                feed = await self._build(ctx, model, viewer, snapshot, tag)
             stored = _Stored(
                 tag,
                 feed.items[len(snapshot.items) :],
@@ -202,6 +278,7 @@ class PersonalOrder:
             key = list_key(snapshot.sid, tag, viewer)
             await ctx.cache.set(key, _ENCODER.encode(stored), SNAPSHOT_SECONDS)
             self._lists.put((snapshot.sid, tag, viewer), feed)
+        self._latest.put(viewer, feed)
         return feed
 
     async def pinned(
@@ -218,7 +295,7 @@ class PersonalOrder:
             return None
         stored = _DECODER.decode(data)
         order = np.frombuffer(stored.order, dtype="<i4").tolist()
-        feed = PersonalFeed(stored.tag, [*snapshot.items, *stored.extras], order)
+        feed = PersonalFeed(stored.tag, snapshot, [*snapshot.items, *stored.extras], order)
         self._lists.put(memo, feed)
         return feed
 
@@ -258,7 +335,7 @@ class PersonalOrder:
         if scores is None:  # the model stopped knowing the viewer: v1 places
             scores = np.full(len(codes), np.nan, dtype=np.float32)
         order = personal_order(snapshot.items, extras, scores, penalties)
-        return PersonalFeed(tag, [*snapshot.items, *extras], order)
+        return PersonalFeed(tag, snapshot, [*snapshot.items, *extras], order)
 
     def _top_items(self, model: artifact.RetrievalModel, viewer: str) -> list[str]:
         memo = (model.version, viewer)

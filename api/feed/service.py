@@ -151,6 +151,8 @@ async def ranked_page(
     feed = None
     if personal is not None and user is not None:
         feed, state = await _personal(ctx, personal, user.id, snapshot, state, pinned)
+        if feed is not None:  # a new session may start in the list of an earlier snapshot
+            snapshot = feed.snapshot
     items = feed.items if feed is not None else snapshot.items
     order = feed.order if feed is not None else None
     cold = snapshot.cold
