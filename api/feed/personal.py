@@ -32,8 +32,9 @@ Building a list takes a query and a cache write, so it stays off the request pat
 can: when the snapshot (or the model version) changed since the viewer's last list in this
 process, a new session starts in that last list (and its snapshot) if its snapshot is at most
 `REUSE_CHECKS` × `feed_cache_seconds` old, while the new one is built in the background for
-the next session; a viewer's first list, or one after a follow, is built inline. A viewer the
-model does not know gets the snapshot.
+the next session; a viewer's first list, or one after a follow, is built while the request
+waits (shielded: a request that times out into trending leaves it running). A viewer the model
+does not know gets the snapshot.
 
 The model is loaded once per process and again when its folder's `CURRENT` names another
 version (looked at, at most every `feed_cache_seconds`, off the event loop); a version that
@@ -216,9 +217,11 @@ class PersonalOrder:
         if latest is not None and latest.tag.endswith(tag[-9:]) and self._recent(latest):
             # Off the request path: the list of the snapshot before (its own sid, so the
             # cursor pins it), while this snapshot's is built for the next sessions.
-            self._build_later(ctx, model, viewer, snapshot, tag)
+            self._start_build(ctx, model, viewer, snapshot, tag)
             return latest
-        return await self._load_or_build(ctx, model, viewer, snapshot, tag)
+        # Shielded: a request that runs out of time (trending) leaves the build running for the
+        # viewer's next one (cancelled, every try under load would start over).
+        return await asyncio.shield(self._start_build(ctx, model, viewer, snapshot, tag))
 
     async def _follows(self, ctx: AppContext, viewer: str) -> str:
         """A checksum of who the viewer follows: part of a list's identity (a follow makes a
@@ -235,17 +238,19 @@ class PersonalOrder:
         age_ms = now_ms() - feed.snapshot.built_at
         return age_ms <= REUSE_CHECKS * self.check_seconds * 1000
 
-    def _build_later(
+    def _start_build(
         self,
         ctx: AppContext,
         model: artifact.RetrievalModel,
         viewer: str,
         snapshot: Snapshot,
         tag: str,
-    ) -> None:
+    ) -> asyncio.Task[PersonalFeed]:
+        """The task building this list: the one under way, or a new one."""
         key = (snapshot.sid, tag, viewer)
-        if key in self._building:
-            return
+        running = self._building.get(key)
+        if running is not None:
+            return running
         build = self._load_or_build(ctx, model, viewer, snapshot, tag)
         task = asyncio.get_running_loop().create_task(build)
         self._building[key] = task
@@ -256,6 +261,7 @@ class PersonalOrder:
                 log.warning("personal for-you list not built: %r", task.exception())
 
         task.add_done_callback(done)
+        return task
 
     async def _load_or_build(
         self,
