@@ -80,7 +80,7 @@ ROWS = 50_000
 SNAPSHOT_CODES = 4
 # A new session may start in the viewer's list of an earlier snapshot built at most this many
 # `feed_cache_seconds` ago (the current one's is then built in the background).
-REUSE_CHECKS = 2
+REUSE_CHECKS = 10
 # Lists built at once in a process (each takes database reads: a burst of them, as when a new
 # snapshot comes, would hold the pool the requests' own reads wait for).
 BUILDS = 1
