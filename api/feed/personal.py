@@ -37,8 +37,9 @@ waits (shielded: a request that times out into trending leaves it running). A vi
 does not know gets the snapshot.
 
 The model is loaded once per process and again when its folder's `CURRENT` names another
-version (looked at, at most every `feed_cache_seconds`, off the event loop); a version that
-cannot be loaded leaves the one in use (or none) in place. Any failure while building a list
+version (looked at, at most every `feed_cache_seconds`, in a thread, while the requests go on
+with the model in use); a version that cannot be loaded leaves the one in use (or none) in
+place. Any failure while building a list
 reaches `api.feed.service.for_you_page`, which serves trending.
 """
 
@@ -72,12 +73,8 @@ log = logging.getLogger("reelforge.feed")
 
 # Newest videos of the viewer's followees among a list's candidates.
 FOLLOWED_NEW = 20
-# Per process: viewers whose top candidates are kept (per model version), and lists kept.
-TOP_VIEWERS = 10_000
-TOP_SECONDS = 3600.0
-LISTS = 5_000
-ROWS = 50_000
-SNAPSHOT_CODES = 4
+# Per process: viewers' top candidates (per model version), lists, rows, snapshots' rows.
+TOP_VIEWERS, TOP_SECONDS, LISTS, ROWS, SNAPSHOT_CODES = 10_000, 3600.0, 5_000, 50_000, 4
 # A new session may start in the viewer's list of an earlier snapshot built at most this many
 # `feed_cache_seconds` ago (the current one's is then built in the background).
 REUSE_CHECKS = 10
@@ -159,7 +156,7 @@ class PersonalOrder:
         self.candidates = max(candidates, 0)
         self.model: artifact.RetrievalModel | None = None
         self._checked = -float("inf")
-        self._lock = asyncio.Lock()
+        self._loading: asyncio.Task[None] | None = None
         self._top: TTLCache[tuple[str, str], npt.NDArray[np.int64]] = TTLCache(
             TOP_SECONDS, max_items=TOP_VIEWERS
         )
@@ -181,13 +178,22 @@ class PersonalOrder:
         self._codes = OrderedDict()
 
     async def current(self) -> artifact.RetrievalModel | None:
-        if time.monotonic() - self._checked < self.check_seconds:
-            return self.model
-        async with self._lock:
-            if time.monotonic() - self._checked >= self.check_seconds:
-                self.model = await asyncio.to_thread(self._refresh)
-                self._checked = time.monotonic()
+        """The model in use. Its folder is looked at in the background once `check_seconds`
+        have passed (the requests go on with the model in use); a request waits for it only
+        while there is none, or when `check_seconds` is 0."""
+        if time.monotonic() - self._checked >= self.check_seconds and (
+            self._loading is None or self._loading.done()
+        ):
+            self._checked = time.monotonic()
+            self._loading = asyncio.get_running_loop().create_task(self._reload())
+        waits = self.model is None or self.check_seconds == 0
+        if waits and self._loading is not None and not self._loading.done():
+            await asyncio.shield(self._loading)
         return self.model
+
+    async def _reload(self) -> None:
+        self.model = await asyncio.to_thread(self._refresh)
+        self._checked = time.monotonic()
 
     def _refresh(self) -> artifact.RetrievalModel | None:
         try:
