@@ -1,7 +1,7 @@
 """What a viewer's own for-you list costs to build (issue 17; api/feed/personal.py), step by
 step, and what loading a model costs.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/personal_order_bench.py
+    PYTHONPATH=. OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/personal_order_bench.py
 
 A random model of 10,000 viewers and 100,000 videos, 64 factors, saved as a recsys artifact in a
 temporary folder; a snapshot of 1,000 of those videos plus 200 cold ones. Per viewer, over 2,000
