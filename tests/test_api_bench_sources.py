@@ -52,7 +52,7 @@ class FeedHandler(BaseHTTPRequestHandler):
             # A caption that quotes a source is not the page's source (the key is the last).
             video = {"id": "v_1", "caption": '"source": "trending"'}
             source, _, personal = answer.partition("+")
-            page = {"videos": [video], "next_cursor": None, "source": source}
+            page: dict[str, Any] = {"videos": [video], "next_cursor": None, "source": source}
             if source == "ranked":  # as FeedOut: `personal` after `source`
                 page["personal"] = bool(personal)
             body, status = json.dumps(page).encode(), 200
