@@ -81,7 +81,11 @@ def create_app(settings: Settings) -> Litestar:
         feed.start()
         app.state.trending = TrendingPools()
         app.state.personal = (
-            PersonalOrder(settings.feed_model_dir, settings.feed_cache_seconds)
+            PersonalOrder(
+                settings.feed_model_dir,
+                settings.feed_cache_seconds,
+                settings.feed_personal_candidates,
+            )
             if settings.feed_model_dir
             else None
         )

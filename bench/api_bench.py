@@ -2,6 +2,7 @@
 own ceiling (the trivial JSON `/healthz` of the same server), all measured in one run.
 
     .venv/bin/python bench/api_bench.py [--users 10000 --videos 100000 --likes 1000000]
+                                         [--no-model] [--db reelforge_bench --redis-db 14]
 
 Seeds a fresh PostgreSQL database (`reelforge_bench`) with users, published videos, likes and
 follows using server-side INSERT ... SELECT, starts ONE API process (`reelforge serve`,
@@ -10,12 +11,20 @@ another process: GET /healthz (ceiling), GET /v1/feed?type=for_you and type=foll
 POST /v1/videos/{id}/like. Rounds alternate the endpoints; medians go to a Markdown table and
 bench/api_results.json. Needs PostgreSQL and Redis on 127.0.0.1 (as in tests) and `wrk`.
 
+Unless `--no-model`, the for-you rounds are personal (issue 17, "Speed"): after seeding, a For
+You model (iALS, `recsys.mf.IALS` at a fixed setting, not tuned) is trained on the seeded log
+as the retraining job reads it (`api.jobs.feedtrain.read_events`, `recsys.signals`) and saved
+as a `recsys.artifact` version; the API process gets it as `REELFORGE_FEED_MODEL_DIR` (its
+periodic retraining off), and the users whose tokens the wrk script sends are all in it.
+
 The feed answers say where their page came from (`source`, api/feed/service.py): a for-you
-page is `ranked`, or `trending` when the ranked path failed or ran out of time. The wrk script
-counts every timed answer by source (issue 16: a trending fallback is a different, cheaper
+page is `ranked`, or `trending` when the ranked path failed or ran out of time, and a ranked
+page of the viewer's own list says `personal: true`. The wrk script counts every timed answer
+by source (`ranked+personal` for those; issue 16: a trending fallback is a different, cheaper
 query, and must not count as a ranked answer); a run in which any for-you answer was not
-`ranked`, or any following answer not `following`, is refused: its table is printed with the
-reasons, nothing is written to the results file, and the exit status is 1.
+`ranked+personal` (`ranked` with `--no-model`), or any following answer not `following`, is
+refused: its table is printed with the reasons, nothing is written to the results file, and
+the exit status is 1.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -42,6 +53,8 @@ RESULTS = Path(__file__).resolve().parent / "api_results.json"
 LUA = Path(__file__).resolve().parent / "lua"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "reelforge_bench"
+# The bench model's iALS setting (fixed: the tuning's 12 fits are the job's, not the bench's).
+MODEL_SETTING = {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 10}
 BENCH_USERS_WITH_TOKENS = 32
 FOR_YOU = "GET /v1/feed for_you"
 FOLLOWING = "GET /v1/feed following"
@@ -56,7 +69,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(url: str, users: int, videos: int, likes: int) -> list[str]:
+def seed(url: str, users: int, videos: int, likes: int, db_name: str = DB_NAME) -> list[str]:
     """Fill the schema with synthetic rows; returns bearer tokens of the first users."""
     import psycopg
     from sqlalchemy import create_engine
@@ -65,8 +78,8 @@ def seed(url: str, users: int, videos: int, likes: int) -> list[str]:
     from api.core.db import create_schema
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {db_name}")
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     create_schema(engine)
     engine.dispose()
@@ -137,6 +150,45 @@ def seed(url: str, users: int, videos: int, likes: int) -> list[str]:
     return tokens
 
 
+def train_model(url: str, root: Path) -> dict[str, float]:
+    """A For You model of the seeded log under `root` (the module doc); returns its sizes."""
+    from sqlalchemy import create_engine
+    from threadpoolctl import threadpool_limits
+
+    from api.jobs.feedtrain import read_events
+    from recsys import artifact
+    from recsys.baselines import MostPopular
+    from recsys.data import train_set
+    from recsys.mf import IALS
+    from recsys.signals import weighted_log
+
+    started = time.monotonic()
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    log = weighted_log(read_events(engine))
+    engine.dispose()
+    train = train_set(log, float(log.time.max()) + 1.0)
+    with threadpool_limits(1, "blas"):
+        ials = IALS(threads=os.cpu_count() or 1, **MODEL_SETTING)  # type: ignore[arg-type]
+        ials.fit(train)
+    popular = MostPopular(recent=True)
+    popular.fit(train)
+    artifact.save(
+        root,
+        users=log.users,
+        items=log.items,
+        user_factors=ials.user_factors,
+        item_factors=ials.item_factors,
+        popular=np.argsort(-popular.item_scores, kind="stable")[:1000],
+        meta={"ials": MODEL_SETTING, "interactions": len(log)},
+    )
+    return {
+        "viewers": float(len(log.users)),
+        "videos": float(len(log.items)),
+        "pairs": float(len(log)),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
 def wait_ready(url: str, deadline_s: float = 60) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -158,13 +210,15 @@ def feed_sources(out: str) -> dict[str, int]:
     return counts
 
 
-def source_problems(sources: dict[str, list[dict[str, int]]]) -> list[str]:
+def source_problems(
+    sources: dict[str, list[dict[str, int]]], expected_sources: dict[str, str] | None = None
+) -> list[str]:
     """Why a run's feed figures do not measure what their names say (empty: they do).
 
     Every timed run of a feed case must have counted answers, all with the case's one
-    expected source (`EXPECTED_SOURCE`)."""
+    expected source (`EXPECTED_SOURCE` unless given)."""
     problems = []
-    for case, expected in EXPECTED_SOURCE.items():
+    for case, expected in (expected_sources or EXPECTED_SOURCE).items():
         runs = sources.get(case, [])
         if not runs or any(not counts for counts in runs):
             problems.append(f"{case}: no answers were counted by source")
@@ -219,13 +273,17 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-seed", action="store_true", help="reuse the last seeded database")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where a valid run goes")
+    parser.add_argument("--no-model", action="store_true", help="for-you without a model")
+    parser.add_argument("--db", default=DB_NAME, help="the PostgreSQL database to (re)create")
+    parser.add_argument("--redis-db", type=int, default=14, help="the Redis database to flush")
     args = parser.parse_args()
+    expected = {**EXPECTED_SOURCE, FOR_YOU: "ranked" if args.no_model else "ranked+personal"}
     if shutil.which("wrk") is None:
         print("api_bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    db_url = f"postgresql://postgres@127.0.0.1:5432/{DB_NAME}"
+    db_url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
     started = time.monotonic()
-    tokens = seed(db_url, args.users, args.videos, args.likes) if not args.no_seed else []
+    tokens = seed(db_url, args.users, args.videos, args.likes, args.db) if not args.no_seed else []
     if not tokens:
         print("api_bench: --no-seed needs tokens from a seeding run", file=sys.stderr)
         return 2
@@ -236,11 +294,15 @@ def main() -> int:
     )
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="reelforge-apibench-"))
+    model: dict[str, float] | None = None
+    if not args.no_model:
+        model = train_model(db_url, data_dir / "feed-model")
+        print(f"for-you model: {model}", file=sys.stderr)
     env = {
         **os.environ,
         "REELFORGE_MODE": "production",
         "REELFORGE_DATABASE_URL": db_url,
-        "REELFORGE_REDIS_URL": "redis://127.0.0.1:6379/14",
+        "REELFORGE_REDIS_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
         "REELFORGE_STORAGE": "local",
         "REELFORGE_SECRET_KEY": "bench-secret",
         "REELFORGE_DATA_DIR": str(data_dir),
@@ -249,6 +311,9 @@ def main() -> int:
         "BENCH_TOKENS": ",".join(tokens),
         "BENCH_VIDEOS": str(args.videos),
     }
+    if model is not None:
+        env["REELFORGE_FEED_MODEL_DIR"] = str(data_dir / "feed-model")
+        env["REELFORGE_FEED_TRAIN_INTERVAL_SECONDS"] = "0"
     import redis
 
     redis.Redis.from_url(env["REELFORGE_REDIS_URL"]).flushdb()
@@ -268,11 +333,13 @@ def main() -> int:
         "POST /v1/videos/{id}/like": (base, LUA / "like.lua"),
     }
     results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
-    sources: dict[str, list[dict[str, int]]] = {name: [] for name in EXPECTED_SOURCE}
+    sources: dict[str, list[dict[str, int]]] = {name: [] for name in expected}
     try:
         wait_ready(f"{base}/readyz")
-        for url, script in cases.values():  # warm caches and connection pools (not counted)
-            run_wrk(url, script, env, 2, args.connections)
+        for name, (url, script) in cases.items():  # warm caches and pools (not counted)
+            # Personal: each viewer's first list is built on the request path (issue 17).
+            warm = 6 if name == FOR_YOU and model is not None else 2
+            run_wrk(url, script, env, warm, args.connections)
         order = list(cases)
         for round_no in range(args.rounds):
             for name in order if round_no % 2 == 0 else reversed(order):
@@ -303,7 +370,7 @@ def main() -> int:
     for case, runs in sources.items():
         print(f"{case}: answers by source, run by run: {runs}")
     shutil.rmtree(data_dir, ignore_errors=True)
-    problems = source_problems(sources)
+    problems = source_problems(sources, expected)
     if problems:
         print("api_bench: run refused, nothing written:", *problems, sep="\n  ", file=sys.stderr)
         return 1
@@ -312,6 +379,7 @@ def main() -> int:
             {
                 "when": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "model": model,
                 "median": summary,
                 "runs": results,
                 "sources": sources,

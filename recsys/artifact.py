@@ -245,6 +245,20 @@ class RetrievalModel:
                     break
         return out
 
+    def top_codes(self, viewer: str, n: int) -> npt.NDArray[np.int64] | None:
+        """The rows of the viewer's `n` best items over the whole catalogue, best first (ties:
+        the lower row), by exact scoring (a matrix-vector product); None when the model does
+        not know the viewer."""
+        at = self.user_index.get(viewer)
+        if at is None:
+            return None
+        scores = self.item_factors @ self.user_factors[at]
+        take = min(len(scores), max(n, 0))
+        if take == 0:
+            return np.zeros(0, np.int64)
+        top = np.argpartition(-scores, take - 1)[:take]
+        return top[np.lexsort((top, -scores[top]))].astype(np.int64)
+
 
 def load(root: str | Path, version: str | None = None) -> RetrievalModel:
     """The current version under `root` (or `version`); raises `ArtifactError`."""

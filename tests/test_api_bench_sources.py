@@ -20,8 +20,9 @@ import pytest
 
 from bench.api_bench import FOLLOWING, FOR_YOU, LUA, run_wrk, source_problems
 
-# The server's answers in turn: two ranked pages, a trending one, a 503.
-CYCLE = ("ranked", "ranked", "trending", 503)
+# The server's answers in turn: two ranked pages, a personal ranked one (issue 17), a trending
+# one, a 503.
+CYCLE = ("ranked", "ranked", "ranked+personal", "trending", 503)
 
 
 class FeedServer(ThreadingHTTPServer):
@@ -50,7 +51,10 @@ class FeedHandler(BaseHTTPRequestHandler):
         else:
             # A caption that quotes a source is not the page's source (the key is the last).
             video = {"id": "v_1", "caption": '"source": "trending"'}
-            page = {"videos": [video], "next_cursor": None, "source": answer}
+            source, _, personal = answer.partition("+")
+            page: dict[str, Any] = {"videos": [video], "next_cursor": None, "source": source}
+            if source == "ranked":  # as FeedOut: `personal` after `source`
+                page["personal"] = bool(personal)
             body, status = json.dumps(page).encode(), 200
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -79,7 +83,7 @@ def test_the_wrk_script_counts_answers_by_source(server: FeedServer) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/v1/feed?type=for_you&limit=10"
     env = {"BENCH_TOKENS": "t1,t2,t3"}
     figures, counts = run_wrk(url, LUA / "auth_get.lua", env, seconds=1, connections=2)
-    assert set(counts) == {"ranked", "trending", "status_503"}, counts
+    assert set(counts) == {"ranked", "ranked+personal", "trending", "status_503"}, counts
     # wrk counts the answers it completed; the server may have sent a few more at the end.
     assert sum(counts.values()) == figures["requests"] > 20, (counts, figures)
     for source, count in counts.items():
@@ -88,8 +92,9 @@ def test_the_wrk_script_counts_answers_by_source(server: FeedServer) -> None:
     assert set(server.tokens) == {"Bearer t1", "Bearer t2", "Bearer t3"}
     problems = source_problems({FOR_YOU: [counts], FOLLOWING: [{"following": 5}]})
     assert problems == [
-        f"{FOR_YOU}: {counts['status_503']} status_503, {counts['trending']} trending of "
-        f"{sum(counts.values())} answers were not 'ranked'"
+        f"{FOR_YOU}: {counts['ranked+personal']} ranked+personal, {counts['status_503']} "
+        f"status_503, {counts['trending']} trending of {sum(counts.values())} answers were not "
+        "'ranked'"
     ]
 
 
@@ -106,4 +111,13 @@ def test_a_run_is_valid_only_when_each_feed_answered_from_its_own_source() -> No
     assert source_problems(uncounted) == [f"{FOR_YOU}: no answers were counted by source"]
     assert source_problems({FOLLOWING: valid[FOLLOWING]}) == [
         f"{FOR_YOU}: no answers were counted by source"
+    ]
+    # With a model (issue 17), a for-you answer that was not the viewer's own list is refused.
+    personal = {FOR_YOU: "ranked+personal", FOLLOWING: "following"}
+    assert source_problems(valid, personal) == [
+        f"{FOR_YOU}: 1770 ranked of 1770 answers were not 'ranked+personal'"
+    ]
+    mixed = {**valid, FOR_YOU: [{"ranked+personal": 900}, {"ranked+personal": 869, "ranked": 1}]}
+    assert source_problems(mixed, personal) == [
+        f"{FOR_YOU}: 1 ranked of 1770 answers were not 'ranked+personal'"
     ]

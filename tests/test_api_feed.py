@@ -74,7 +74,7 @@ def get_feed(client: TestClient[Any], token: str | None = None, **params: Any) -
     response = client.get("/v1/feed", params=params, headers=headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) == {"videos", "next_cursor", "source"}
+    assert set(body) == {"videos", "next_cursor", "source", "personal"}
     return body
 
 

@@ -128,6 +128,9 @@ class Settings:
     # A For You model folder (recsys/artifact.py; "" none): orders the snapshot for the viewers
     # it knows (api/feed/personal.py), its CURRENT looked at every `feed_cache_seconds`.
     feed_model_dir: str = ""
+    # A viewer's candidates from that model's whole catalogue (api/feed/personal.py): the top
+    # this many videos by the viewer's score, besides the snapshot and followees' newest.
+    feed_personal_candidates: int = 300
     # Retraining it from the event log (api/jobs/feedtrain.py): how often (0: never; only where
     # `feed_model_dir` is set), and the solver's threads on the worker (0: every CPU).
     feed_train_interval_seconds: float = 3600.0

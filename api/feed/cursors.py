@@ -22,12 +22,14 @@ class FollowingCursor(msgspec.Struct, tag="f"):
 class RankedCursor(msgspec.Struct, tag="r"):
     """A ranked session: its snapshot, the bitmap of what was served from it, the last
     creators (the diversity window spans pages) and the count of items served (cold-start
-    slots)."""
+    slots); `personal`: the tag of the viewer's own list it pages through
+    (`api.feed.personal`), None for the snapshot's order."""
 
     sid: str
     served: bytes
     recent: list[str]
     count: int
+    personal: str | None = None
 
 
 class TrendingCursor(msgspec.Struct, tag="t"):

@@ -1,14 +1,46 @@
-"""A viewer's own order of the for-you snapshot (issue 17, "Retrieval"): the For You model of
-`settings.feed_model_dir` (`recsys.artifact`, iALS embeddings) scores the snapshot's videos it
-knows for a viewer it knows, and those videos trade places among themselves by that score; the
-videos it does not know (newer than the model) keep their v1 places, and so does every
-serving rule of `api.feed.ranking.merge` (seen, own, one creator per 5, the cold-start slot).
-A viewer the model does not know gets the snapshot's order.
+"""A viewer's own for-you list (issue 17, "Retrieval" and "Ranking"): candidates from the whole
+catalogue of the For You model of `settings.feed_model_dir` (`recsys.artifact`, iALS
+embeddings), the snapshot (the trending head and the cold pool) and the newest videos of the
+creators the viewer follows, in the viewer's order, served under every rule of
+`api.feed.ranking.merge` (seen, own, one creator per 5, the cold-start slot).
+
+For a viewer the model knows, a session's list is built once per (snapshot, model version):
+
+- **retrieval**: the top `candidates` (`settings.feed_personal_candidates`) videos of the
+  model's whole catalogue by the viewer's score (`RetrievalModel.top_codes`: exact scoring,
+  kept per (version, viewer), since it depends on nothing else), plus the `FOLLOWED_NEW`
+  newest videos of the viewer's followees (`api.feed.following`, cached);
+- **servable**: the snapshot's rows were listed (published, public) when it was built; the
+  others are read in one batched query with `api.core.visibility.listed` (kept per process
+  for `feed_cache_seconds`), so a deleted, private, in-review or rejected video the model
+  still knows is never a candidate; a video hidden since is dropped at serving time
+  (`api.videos.viewcache`), and seen or own videos by the merge, as for the snapshot's;
+- **order**: every candidate has a v1 place (the snapshot's order, the others inserted by
+  their v1 score, `api.feed.ranking.score`); the ones the model knows trade those places
+  among themselves by the viewer's score (`_score`: `RetrievalModel.item_scores`; a reported
+  video's positive score is cut by `api.moderation.report_penalty`, as its v1 score is), and
+  the ones it does not know (newer than the model) keep theirs.
+
+The list (the snapshot's items, then the others, and the order) is kept in this process and
+in `ctx.cache` (`feed:personal:{sid}:{tag}:{viewer}`, for `SNAPSHOT_SECONDS`; the tag is the
+model version and a checksum of the viewer's followees), and a cursor names its tag: a viewer
+pages through one list, on any API process, even when the model is swapped in between. A new
+session reuses the list of its snapshot, model and followees, so a followee's new video
+reaches it with the next snapshot (`feed_cache_seconds`), a follow at once.
+
+Building a list takes a query and a cache write, so it stays off the request path where it
+can: when the snapshot (or the model version) changed since the viewer's last list in this
+process, a new session starts in that last list (and its snapshot) if its snapshot is at most
+`REUSE_CHECKS` × `feed_cache_seconds` old, while the new one is built in the background for
+the next session; a viewer's first list, or one after a follow, is built while the request
+waits (shielded: a request that times out into trending leaves it running). A viewer the model
+does not know gets the snapshot.
 
 The model is loaded once per process and again when its folder's `CURRENT` names another
-version (looked at, at most every `feed_cache_seconds`, off the event loop); a version that
-cannot be loaded leaves the one in use (or none) in place. Any failure while ordering reaches
-`api.feed.service.for_you_page`, which serves trending.
+version (looked at, at most every `feed_cache_seconds`, in a thread, while the requests go on
+with the model in use); a version that cannot be loaded leaves the one in use (or none) in
+place. Any failure while building a list
+reaches `api.feed.service.for_you_page`, which serves trending.
 """
 
 from __future__ import annotations
@@ -16,33 +48,152 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
+from sqlalchemy import bindparam, select
 
-from api.feed.store import Snapshot
+from api.core.context import AppContext
+from api.core.db import now_ms
+from api.core.tables import videos
+from api.core.ttlcache import TTLCache
+from api.core.visibility import listed
+from api.feed import ranking
+from api.feed.following import followees, newest_followed
+from api.feed.store import SNAPSHOT_SECONDS, Snapshot
+from api.moderation.thresholds import report_penalty
 from recsys import artifact
 
 log = logging.getLogger("reelforge.feed")
 
+# Newest videos of the viewer's followees among a list's candidates.
+FOLLOWED_NEW = 20
+# Per process: viewers' top candidates (per model version), lists, rows, snapshots' rows.
+TOP_VIEWERS, TOP_SECONDS, LISTS, ROWS, SNAPSHOT_CODES = 10_000, 3600.0, 5_000, 50_000, 4
+# A new session may start in the viewer's list of an earlier snapshot built at most this many
+# `feed_cache_seconds` ago (the current one's is then built in the background).
+REUSE_CHECKS = 10
+# Lists built at once in a process (each takes database reads: a burst of them, as when a new
+# snapshot comes, would hold the pool the requests' own reads wait for).
+BUILDS = 1
+
+_ROWS = select(*(videos.c[f.name] for f in fields(ranking.VideoStats))).where(
+    videos.c.id.in_(bindparam("ids", expanding=True)),
+    listed(),
+    videos.c.published_at.is_not(None),
+)
+
+
+@dataclass(frozen=True)
+class PersonalFeed:
+    """One viewer's list: the snapshot's items then the other candidates (indexes as the
+    merge and the cursor's bitmap use them), and the viewer's order of them."""
+
+    tag: str
+    snapshot: Snapshot
+    items: list[ranking.Candidate]
+    order: list[int]
+
+
+class _Stored(msgspec.Struct, array_like=True, frozen=True):
+    """A list as kept in the shared cache: the candidates beyond the snapshot's items, and
+    the order as little-endian int32."""
+
+    tag: str
+    extras: list[ranking.Candidate]
+    order: bytes
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(_Stored)
+
+
+def list_key(sid: str, tag: str, viewer: str) -> str:
+    return f"feed:personal:{sid}:{tag}:{viewer}"
+
+
+def personal_order(
+    items: Sequence[ranking.Candidate],
+    extras: Sequence[ranking.Candidate],
+    scores: npt.NDArray[np.floating],
+    penalties: Sequence[float],
+) -> list[int]:
+    """The viewer's order of `items + extras` (indexes into that concatenation).
+
+    `scores` (one per candidate, NaN where the model does not know it) and the v1 places:
+    `items` in their order, each extra inserted before the first item with a lower v1 score
+    (`Candidate.score`). The known candidates take the known places best score first (ties:
+    v1 order); a positive score of an extra is multiplied by its report penalty."""
+    n, m = len(items), len(extras)
+    v1 = np.fromiter((c.score for c in items), np.float64, n)
+    extra_v1 = np.fromiter((c.score for c in extras), np.float64, m)
+    # Non-decreasing negated scores (the cold pool at the end is not in score order).
+    key = np.maximum.accumulate(-v1) if n else v1
+    at = np.searchsorted(key, -extra_v1, side="right") if n else np.zeros(m, np.int64)
+    primary = np.concatenate([np.arange(n, dtype=np.float64), at - 0.5])
+    base = np.lexsort((np.concatenate([np.zeros(n), -extra_v1]), primary))
+    value = np.asarray(scores, dtype=np.float64).copy()
+    tail = value[n:]
+    cut = np.asarray(penalties, dtype=np.float64)
+    value[n:] = np.where(tail > 0, tail * cut, tail)
+    known = np.flatnonzero(~np.isnan(value[base]))
+    order = base.copy()
+    held = base[known]
+    order[known] = held[np.argsort(-value[held], kind="stable")]
+    return order.tolist()  # type: ignore[no-any-return]
+
 
 class PersonalOrder:
-    def __init__(self, root: str, check_seconds: float) -> None:
+    """The model in use in this process, and the viewers' lists built from it."""
+
+    def __init__(self, root: str, check_seconds: float, candidates: int = 300) -> None:
         self.root, self.check_seconds = root, max(check_seconds, 0.0)
+        self.candidates = max(candidates, 0)
         self.model: artifact.RetrievalModel | None = None
         self._checked = -float("inf")
-        self._lock = asyncio.Lock()
-        # (snapshot id, model version) → the snapshot's items as the model's rows.
-        self._codes: tuple[tuple[str, str], npt.NDArray[np.int64]] | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._top: TTLCache[tuple[str, str], npt.NDArray[np.int64]] = TTLCache(
+            TOP_SECONDS, max_items=TOP_VIEWERS
+        )
+        self._lists: TTLCache[tuple[str, str, str], PersonalFeed] = TTLCache(
+            SNAPSHOT_SECONDS, max_items=LISTS
+        )
+        # viewer → the last list built for them here, and the builds running in the background.
+        self._latest: TTLCache[str, PersonalFeed] = TTLCache(SNAPSHOT_SECONDS, max_items=LISTS)
+        self._building: dict[tuple[str, str, str], asyncio.Task[PersonalFeed]] = {}
+        self._builds = asyncio.Semaphore(BUILDS)
+        self._checksums: TTLCache[str, tuple[tuple[str, ...], str]] = TTLCache(
+            TOP_SECONDS, max_items=TOP_VIEWERS
+        )
+        self._rows: TTLCache[str, ranking.VideoStats | None] = TTLCache(
+            self.check_seconds, max_items=ROWS
+        )
+        # (snapshot id, model version) → (the snapshot's index by id, its items as model rows).
+        self._codes: OrderedDict[tuple[str, str], tuple[dict[str, int], npt.NDArray[np.int64]]]
+        self._codes = OrderedDict()
 
     async def current(self) -> artifact.RetrievalModel | None:
-        if time.monotonic() - self._checked < self.check_seconds:
-            return self.model
-        async with self._lock:
-            if time.monotonic() - self._checked >= self.check_seconds:
-                self.model = await asyncio.to_thread(self._refresh)
-                self._checked = time.monotonic()
+        """The model in use. Its folder is looked at in the background once `check_seconds`
+        have passed (the requests go on with the model in use); a request waits for it only
+        while there is none, or when `check_seconds` is 0."""
+        if time.monotonic() - self._checked >= self.check_seconds and (
+            self._loading is None or self._loading.done()
+        ):
+            self._checked = time.monotonic()
+            self._loading = asyncio.get_running_loop().create_task(self._reload())
+        waits = self.model is None or self.check_seconds == 0
+        if waits and self._loading is not None and not self._loading.done():
+            await asyncio.shield(self._loading)
         return self.model
+
+    async def _reload(self) -> None:
+        self.model = await asyncio.to_thread(self._refresh)
+        self._checked = time.monotonic()
 
     def _refresh(self) -> artifact.RetrievalModel | None:
         try:
@@ -59,21 +210,190 @@ class PersonalOrder:
     def _version(self) -> str:
         return self.model.version if self.model is not None else "none"
 
-    async def order(self, viewer: str, snapshot: Snapshot) -> list[int] | None:
-        """The viewer's permutation of the snapshot's indexes, or None (the snapshot's order)."""
+    async def fresh(self, ctx: AppContext, viewer: str, snapshot: Snapshot) -> PersonalFeed | None:
+        """The list a new session of `viewer` pages through (None: the snapshot's order)."""
         model = await self.current()
         if model is None or not model.knows(viewer):
             return None
-        key = (snapshot.sid, model.version)
-        if self._codes is None or self._codes[0] != key:
-            self._codes = (key, model.codes([c.id for c in snapshot.items]))
-        scores = model.item_scores(viewer, self._codes[1])
-        if scores is None:
+        tag = f"{model.version}.{await self._follows(ctx, viewer)}"
+        feed = self._lists.get((snapshot.sid, tag, viewer))
+        if feed is not None:
+            return feed
+        latest = self._latest.get(viewer)
+        if latest is not None and latest.tag.endswith(tag[-9:]) and self._recent(latest):
+            # Off the request path: the list of the snapshot before (its own sid, so the
+            # cursor pins it), while this snapshot's is built for the next sessions.
+            self._start_build(ctx, model, viewer, snapshot, tag)
+            return latest
+        # Shielded: a request that runs out of time (trending) leaves the build running for the
+        # viewer's next one (cancelled, every try under load would start over).
+        return await asyncio.shield(self._start_build(ctx, model, viewer, snapshot, tag))
+
+    async def _follows(self, ctx: AppContext, viewer: str) -> str:
+        """A checksum of who the viewer follows: part of a list's identity (a follow makes a
+        new list). Computed again only when the followees' cached tuple is another."""
+        owners = await followees(ctx, viewer)
+        known = self._checksums.get(viewer)
+        if known is not None and known[0] is owners:
+            return known[1]
+        checksum = f"{zlib.crc32(chr(10).join(sorted(owners)).encode()):08x}"
+        self._checksums.put(viewer, (owners, checksum))
+        return checksum
+
+    def _recent(self, feed: PersonalFeed) -> bool:
+        age_ms = now_ms() - feed.snapshot.built_at
+        return age_ms <= REUSE_CHECKS * self.check_seconds * 1000
+
+    def _start_build(
+        self,
+        ctx: AppContext,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        snapshot: Snapshot,
+        tag: str,
+    ) -> asyncio.Task[PersonalFeed]:
+        """The task building this list: the one under way, or a new one."""
+        key = (snapshot.sid, tag, viewer)
+        running = self._building.get(key)
+        if running is not None:
+            return running
+        build = self._load_or_build(ctx, model, viewer, snapshot, tag)
+        task = asyncio.get_running_loop().create_task(build)
+        self._building[key] = task
+
+        def done(task: asyncio.Task[PersonalFeed]) -> None:
+            self._building.pop(key, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("personal for-you list not built: %r", task.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _load_or_build(
+        self,
+        ctx: AppContext,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        snapshot: Snapshot,
+        tag: str,
+    ) -> PersonalFeed:
+        """The list of (snapshot, tag) for `viewer`: another process's, or a new one."""
+        feed = await self.pinned(ctx, viewer, snapshot, tag)
+        if feed is None:
+            async with self._builds:
+                feed = await self._build(ctx, model, viewer, snapshot, tag)
+            stored = _Stored(
+                tag,
+                feed.items[len(snapshot.items) :],
+                np.asarray(feed.order, dtype="<i4").tobytes(),
+            )
+            key = list_key(snapshot.sid, tag, viewer)
+            await ctx.cache.set(key, _ENCODER.encode(stored), SNAPSHOT_SECONDS)
+            self._lists.put((snapshot.sid, tag, viewer), feed)
+        self._latest.put(viewer, feed)
+        return feed
+
+    async def pinned(
+        self, ctx: AppContext, viewer: str, snapshot: Snapshot, tag: str
+    ) -> PersonalFeed | None:
+        """The list a cursor's session pages through (its `tag`: the model version and the
+        viewer's followees), or None when it has expired."""
+        memo = (snapshot.sid, tag, viewer)
+        feed = self._lists.get(memo)
+        if feed is not None:
+            return feed
+        data = await ctx.cache.get(list_key(*memo))
+        if data is None:
             return None
-        known = np.flatnonzero(~np.isnan(scores))
-        if len(known) < 2:
-            return None
-        order = np.arange(len(scores))
-        # The known videos' places, filled best-first by the viewer's scores (ties: v1 order).
-        order[known] = known[np.argsort(-scores[known], kind="stable")]
-        return order.tolist()  # type: ignore[no-any-return]
+        stored = _DECODER.decode(data)
+        order = np.frombuffer(stored.order, dtype="<i4").tolist()
+        feed = PersonalFeed(stored.tag, snapshot, [*snapshot.items, *stored.extras], order)
+        self._lists.put(memo, feed)
+        return feed
+
+    def _score(
+        self, model: artifact.RetrievalModel, viewer: str, codes: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32] | None:
+        """The viewer's score of each candidate (NaN: unknown): the one call a ranker swaps."""
+        return model.item_scores(viewer, codes)
+
+    async def _build(
+        self,
+        ctx: AppContext,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        snapshot: Snapshot,
+        tag: str,
+    ) -> PersonalFeed:
+        index, snapshot_codes = self._snapshot_codes(model, snapshot)
+        wanted = [v for v in self._top_items(model, viewer) if v not in index]
+        taken = set(wanted)
+        for _, video_id in await newest_followed(ctx, viewer, None, FOLLOWED_NEW):
+            if video_id not in index and video_id not in taken:
+                wanted.append(video_id)
+                taken.add(video_id)
+        rows = await self._servable(ctx, wanted)
+        now = now_ms()
+        extras: list[ranking.Candidate] = []
+        penalties: list[float] = []
+        for video_id in wanted:
+            stats = rows.get(video_id)
+            if stats is not None:
+                v1 = ranking.score(stats, now)
+                extras.append(ranking.Candidate(video_id, stats.owner_id, v1))
+                penalties.append(report_penalty(stats.report_count))
+        codes = np.concatenate([snapshot_codes, model.codes([c.id for c in extras])])
+        scores = self._score(model, viewer, codes)
+        if scores is None:  # the model stopped knowing the viewer: v1 places
+            scores = np.full(len(codes), np.nan, dtype=np.float32)
+        order = personal_order(snapshot.items, extras, scores, penalties)
+        return PersonalFeed(tag, snapshot, [*snapshot.items, *extras], order)
+
+    def _top_items(self, model: artifact.RetrievalModel, viewer: str) -> list[str]:
+        memo = (model.version, viewer)
+        top = self._top.get(memo)
+        if top is None:
+            top = model.top_codes(viewer, self.candidates)
+            if top is None:
+                return []
+            self._top.put(memo, top.astype(np.int32))
+        return model.items[top].tolist()  # type: ignore[no-any-return]
+
+    def _snapshot_codes(
+        self, model: artifact.RetrievalModel, snapshot: Snapshot
+    ) -> tuple[dict[str, int], npt.NDArray[np.int64]]:
+        memo = (snapshot.sid, model.version)
+        found = self._codes.get(memo)
+        if found is None:
+            ids = [c.id for c in snapshot.items]
+            found = ({v: i for i, v in enumerate(ids)}, model.codes(ids))
+            self._codes[memo] = found
+            while len(self._codes) > SNAPSHOT_CODES:
+                self._codes.popitem(last=False)
+        return found
+
+    async def _servable(self, ctx: AppContext, ids: Sequence[str]) -> dict[str, ranking.VideoStats]:
+        """The v1 counters of those of `ids` that are published and public (misses: one
+        query; kept for `feed_cache_seconds`, absent ones too)."""
+        found: dict[str, ranking.VideoStats] = {}
+        missing: list[str] = []
+        for video_id in ids:
+            stats = self._rows.get(video_id, _MISS)
+            if stats is _MISS:
+                missing.append(video_id)
+            elif isinstance(stats, ranking.VideoStats):
+                found[video_id] = stats
+        if missing:
+            async with ctx.reads.connect() as conn:
+                rows = (await conn.execute(_ROWS, {"ids": missing})).all()
+            for row in rows:
+                stats = ranking.VideoStats(*row)
+                found[stats.id] = stats
+                self._rows.put(stats.id, stats)
+            for video_id in missing:
+                if video_id not in found:
+                    self._rows.put(video_id, None)
+        return found
+
+
+_MISS = ranking.VideoStats("", "", 0)

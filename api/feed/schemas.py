@@ -15,3 +15,5 @@ class FeedOut(msgspec.Struct):
     videos: list[VideoOut]
     next_cursor: str | None
     source: Literal["following", "ranked", "trending"]
+    # A ranked page of the viewer's own list (issue 17, api/feed/personal.py).
+    personal: bool = False

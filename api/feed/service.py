@@ -3,20 +3,22 @@
 - `following`: the newest published public videos of the creators the caller follows, keyset
   pages on (published_at, id), merged from per-creator lists (`api.feed.following`);
   `source: "following"`.
-- `for_you`: a page of the cached candidate snapshot (`api.feed.store`), in the viewer's own
-  order where a For You model knows them (`api.feed.personal`), merged under the
-  serving constraints (`api.feed.ranking.merge`), minus what the viewer watched or marked
-  (`api.feed.seen`); `source: "ranked"`. When that path fails or takes longer than
-  `settings.feed_timeout_ms`, the page comes from trending instead (`api.feed.trending`,
-  `source: "trending"`): published public videos, those published in the last 7 days first,
-  by likes + views.
+- `for_you`: a page of the cached candidate snapshot (`api.feed.store`), or, for a viewer a
+  For You model knows, of their own list (the model's top videos of its whole catalogue, the
+  snapshot and their followees' newest, in their order: `api.feed.personal`), merged under
+  the serving constraints (`api.feed.ranking.merge`), minus what the viewer watched or marked
+  (`api.feed.seen`); `source: "ranked"`, and `personal: true` on the viewer's own list.
+  When that path fails or takes longer than `settings.feed_timeout_ms`, the page comes from
+  trending instead (`api.feed.trending`, `source: "trending"`): published public videos,
+  those published in the last 7 days first, by likes + views.
 
 All read the videos themselves through `api.videos.viewcache` (in-process, 2 s).
 
 Cursors (`api.feed.cursors`) are tagged by the source they page through. If a ranked cursor's
 snapshot has expired (`api.feed.store.SNAPSHOT_SECONDS`), the session goes on from the top of
 the current snapshot keeping the creators window and slot count: what the viewer watched or
-marked stays out (the `seen` table), other items may come back. A trending cursor keeps paging
+marked stays out (the `seen` table), other items may come back; so does a personal session
+whose list expired (`api.feed.personal`). A trending cursor keeps paging
 trending (a session does not switch source in the middle); a cursor of another feed type is a
 400.
 """
@@ -32,7 +34,7 @@ from api.core.identity import User
 from api.feed import ranking
 from api.feed.cursors import FEED_CURSORS, Cursor, FollowingCursor, RankedCursor, TrendingCursor
 from api.feed.following import newest_followed
-from api.feed.personal import PersonalOrder
+from api.feed.personal import PersonalFeed, PersonalOrder
 from api.feed.schemas import FeedOut
 from api.feed.seen import seen_videos, seen_videos_at, version_key
 from api.feed.store import KEY_CURRENT, FeedStore, Snapshot
@@ -143,12 +145,17 @@ async def ranked_page(
     limit: int,
     personal: PersonalOrder | None = None,
 ) -> FeedOut:
-    """A page of the snapshot under the serving constraints, with only visible videos."""
-    snapshot, state, seen_ids = await _resume(ctx, store, user, cursor)
-    items, cold = snapshot.items, snapshot.cold
-    order = None
+    """A page of the snapshot (or of the viewer's own list, `api.feed.personal`) under the
+    serving constraints, with only visible videos."""
+    snapshot, state, seen_ids, pinned = await _resume(ctx, store, user, cursor)
+    feed = None
     if personal is not None and user is not None:
-        order = await personal.order(user.id, snapshot)
+        feed, state = await _personal(ctx, personal, user.id, snapshot, state, pinned)
+        if feed is not None:  # a new session may start in the list of an earlier snapshot
+            snapshot = feed.snapshot
+    items = feed.items if feed is not None else snapshot.items
+    order = feed.order if feed is not None else None
+    cold = snapshot.cold
     owner = user.id if user is not None else None
     gone: set[str] = set()
     found: dict[str, VideoOut] = {}
@@ -174,27 +181,53 @@ async def ranked_page(
                 ranking.encode_served(new_state.served),
                 new_state.recent,
                 new_state.count,
+                feed.tag if feed is not None else None,
             )
         )
-    return FeedOut(page, next_cursor, "ranked")
+    return FeedOut(page, next_cursor, "ranked", personal=feed is not None)
+
+
+async def _personal(
+    ctx: AppContext,
+    personal: PersonalOrder,
+    viewer: str,
+    snapshot: Snapshot,
+    state: ranking.MergeState,
+    pinned: RankedCursor | None,
+) -> tuple[PersonalFeed | None, ranking.MergeState]:
+    """The viewer's list for this page: a new one for a new session (or one whose snapshot
+    expired), the cursor's own otherwise. A session that began in the snapshot's order stays
+    in it; one whose list expired starts over in a new list keeping the creators window, as
+    when a snapshot expires."""
+    if pinned is None:
+        return await personal.fresh(ctx, viewer, snapshot), state
+    if pinned.personal is None:
+        return None, state
+    feed = await personal.pinned(ctx, viewer, snapshot, pinned.personal)
+    if feed is not None:
+        return feed, state
+    restart = ranking.MergeState(set(), list(state.recent), state.count)
+    return await personal.fresh(ctx, viewer, snapshot), restart
 
 
 async def _resume(
     ctx: AppContext, store: FeedStore, user: User | None, cursor: RankedCursor | None
-) -> tuple[Snapshot, ranking.MergeState, frozenset[str]]:
-    """The snapshot, where the viewer is in it, and what they watched or marked: the keys
-    this needs from the shared cache are read in one round trip."""
+) -> tuple[Snapshot, ranking.MergeState, frozenset[str], RankedCursor | None]:
+    """The snapshot, where the viewer is in it, what they watched or marked, and the cursor
+    when its snapshot is still there: the keys this needs from the shared cache are read in
+    one round trip."""
     keys = [KEY_CURRENT] if cursor is None else []
     if user is not None:
         keys.append(version_key(user.id))
     values = await ctx.cache.get_many(keys) if keys else []
     seen_ids = await seen_videos_at(ctx, user.id, values[-1]) if user else frozenset()
     if cursor is None:
-        return await store.current_from(values[0]), ranking.MergeState(), seen_ids
+        return await store.current_from(values[0]), ranking.MergeState(), seen_ids, None
     snapshot = await store.pinned(cursor.sid)
     if snapshot is not None:
         served = ranking.decode_served(cursor.served)
-        return snapshot, ranking.MergeState(served, list(cursor.recent), cursor.count), seen_ids
+        state = ranking.MergeState(served, list(cursor.recent), cursor.count)
+        return snapshot, state, seen_ids, cursor
     # Its snapshot expired: start over in the current one, keeping the creators window.
     state = ranking.MergeState(set(), list(cursor.recent), cursor.count)
-    return await store.current(), state, seen_ids
+    return await store.current(), state, seen_ids, None

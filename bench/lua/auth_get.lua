@@ -1,6 +1,7 @@
 -- GET wrk's URL as several seeded users (one bearer token per request, round robin), and
--- count the answers by the feed's `source` ("ranked", "trending", "following"; "status_NNN"
--- for a non-200): bench/api_bench.py refuses a run whose for-you answers were not all ranked.
+-- count the answers by the feed's `source` ("ranked", "ranked+personal" when the page was the
+-- viewer's own list, "trending", "following"; "status_NNN" for a non-200): bench/api_bench.py
+-- refuses a run whose for-you answers were not all ranked (and personal, with a model).
 local tokens = {}
 local n = 0
 local threads = {}
@@ -32,6 +33,10 @@ function response(status, headers, body)
   else
     -- `source` is FeedOut's last field: the last "source" key in the body is the page's.
     key = body:match('.*"source"%s*:%s*"([%w_-]+)"') or "none"
+    -- A ranked page of the viewer's own list (issue 17) says `"personal":true` after it.
+    if body:match('"personal"%s*:%s*true%s*}%s*$') then
+      key = key .. "+personal"
+    end
   end
   counts[key] = (counts[key] or 0) + 1
 end
