@@ -3,8 +3,8 @@ embeddings so that an API process can score a viewer's candidates with the Light
 the artifact alone, and the scoring itself.
 
 The stored ranker is `recsys.ranker.TwoStage` with the `ONLINE` features (no ItemKNN, no
-iALS score relative to the viewer's best) and no fusion safeguard; its item and user tables
-are those of the whole log at training time (`recsys.features`).
+iALS score relative to the viewer's best), a fixed tree shape and no fusion safeguard; its
+item and user tables are those of the whole log at training time (`recsys.features`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def train_online(
     windows); raises ValueError when the log is too short for an inner window."""
     ranker = TwoStage(
         knn=False,
+        choose=False,
         safeguard=False,
         inner_fractions=WINDOWS,
         max_users=MAX_USERS,

@@ -14,8 +14,9 @@
 Everything is learnt from the training period alone: it is split again in time at each of
 `inner_fractions`, the first stage is fitted on the earlier part and the labels are the later
 part's interactions (a later window weighs more). The tree shape and the fusion are chosen on
-the latest window with the ranker trained on the earlier ones; then the ranker is trained on
-all windows and the first stage refitted on the whole period.
+the latest window with a ranker trained on windows of the period before its cutoff (labels
+included); then the ranker is trained on all windows and the first stage refitted on the
+whole period.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
-from recsys.data import TrainSet, temporal_split
+from recsys.data import TrainSet, cutoff_at, temporal_split, train_set
 from recsys.features import FEATURES, ONLINE, Bases, Floats, fit_bases, pair_features
 from recsys.metrics import per_user
 from recsys.mf import TunedIALS
@@ -101,17 +102,21 @@ class TwoStage:
         rounds: int = 100,
         inner_fractions: tuple[float, ...] = (0.6, 0.7, 0.8, 0.85, 0.9),
         knn: bool = True,
+        choose: bool = True,
         safeguard: bool = True,
         threads: int = 1,
         seed: int = 0,
     ) -> None:
         self.per_source, self.deep, self.inner_fractions = per_source, deep, inner_fractions
-        self.max_users, self.rounds, self.knn, self.safeguard = max_users, rounds, knn, safeguard
+        self.max_users, self.rounds, self.knn = max_users, rounds, knn
+        # `choose`: pick the tree shape (and, with `safeguard`, the fusion) on an inner window;
+        # else the second shape and the ranker alone.
+        self.choose, self.safeguard = choose, safeguard
         self.threads, self.seed = threads, seed
         self.names = FEATURES if knn else ONLINE
         self.bases: Bases | None = None
         self.booster: lgb.Booster | None = None
-        self.shape: tuple[int, int] = SHAPES[0]
+        self.shape: tuple[int, int] = SHAPES[0] if choose else SHAPES[1]
         self.shape_scores: dict[tuple[int, int], float] = {}
         # The safeguard's choice, and each contender's NDCG@10 on the latest inner window.
         self.rival, self.weight = "ials", 1.0
@@ -192,25 +197,56 @@ class TwoStage:
         if setting is None and isinstance(final.ials, TunedIALS):
             setting = final.ials.chosen
         rng = np.random.default_rng(self.seed)
-        windows: list[Window] = []
-        last: Bases | None = None
-        for fraction in self.inner_fractions:
-            made = self._window(train, fraction, setting, rng)
-            if made is not None:
-                windows.append(made[0])
-                last = made[1]
+        windows, last = self._windows(train, self.inner_fractions, setting, rng)
         if not windows or last is None:
             raise ValueError("too little history to train the ranker (no inner test users)")
-        self.shape = self._chosen_shape(windows)
-        if self.safeguard and len(windows) >= 2:
-            early = lgb.train(
-                self._params(self.shape), _dataset(windows[:-1], self.names), self.rounds
-            )
-            self._choose_fusion(early, last, windows[-1])
+        if self.choose and len(windows) >= 2:
+            self._choose(train, windows[-1], last, setting, rng)
         self.booster = lgb.train(
             self._params(self.shape), _dataset(windows, self.names), num_boost_round=self.rounds
         )
         self.bases = final
+
+    def _windows(
+        self,
+        train: TrainSet,
+        fractions: tuple[float, ...],
+        setting: dict[str, float] | None,
+        rng: np.random.Generator,
+    ) -> tuple[list[Window], Bases | None]:
+        """The labelled windows of `train` at `fractions`, and the latest one's first stage."""
+        windows: list[Window] = []
+        last: Bases | None = None
+        for fraction in fractions:
+            made = self._window(train, fraction, setting, rng)
+            if made is not None:
+                windows.append(made[0])
+                last = made[1]
+        return windows, last
+
+    def _choose(
+        self,
+        train: TrainSet,
+        latest: Window,
+        bases: Bases,
+        setting: dict[str, float] | None,
+        rng: np.random.Generator,
+    ) -> None:
+        """The tree shape and the safeguard's fusion, chosen on the latest inner window with a
+        ranker trained on windows of the period before its cutoff only (their labels end where
+        its period starts: a ranker trained on later labels would have seen its items' future
+        and look better there than it is)."""
+        top = self.inner_fractions[-1]
+        cut = cutoff_at(train.log, top)
+        before = train_set(train.log.subset(train.log.time < cut), cut)
+        earlier = tuple(f / top for f in self.inner_fractions[:-1])
+        windows, _ = self._windows(before, earlier, setting, rng)
+        if not windows:
+            return
+        self.shape = self._chosen_shape(windows, latest)
+        if self.safeguard:
+            early = lgb.train(self._params(self.shape), _dataset(windows, self.names), self.rounds)
+            self._choose_fusion(early, bases, latest)
 
     def _choose_fusion(self, early: lgb.Booster, bases: Bases, window: Window) -> None:
         """The safeguard: the rival (the first-stage model best on the latest inner window)
@@ -257,14 +293,12 @@ class TwoStage:
             "verbosity": -1,
         }
 
-    def _chosen_shape(self, windows: list[Window]) -> tuple[int, int]:
+    def _chosen_shape(self, windows: list[Window], latest: Window) -> tuple[int, int]:
         """The tree shape (leaves, least rows a leaf) with the best NDCG@10 on the latest
-        inner window when trained on the earlier ones: chosen on the training period only,
-        never on the test period. One window: the first shape."""
-        if len(windows) < 2:
-            return SHAPES[0]
-        train = _dataset(windows[:-1], self.names)
-        valid = _dataset(windows[-1:], self.names, reference=train)
+        inner window when trained on `windows` (before it): chosen on the training period
+        only, never on the test period."""
+        train = _dataset(windows, self.names)
+        valid = _dataset([latest], self.names, reference=train)
         best, best_ndcg = SHAPES[0], -1.0
         for shape in SHAPES:
             result: dict[str, dict[str, list[float]]] = {}
