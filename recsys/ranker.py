@@ -98,7 +98,7 @@ class TwoStage:
         *,
         per_source: int = 100,
         deep: int = 200,
-        max_users: int = 1000,
+        max_users: int = 300,
         rounds: int = 100,
         inner_fractions: tuple[float, ...] = (0.6, 0.7, 0.8, 0.85, 0.9),
         knn: bool = True,
