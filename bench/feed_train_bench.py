@@ -134,6 +134,25 @@ def _events(
         yield uid, f"{n}e", vid, "completed" if liked else "skip", 0, t
 
 
+def online_speed(root: str, candidates: int = 1000, repeats: int = 200) -> dict[str, float]:
+    """µs per candidate of `RetrievalModel.rank_scores` (the ranker online, one thread) and of
+    `item_scores` (iALS alone), for `candidates` random videos of one known viewer."""
+    model = artifact.load(root)
+    rng = np.random.default_rng(2)
+    codes = rng.choice(len(model.items), candidates, replace=False).astype(np.int64)
+    viewer = str(next(iter(model.user_index)))
+    out = {}
+    for name, score in (("rank_scores", model.rank_scores), ("item_scores", model.item_scores)):
+        score(viewer, codes)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            score(viewer, codes)
+        out[f"{name}_us_per_candidate"] = (
+            (time.perf_counter() - started) / repeats / candidates * 1e6
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -184,8 +203,11 @@ def main() -> None:
                 if "caption_seconds" in meta:
                     figures[f"{label}_caption_s"] = meta["caption_seconds"]
                     figures["caption_r2"] = meta.get("captions", {}).get("holdout_r2", "none")
+                figures[f"{label}_ranker"] = bool(meta.get("ranker"))
+                figures[f"{label}_ranker_s"] = float(meta.get("ranker_seconds", 0.0))
+        figures.update(online_speed(settings.feed_model_dir))
         engine.dispose()
-    figures = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
+    figures = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

@@ -9,6 +9,8 @@ Layout under a root folder::
                           and, when the loop fitted one, the caption map (`recsys.captions`:
                           `caption_map`, `caption_prior`) that places videos it does not know
     v000001/meta.json     version, created_at, interactions, trained_until, the iALS setting
+    v000001/ranker.txt    optional: the LightGBM ranker (`recsys.online`), whose item and user
+                          feature tables are then in model.npz too
     CURRENT               the name of the version to serve
 
 A version is written into a temporary folder and renamed into place, then `CURRENT` is replaced
@@ -29,11 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from recsys import captions as caption_text
+from recsys import online
 from recsys.baselines import MostPopular
 from recsys.data import Interactions, train_set
 from recsys.mf import TunedIALS
@@ -56,12 +60,14 @@ def versions(root: Path) -> list[str]:
 def train_artifact(
     log: Interactions, root: str | Path, *, threads: int = 1, seed: int = 0, keep: int = 3
 ) -> str:
-    """Fit the retrieval model on all of `log`, write it as the next version, make it
-    current and drop versions older than the last `keep`; returns the version's name."""
+    """Fit the retrieval model (and the ranker, `recsys.online`, when the log allows one) on
+    all of `log`, write it as the next version, make it current and drop versions older than
+    the last `keep`; returns the version's name."""
     train = train_set(log, float(np.max(log.time)) + 1.0)
     with threadpool_limits(1, "blas"):
         ials = TunedIALS(threads=threads, seed=seed)
         ials.fit(train)
+        ranker = online.maybe_train_online(train, ials, ials.chosen, threads=threads, seed=seed)
     recent = MostPopular(recent=True)
     recent.fit(train)
     popular = np.argsort(-recent.item_scores, kind="stable")[:1000]
@@ -73,8 +79,9 @@ def train_artifact(
         user_factors=ials.user_factors,
         item_factors=ials.item_factors,
         popular=popular,
-        meta={**meta, "ials": ials.chosen},
+        meta={**meta, "ials": ials.chosen, "ranker": ranker is not None},
         keep=keep,
+        ranker=ranker,
     )
 
 
@@ -88,9 +95,11 @@ def save(
     popular: npt.NDArray[np.integer[Any]],
     meta: dict[str, Any] | None = None,
     keep: int = 3,
+    ranker: online.OnlineRanker | None = None,
     caption_map: caption_text.CaptionMap | None = None,
 ) -> str:
-    """Write a model as the next version under `root`, make it current, keep the last `keep`
+    """Write a model as the next version under `root` (with `ranker`, the ranker and its
+    feature tables; with `caption_map`, the caption map), make it current, keep the last `keep`
     versions; returns the version's name."""
     extra: dict[str, npt.NDArray[np.float32]] = {}
     if caption_map is not None:
@@ -103,6 +112,9 @@ def save(
     name = f"v{number:06d}"
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
+        if ranker is not None:
+            (staging / "ranker.txt").write_text(ranker.model_text())
+            extra |= {"item_features": ranker.item_features, "user_features": ranker.user_features}
         arrays: dict[str, Any] = {
             "users": np.asarray(users).astype(str),
             "items": np.asarray(items).astype(str),
@@ -167,6 +179,10 @@ class RetrievalModel:
     item_index: dict[str, int]
     caption_map: npt.NDArray[np.float32] | None = None
     caption_prior: npt.NDArray[np.float32] | None = None
+    # The ranker and its tables (`recsys.online`), when the version has one.
+    ranker: lgb.Booster | None = None
+    item_features: npt.NDArray[np.float32] | None = None
+    user_features: npt.NDArray[np.float32] | None = None
 
     def knows(self, viewer: str) -> bool:
         return viewer in self.user_index
@@ -225,6 +241,28 @@ class RetrievalModel:
                 scores[unknown] = cold
         return scores
 
+    def rank_scores(
+        self, viewer: str, codes: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64] | None:
+        """The ranker's score of each candidate of `codes` for the viewer (higher: better; NaN
+        where −1), from the artifact alone; a version without a ranker gives the iALS scores.
+        None when the model does not know the viewer."""
+        at = self.user_index.get(viewer)
+        if at is None:
+            return None
+        if self.ranker is None or self.item_features is None or self.user_features is None:
+            scores = self.item_scores(viewer, codes)
+            return None if scores is None else scores.astype(np.float64)
+        return online.rank_scores(
+            self.ranker,
+            self.item_features,
+            self.user_features,
+            self.user_factors[at],
+            self.item_factors,
+            at,
+            codes,
+        )
+
     def candidates(self, viewer: str, n: int, exclude: Collection[str] = ()) -> list[str]:
         """The viewer's `n` best items not in `exclude`, best first; a viewer the model does
         not know gets the recently popular ones."""
@@ -268,7 +306,9 @@ def load(root: str | Path, version: str | None = None) -> RetrievalModel:
         meta = json.loads((root / name / "meta.json").read_text())
         with np.load(root / name / "model.npz", allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, KeyError) as exc:
+        text = root / name / "ranker.txt"
+        ranker = lgb.Booster(model_str=text.read_text()) if text.is_file() else None
+    except (OSError, ValueError, KeyError, lgb.basic.LightGBMError) as exc:
         raise ArtifactError(f"{root / name}: unreadable ({exc})") from None
     users = arrays["users"]
     return RetrievalModel(
@@ -282,4 +322,7 @@ def load(root: str | Path, version: str | None = None) -> RetrievalModel:
         item_index={str(v): i for i, v in enumerate(arrays["items"].tolist())},
         caption_map=arrays.get("caption_map"),
         caption_prior=arrays.get("caption_prior"),
+        ranker=ranker,
+        item_features=arrays.get("item_features") if ranker is not None else None,
+        user_features=arrays.get("user_features") if ranker is not None else None,
     )

@@ -58,6 +58,8 @@ class Report:
     ndcg_by_user: dict[str, FloatArray] = field(default_factory=dict)
     rounds: int = 1000
     seed: int = 0
+    # What the served model chose in its fit (its `describe()`), for the text table.
+    served_choice: str = ""
 
     def best_baseline(self) -> str:
         return max(
@@ -125,6 +127,8 @@ def evaluate(
         for model in models(log, threads, seed):
             started = time.perf_counter()
             model.fit(split.train)
+            if model.name == SERVED and hasattr(model, "describe"):
+                report.served_choice = model.describe()
             ranked = top_k(model, split.train, split.test_users, RECALL_K)
             ndcg = per_user(ranked, split.relevant, NDCG_K, ndcg=True)
             recall = per_user(ranked, split.relevant, RECALL_K, ndcg=False)
@@ -168,4 +172,6 @@ def table(report: Report) -> str:
             f"− best baseline {best} ({report.models[best].ndcg:.4f}): "
             f"{served.ndcg - report.models[best].ndcg:+.4f} [{low:+.4f}, {high:+.4f}]"
         )
+    if report.served_choice:
+        lines.append(f"served {report.served} chose: {report.served_choice}")
     return "\n".join(lines)

@@ -10,7 +10,9 @@ the retrieval model (`recsys.artifact`) from the service's whole event log
   it knew; new ones start small and random) and runs `WARM_ITERATIONS` sweeps instead of 15;
 - given the videos' captions, every version refits the caption map ("Cold start",
   `recsys.captions`: the shipped text model's caption vectors → the new item factors, ridge),
-  which places videos newer than the version (`RetrievalModel.cold_scores`).
+  which places videos newer than the version (`RetrievalModel.cold_scores`);
+- the LightGBM ranker (`recsys.online`, unless `ranker=False`) is trained anew around the
+  version's embeddings and stored with it, for `RetrievalModel.rank_scores`.
 
 Every version is a whole model of the whole log (retired viewers and videos stay until the
 tables lose them); the previous ones stay for `artifact.rollback` (the last `keep`).
@@ -27,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from recsys import artifact
+from recsys import artifact, online
 from recsys import captions as caption_text
 from recsys.baselines import MostPopular
 from recsys.data import Interactions, train_set
@@ -75,6 +77,7 @@ def retrain(
     seed: int = 0,
     keep: int = 3,
     captions: dict[str, str] | None = None,
+    ranker: bool = True,
 ) -> Retrained:
     """Write the next version from `log` (the module doc); `source` fingerprints the tables it
     was read from (a version trained on the same `source` is not trained again); `captions`
@@ -104,6 +107,14 @@ def retrain(
                 _start(previous.user_index, previous.user_factors, log.users, rng),
                 _start(previous.item_index, previous.item_factors, log.items, rng),
             )
+        # The ranker (`recsys.online`) around these embeddings, retrained with every version.
+        ranker_started = time.monotonic()
+        trained = (
+            online.maybe_train_online(train, ials, setting, threads=threads, seed=seed)
+            if ranker
+            else None
+        )
+        ranker_seconds = round(time.monotonic() - ranker_started, 3)
     popular_train = train_set(log.subset(log.positive), train.now)
     recent = MostPopular(recent=True)
     recent.fit(popular_train)
@@ -134,10 +145,13 @@ def retrain(
             "warm_start": not retune,
             "source": source,
             "train_seconds": round(seconds, 3),
+            "ranker": trained is not None,
+            "ranker_seconds": ranker_seconds,
             **caption_meta,
         },
         keep=keep,
         caption_map=caption_map,
+        ranker=trained,
     )
     return Retrained(name, True, retune, not retune, len(log), seconds)
 
