@@ -190,7 +190,9 @@ def temporal_split(
     relevant: list[npt.NDArray[np.int64]] = []
     order = np.argsort(future.user, kind="stable")
     users, starts = np.unique(future.user[order], return_index=True)
-    for user, chunk in zip(users, np.split(future.item[order], starts[1:]), strict=True):
+    # (np.split of nothing is one empty piece: no future, no test users.)
+    chunks = np.split(future.item[order], starts[1:]) if len(users) else []
+    for user, chunk in zip(users, chunks, strict=True):
         history = seen.indices[seen.indptr[user] : seen.indptr[user + 1]]
         if len(history) == 0:
             continue  # a user new after the cutoff: nothing personal to test

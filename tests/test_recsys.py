@@ -179,3 +179,22 @@ def test_feed_eval_rejects_a_bad_file(tmp_path, capsys) -> None:  # type: ignore
     path.write_text("user,item,timestamp\na,b,yesterday\n")
     with pytest.raises(InteractionsError, match="line 2"):
         load_csv(path)
+
+
+def test_a_split_with_no_future_has_no_test_users() -> None:
+    """recsys/data.py `temporal_split`: a log whose later part holds nothing a user wanted (only
+    skips) has no test users; it used to fail on np.split's one empty piece (found by a
+    retrain of a log where every later event was a skip)."""
+    from recsys.data import Interactions
+
+    log = Interactions(
+        users=np.array(["a", "b"]),
+        items=np.array(["x", "y"]),
+        user=np.array([0, 0, 1, 1]),
+        item=np.array([0, 1, 0, 1]),
+        time=np.array([1.0, 2.0, 3.0, 4.0]),
+        rating=np.full(4, np.nan),
+        weight=np.array([2.0, 2.0, -1.0, -1.0], dtype=np.float32),
+    )
+    split = temporal_split(log, 0.5)
+    assert len(split.test_users) == 0

@@ -17,9 +17,9 @@ For a viewer the model knows, a session's list is built once per (snapshot, mode
   (`api.videos.viewcache`), and seen or own videos by the merge, as for the snapshot's;
 - **order**: every candidate has a v1 place (the snapshot's order, the others inserted by
   their v1 score, `api.feed.ranking.score`); the ones the model knows trade those places
-  among themselves by the viewer's score (`_score`: `RetrievalModel.item_scores`; a reported
-  video's positive score is cut by `api.moderation.report_penalty`, as its v1 score is), and
-  the ones it does not know (newer than the model) keep theirs.
+  among themselves by the viewer's score (`api.feed.scoring`: the version's ranker; a new
+  video's caption places it among them; a reported video's positive score is cut by
+  `api.moderation.report_penalty`, as its v1 score is); the others keep their v1 places.
 
 The list (the snapshot's items, then the others, and the order) is kept in this process and
 in `ctx.cache` (`feed:personal:{sid}:{tag}:{viewer}`, for `SNAPSHOT_SECONDS`; the tag is the
@@ -63,7 +63,7 @@ from api.core.db import now_ms
 from api.core.tables import videos
 from api.core.ttlcache import TTLCache
 from api.core.visibility import listed
-from api.feed import ranking
+from api.feed import ranking, scoring
 from api.feed.following import followees, newest_followed
 from api.feed.store import SNAPSHOT_SECONDS, Snapshot
 from api.moderation.thresholds import report_penalty
@@ -154,6 +154,7 @@ class PersonalOrder:
     def __init__(self, root: str, check_seconds: float, candidates: int = 300) -> None:
         self.root, self.check_seconds = root, max(check_seconds, 0.0)
         self.candidates = max(candidates, 0)
+        self.scoring = scoring.CandidateScores(check_seconds)
         self.model: artifact.RetrievalModel | None = None
         self._checked = -float("inf")
         self._loading: asyncio.Task[None] | None = None
@@ -201,6 +202,7 @@ class PersonalOrder:
             if self.model is not None and self.model.version == version:
                 return self.model
             model = artifact.load(self.root, version)
+            scoring.warm(model)
         except artifact.ArtifactError as exc:
             log.warning("for-you model not loaded, keeping %s: %s", self._version(), exc)
             return self.model
@@ -311,12 +313,6 @@ class PersonalOrder:
         self._lists.put(memo, feed)
         return feed
 
-    def _score(
-        self, model: artifact.RetrievalModel, viewer: str, codes: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float32] | None:
-        """The viewer's score of each candidate (NaN: unknown): the one call a ranker swaps."""
-        return model.item_scores(viewer, codes)
-
     async def _build(
         self,
         ctx: AppContext,
@@ -343,11 +339,12 @@ class PersonalOrder:
                 extras.append(ranking.Candidate(video_id, stats.owner_id, v1))
                 penalties.append(report_penalty(stats.report_count))
         codes = np.concatenate([snapshot_codes, model.codes([c.id for c in extras])])
-        scores = self._score(model, viewer, codes)
+        everyone = [*snapshot.items, *extras]
+        scores = await self.scoring.scores(ctx, model, viewer, [c.id for c in everyone], codes)
         if scores is None:  # the model stopped knowing the viewer: v1 places
             scores = np.full(len(codes), np.nan, dtype=np.float32)
         order = personal_order(snapshot.items, extras, scores, penalties)
-        return PersonalFeed(tag, snapshot, [*snapshot.items, *extras], order)
+        return PersonalFeed(tag, snapshot, everyone, order)
 
     def _top_items(self, model: artifact.RetrievalModel, viewer: str) -> list[str]:
         memo = (model.version, viewer)
