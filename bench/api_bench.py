@@ -74,7 +74,7 @@ def seed(url: str, users: int, videos: int, likes: int, db_name: str = DB_NAME) 
     import psycopg
     from sqlalchemy import create_engine
 
-    from api.accounts.tokens import hash_password, token_digest
+    from api.accounts.tokens import hash_password
     from api.core.db import create_schema
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -87,7 +87,6 @@ def seed(url: str, users: int, videos: int, likes: int, db_name: str = DB_NAME) 
     now = int(time.time() * 1000)
     per_user = max(1, likes // users)
     step = 4729  # coprime with 10^k: j * step mod videos is distinct for j < videos
-    tokens = [f"bench-token-{i:03d}-{os.urandom(8).hex()}" for i in range(BENCH_USERS_WITH_TOKENS)]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             """INSERT INTO users (id, handle, display_name, password_hash, role, created_at,
@@ -140,13 +139,27 @@ def seed(url: str, users: int, videos: int, likes: int, db_name: str = DB_NAME) 
             "UPDATE users SET video_count = c.n FROM (SELECT owner_id, count(*) AS n FROM videos"
             " GROUP BY owner_id) AS c WHERE users.id = c.owner_id"
         )
+        conn.execute("ANALYZE")
+    return issue_tokens(url)
+
+
+def issue_tokens(url: str) -> list[str]:
+    """Fresh bearer tokens for the first `BENCH_USERS_WITH_TOKENS` seeded users (the old ones
+    are deleted: `--no-seed` reuses the database, whose tokens were never printed)."""
+    import psycopg
+
+    from api.accounts.tokens import token_digest
+
+    now = int(time.time() * 1000)
+    tokens = [f"bench-token-{i:03d}-{os.urandom(8).hex()}" for i in range(BENCH_USERS_WITH_TOKENS)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM tokens WHERE user_id LIKE 'u_bench%%'")
         for i, token in enumerate(tokens):
             conn.execute(
                 "INSERT INTO tokens (token_hash, user_id, created_at, expires_at)"
                 " VALUES (%s, %s, %s, %s)",
                 (token_digest(token), f"u_bench{i:05d}", now, now + 86_400_000),
             )
-        conn.execute("ANALYZE")
     return tokens
 
 
@@ -283,10 +296,10 @@ def main() -> int:
         return 2
     db_url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
     started = time.monotonic()
-    tokens = seed(db_url, args.users, args.videos, args.likes, args.db) if not args.no_seed else []
-    if not tokens:
-        print("api_bench: --no-seed needs tokens from a seeding run", file=sys.stderr)
-        return 2
+    if args.no_seed:
+        tokens = issue_tokens(db_url)
+    else:
+        tokens = seed(db_url, args.users, args.videos, args.likes, args.db)
     print(
         f"seeded {args.users} users, {args.videos} videos, {args.likes} likes in "
         f"{time.monotonic() - started:.1f} s",

@@ -322,7 +322,10 @@ class PersonalOrder:
         tag: str,
     ) -> PersonalFeed:
         index, snapshot_codes = self._snapshot_codes(model, snapshot)
-        wanted = [v for v in self._top_items(model, viewer) if v not in index]
+        # The CPU parts of a build (milliseconds: the catalogue's top-K, the ranker, the
+        # order) run in a thread, so the event loop goes on serving pages meanwhile.
+        top = await asyncio.to_thread(self._top_items, model, viewer)
+        wanted = [v for v in top if v not in index]
         taken = set(wanted)
         for _, video_id in await newest_followed(ctx, viewer, None, FOLLOWED_NEW):
             if video_id not in index and video_id not in taken:
@@ -343,7 +346,7 @@ class PersonalOrder:
         scores = await self.scoring.scores(ctx, model, viewer, [c.id for c in everyone], codes)
         if scores is None:  # the model stopped knowing the viewer: v1 places
             scores = np.full(len(codes), np.nan, dtype=np.float32)
-        order = personal_order(snapshot.items, extras, scores, penalties)
+        order = await asyncio.to_thread(personal_order, snapshot.items, extras, scores, penalties)
         return PersonalFeed(tag, snapshot, everyone, order)
 
     def _top_items(self, model: artifact.RetrievalModel, viewer: str) -> list[str]:

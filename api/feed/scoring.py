@@ -82,7 +82,7 @@ class CandidateScores:
         codes: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.float64] | None:
         """One score per candidate (NaN: no place of its own); None for an unknown viewer."""
-        scores = model.rank_scores(viewer, codes)
+        scores = await asyncio.to_thread(model.rank_scores, viewer, codes)
         unknown = np.flatnonzero(codes < 0)
         if scores is None or not len(unknown) or model.caption_map is None:
             return scores
