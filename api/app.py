@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> Litestar:
                 settings.feed_model_dir,
                 settings.feed_cache_seconds,
                 settings.feed_personal_candidates,
+                settings.feed_personal_rebuild_seconds,
             )
             if settings.feed_model_dir
             else None

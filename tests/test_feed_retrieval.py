@@ -186,7 +186,7 @@ def sid_of(body: dict[str, Any]) -> str:
 
 
 def test_a_new_snapshot_starts_in_the_last_list_while_its_own_is_built(tmp_path: Path) -> None:
-    with client_for(tmp_path, feed_cache_seconds=600) as client:
+    with client_for(tmp_path, feed_cache_seconds=600, feed_personal_rebuild_seconds=0) as client:
         viewer, token = register(client, "viewer")
         v = seed_ranked(client, 6)
         write_model(tmp_path / "models", [viewer], {x: 10.0 - i for i, x in enumerate(v)})
@@ -205,6 +205,37 @@ def test_a_new_snapshot_starts_in_the_last_list_while_its_own_is_built(tmp_path:
             time.sleep(0.05)
             again = page(client, token, limit=2)
         assert sid_of(again) == newer.sid and ids(again) == [v[0], v[1]]
+
+
+def test_a_list_is_not_rebuilt_for_every_snapshot_but_for_a_new_model(tmp_path: Path) -> None:
+    """Within `feed_personal_rebuild_seconds` of its snapshot, a viewer's list serves new
+    sessions through newer snapshots (no build); a new model version is built at once."""
+    with client_for(tmp_path, feed_cache_seconds=600, feed_personal_rebuild_seconds=600) as client:
+        viewer, token = register(client, "viewer")
+        v = seed_ranked(client, 6)
+        write_model(tmp_path / "models", [viewer], {x: 10.0 - i for i, x in enumerate(v)})
+        first = page(client, token, limit=2)
+        assert ids(first) == [v[0], v[1]] and first["personal"] is True
+        portal, feeds = client.blocking_portal, client.app.state.feed_store
+        personal = client.app.state.personal
+        old = sid_of(first)
+        for _ in range(3):
+            portal.call(feeds.publish, portal.call(store.build_snapshot, client.app.state.ctx))
+            again = page(client, token, limit=2)
+            time.sleep(0.2)  # a background build would be done by now
+            assert sid_of(again) == old and ids(again) == ids(first)
+            assert not personal._building
+        assert sid_of(page(client, token, limit=2)) == old
+        # A new version: this session still starts in the last list, the next in the new one.
+        write_model(tmp_path / "models", [viewer], {x: float(i) for i, x in enumerate(v)})
+        portal.call(personal._reload)
+        assert sid_of(page(client, token, limit=2)) == old
+        deadline = time.monotonic() + 10
+        again = page(client, token, limit=2)
+        while sid_of(again) == old and time.monotonic() < deadline:
+            time.sleep(0.05)
+            again = page(client, token, limit=2)
+        assert sid_of(again) != old and ids(again) == [v[5], v[4]]
 
 
 def test_a_failing_model_means_trending(tmp_path: Path) -> None:

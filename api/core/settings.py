@@ -131,6 +131,9 @@ class Settings:
     # A viewer's candidates from that model's whole catalogue (api/feed/personal.py): the top
     # this many videos by the viewer's score, besides the snapshot and followees' newest.
     feed_personal_candidates: int = 300
+    # A viewer's list is built again for a newer snapshot once its own is this old (a new model
+    # version or a follow: at once); until then new sessions start in it.
+    feed_personal_rebuild_seconds: float = 120.0
     # Retraining it from the event log (api/jobs/feedtrain.py): how often (0: never; only where
     # `feed_model_dir` is set), and the solver's threads on the worker (0: every CPU).
     feed_train_interval_seconds: float = 3600.0

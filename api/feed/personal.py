@@ -28,20 +28,18 @@ pages through one list, on any API process, even when the model is swapped in be
 session reuses the list of its snapshot, model and followees, so a followee's new video
 reaches it with the next snapshot (`feed_cache_seconds`), a follow at once.
 
-Building a list takes a query and a cache write, so it stays off the request path where it
-can: when the snapshot (or the model version) changed since the viewer's last list in this
-process, a new session starts in that last list (and its snapshot) if its snapshot is at most
-`REUSE_CHECKS` × `feed_cache_seconds` old, while the new one is built in the background for
-the next session; a viewer's first list, or one after a follow, is built while the request
-waits (shielded: a request that times out into trending leaves it running). A viewer the model
-does not know gets the snapshot.
+Building a list takes queries, milliseconds of CPU and a cache write, so it stays off the
+request path where it can, and is not redone for every snapshot: a new session starts in the
+viewer's last list in this process (and its snapshot) if its snapshot is at most
+`REUSE_CHECKS` × `feed_cache_seconds` old; when the model version changed since, or that
+snapshot is `rebuild_seconds` old (`settings.feed_personal_rebuild_seconds`), the current one
+is built in the background for the next session. A viewer's first list, or one after a follow,
+is built while the request waits (shielded: a request that times out into trending leaves it
+running). A viewer the model does not know gets the snapshot.
 
-The model is loaded once per process and again when its folder's `CURRENT` names another
-version (looked at, at most every `feed_cache_seconds`, in a thread, while the requests go on
-with the model in use); a version that cannot be loaded leaves the one in use (or none) in
-place. Any failure while building a list
-reaches `api.feed.service.for_you_page`, which serves trending.
-"""
+The model is (re)loaded in a thread when `CURRENT` names another version (looked at every
+`feed_cache_seconds`); one that cannot be loaded leaves the one in use (or none). A failure
+while building a list reaches `api.feed.service.for_you_page`, which serves trending."""
 
 from __future__ import annotations
 
@@ -151,9 +149,11 @@ def personal_order(
 class PersonalOrder:
     """The model in use in this process, and the viewers' lists built from it."""
 
-    def __init__(self, root: str, check_seconds: float, candidates: int = 300) -> None:
+    def __init__(
+        self, root: str, check_seconds: float, candidates: int = 300, rebuild_seconds: float = 0.0
+    ) -> None:
         self.root, self.check_seconds = root, max(check_seconds, 0.0)
-        self.candidates = max(candidates, 0)
+        self.candidates, self.rebuild_ms = max(candidates, 0), max(rebuild_seconds, 0.0) * 1000
         self.scoring = scoring.CandidateScores(check_seconds)
         self.model: artifact.RetrievalModel | None = None
         self._checked = -float("inf")
@@ -224,8 +224,9 @@ class PersonalOrder:
         latest = self._latest.get(viewer)
         if latest is not None and latest.tag.endswith(tag[-9:]) and self._recent(latest):
             # Off the request path: the list of the snapshot before (its own sid, so the
-            # cursor pins it), while this snapshot's is built for the next sessions.
-            self._start_build(ctx, model, viewer, snapshot, tag)
+            # cursor pins it), while this snapshot's is built for the next sessions if due.
+            if latest.tag != tag or now_ms() - latest.snapshot.built_at >= self.rebuild_ms:
+                self._start_build(ctx, model, viewer, snapshot, tag)
             return latest
         # Shielded: a request that runs out of time (trending) leaves the build running for the
         # viewer's next one (cancelled, every try under load would start over).
