@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from api.feed.personal import personal_order
+from api.feed.scoring import personal_order
 from api.feed.ranking import Candidate
 from recsys import artifact
 
