@@ -19,6 +19,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 
 from api.core.db import now_ms, sync_engine
+from api.feed.cursors import FEED_CURSORS, RankedCursor
 from api.feed.ranking import HOUR_MS
 from recsys import artifact
 from tests.support.api import api_client, auth, register, seed_video
@@ -126,6 +127,33 @@ def test_a_new_viewer_turns_personal_after_three_completions(tmp_path: Path) -> 
         assert after["personal"] is True
         assert ids(after) == [v[5], v[4], v[3], *v[:7:-1]]
         assert artifact.versions(tmp_path / "models") == ["v000001"]
+
+
+def tag_of(body: dict[str, Any]) -> str | None:
+    cursor = FEED_CURSORS.decode(body["next_cursor"])
+    assert isinstance(cursor, RankedCursor)
+    return cursor.personal
+
+
+def test_a_folded_list_follows_new_events(tmp_path: Path) -> None:
+    with client_for(tmp_path) as client:
+        known, _ = register(client, "known")
+        _, token = register(client, "newcomer")
+        v = seed_ranked(client, 16)  # v1 order: v[15] … v[0]
+        topic = {video: 0 if i < 8 else 1 for i, video in enumerate(v)}
+        two_topics(tmp_path / "models", known, topic)
+        send(client, token, completions(v[:3]))
+        first = page(client, token, limit=4)
+        assert first["personal"] is True and ids(first) == [v[7], v[6], v[5], v[4]]
+        # No new events: the same list identity (a new snapshot's list is the same order).
+        again = page(client, token, limit=4)
+        assert tag_of(again) == tag_of(first) and ids(again) == ids(first)
+        # Five completions of topic 1: a new identity, and topic 1 now leads, with no retrain.
+        send(client, token, completions(v[8:13]))
+        moved = page(client, token, limit=4)
+        assert moved["personal"] is True and tag_of(moved) != tag_of(first)
+        assert ids(moved) == [v[15], v[14], v[13], v[7]]
+        assert str(tag_of(moved)).startswith("v000001.")
 
 
 def test_no_ials_setting_or_a_failed_read_leaves_the_snapshot(tmp_path: Path) -> None:
