@@ -156,6 +156,35 @@ def test_a_folded_list_follows_new_events(tmp_path: Path) -> None:
         assert str(tag_of(moved)).startswith("v000001.")
 
 
+def test_after_new_events_the_next_list_is_built_in_the_background(tmp_path: Path) -> None:
+    with api_client(
+        tmp_path / "data",
+        feed_timeout_ms=SLOW_OK_MS,
+        feed_model_dir=str(tmp_path / "models"),
+        feed_cache_seconds=600,
+    ) as client:
+        known, _ = register(client, "known")
+        _, token = register(client, "newcomer")
+        v = seed_ranked(client, 16)
+        topic = {video: 0 if i < 8 else 1 for i, video in enumerate(v)}
+        two_topics(tmp_path / "models", known, topic)
+        send(client, token, completions(v[:3]))
+        # The first folded list is built while the request waits.
+        first = page(client, token, limit=4)
+        assert first["personal"] is True and ids(first) == [v[7], v[6], v[5], v[4]]
+        send(client, token, completions(v[8:13]))
+        # The next session starts at once in the last list (its own tag), minus what was seen…
+        now = page(client, token, limit=4)
+        assert now["personal"] is True and tag_of(now) == tag_of(first)
+        assert ids(now) == ids(first)
+        # …while the one of the new events is built for the sessions after it.
+        deadline = time.monotonic() + 10
+        while tag_of(now) == tag_of(first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = page(client, token, limit=4)
+        assert tag_of(now) != tag_of(first) and ids(now) == [v[15], v[14], v[13], v[7]]
+
+
 def test_no_ials_setting_or_a_failed_read_leaves_the_snapshot(tmp_path: Path) -> None:
     with client_for(tmp_path) as client:
         settings = client.app.state.ctx.settings
