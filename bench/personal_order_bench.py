@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from api.feed.personal import personal_order
 from api.feed.ranking import Candidate
+from api.feed.scoring import personal_order
 from recsys import artifact
 
 VIEWERS, VIDEOS, FACTORS, TOP, SNAPSHOT, COLD = 10_000, 100_000, 64, 300, 1000, 200

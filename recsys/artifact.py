@@ -25,9 +25,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from recsys import captions as caption_text
-from recsys import online
+from recsys import foldin, online
 from recsys.baselines import MostPopular
 from recsys.data import Interactions, train_set
 from recsys.mf import TunedIALS
@@ -183,9 +184,39 @@ class RetrievalModel:
     ranker: lgb.Booster | None = None
     item_features: npt.NDArray[np.float32] | None = None
     user_features: npt.NDArray[np.float32] | None = None
+    # YᵀY for `fold_in`, computed on first use (from a worker thread: under the lock).
+    _gram: list[npt.NDArray[np.float64]] = field(default_factory=list, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def knows(self, viewer: str) -> bool:
         return viewer in self.user_index
+
+    def vector(self, viewer: str) -> npt.NDArray[np.float32] | None:
+        """The viewer's factor (None: a viewer the model does not know)."""
+        at = self.user_index.get(viewer)
+        return None if at is None else self.user_factors[at]
+
+    def fold_in(
+        self, codes: npt.NDArray[np.int64], weights: npt.NDArray[np.floating]
+    ) -> npt.NDArray[np.float32] | None:
+        """The factor of a viewer whose row is (`codes`, `weights`: the training weights of
+        `recsys.signals`) by the iALS user solve with this version's alpha and regularization
+        (`recsys.foldin`); None when the version does not record its iALS setting."""
+        setting = self.meta.get("ials")
+        if not isinstance(setting, dict) or "alpha" not in setting:
+            return None
+        if not self._gram:
+            with self._lock:
+                if not self._gram:
+                    self._gram.append(foldin.gram(self.item_factors))
+        return foldin.user_factor(
+            self.item_factors,
+            self._gram[0],
+            codes,
+            weights,
+            alpha=float(setting["alpha"]),
+            regularization=float(setting.get("regularization", 0.0)),
+        )
 
     def codes(self, items: Sequence[str]) -> npt.NDArray[np.int64]:
         """Each item's row in the model (−1: an item it does not know)."""
@@ -196,12 +227,16 @@ class RetrievalModel:
     ) -> npt.NDArray[np.float32] | None:
         """The viewer's score of each item of `codes` (`codes()`; NaN where −1); None when
         the model does not know the viewer."""
-        at = self.user_index.get(viewer)
-        if at is None:
-            return None
+        factor = self.vector(viewer)
+        return None if factor is None else self.scores_for(factor, codes)
+
+    def scores_for(
+        self, factor: npt.NDArray[np.float32], codes: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float32]:
+        """`item_scores` for a factor (a folded-in viewer's, `fold_in`)."""
         out = np.full(len(codes), np.nan, dtype=np.float32)
         known = codes >= 0
-        out[known] = self.item_factors[codes[known]] @ self.user_factors[at]
+        out[known] = self.item_factors[codes[known]] @ factor
         return out
 
     def caption_factors(self, captions: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -219,10 +254,16 @@ class RetrievalModel:
         (issue 17, "Cold start"), on `item_scores`' scale (the ridge estimate of the score a
         known video with that caption would get, shrunk toward the average video's); None when
         the model does not know the viewer or the version has no caption map."""
-        at = self.user_index.get(viewer)
-        if at is None or self.caption_map is None:
+        factor = self.vector(viewer)
+        if factor is None or self.caption_map is None:
             return None
-        return np.asarray(self.caption_factors(captions) @ self.user_factors[at], np.float32)
+        return self.cold_scores_for(factor, captions)
+
+    def cold_scores_for(
+        self, factor: npt.NDArray[np.float32], captions: Sequence[str]
+    ) -> npt.NDArray[np.float32]:
+        """`cold_scores` for a factor (a folded-in viewer's); raises as `caption_factors`."""
+        return np.asarray(self.caption_factors(captions) @ factor, np.float32)
 
     def item_scores_with_captions(
         self, viewer: str, codes: npt.NDArray[np.int64], captions: Sequence[str]
@@ -287,10 +328,12 @@ class RetrievalModel:
         """The rows of the viewer's `n` best items over the whole catalogue, best first (ties:
         the lower row), by exact scoring (a matrix-vector product); None when the model does
         not know the viewer."""
-        at = self.user_index.get(viewer)
-        if at is None:
-            return None
-        scores = self.item_factors @ self.user_factors[at]
+        factor = self.vector(viewer)
+        return None if factor is None else self.top_codes_for(factor, n)
+
+    def top_codes_for(self, factor: npt.NDArray[np.float32], n: int) -> npt.NDArray[np.int64]:
+        """`top_codes` for a factor (a folded-in viewer's)."""
+        scores = self.item_factors @ factor
         take = min(len(scores), max(n, 0))
         if take == 0:
             return np.zeros(0, np.int64)

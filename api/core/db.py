@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.core.settings import Settings
-from api.core.tables import metadata
+from api.core.tables import added_indexes, metadata
 from classifiers.catalog_tables import catalog_metadata
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -71,8 +71,9 @@ def sync_engine(settings: Settings) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent; safe when several processes start at once)."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    """Create missing tables, and the indexes added to existing ones since
+    (`api.core.tables.added_indexes`; idempotent; safe when several processes start at once)."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     # The catalog's first: `copyright_claims` has a foreign key into `audio_refs`.
     for schema in (catalog_metadata, metadata):
@@ -81,6 +82,11 @@ def create_schema(engine: Engine) -> None:
         except (IntegrityError, ProgrammingError):
             # Another process created the same table between our check and our CREATE.
             schema.create_all(engine)
+    for index in added_indexes():
+        try:
+            index.create(engine, checkfirst=True)
+        except (IntegrityError, OperationalError, ProgrammingError):
+            index.create(engine, checkfirst=True)  # another process created it meanwhile
 
 
 def dialect_insert(dialect_name: str) -> Any:

@@ -140,6 +140,8 @@ comments = Table(
     Column("body", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_comments_video_created", "video_id", "created_at"),
+    # A viewer's newest comments (the For You fold-in, api/feed/foldin.py).
+    Index("ix_comments_user_created", "user_id", "created_at"),
 )
 
 # Watch events, one row per client event id: a retried batch inserts nothing twice.
@@ -153,6 +155,8 @@ watch_events = Table(
     Column("value", BigInteger, nullable=False, default=0),
     Column("at", BigInteger, nullable=False),
     Index("ix_watch_events_video", "video_id"),
+    # A viewer's newest events (the For You fold-in, api/feed/foldin.py).
+    Index("ix_watch_events_user_at", "user_id", "at"),
 )
 
 # What a viewer has watched or marked: the for-you feed never shows these again.
@@ -373,3 +377,10 @@ video_jobs = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_video_jobs_state", "state"),
 )
+
+
+def added_indexes() -> list[Index]:
+    """Indexes added to tables after those were first created: `create_all` makes them with a
+    new table only, so `api.core.db.create_schema` creates the missing ones itself."""
+    wanted = {"ix_watch_events_user_at", "ix_comments_user_created"}
+    return [i for t in (watch_events, comments) for i in t.indexes if i.name in wanted]

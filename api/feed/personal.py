@@ -11,8 +11,8 @@ For a viewer the model knows, a session's list is built once per (snapshot, mode
   kept per (version, viewer), since it depends on nothing else), plus the `FOLLOWED_NEW`
   newest videos of the viewer's followees (`api.feed.following`, cached);
 - **servable**: the snapshot's rows were listed (published, public) when it was built; the
-  others are read in one batched query with `api.core.visibility.listed` (kept per process
-  for `feed_cache_seconds`), so a deleted, private, in-review or rejected video the model
+  others are read in one batched query (`api.feed.servable`, kept per process for
+  `feed_cache_seconds`), so a deleted, private, in-review or rejected video the model
   still knows is never a candidate; a video hidden since is dropped at serving time
   (`api.videos.viewcache`), and seen or own videos by the merge, as for the snapshot's;
 - **order**: every candidate has a v1 place (the snapshot's order, the others inserted by
@@ -23,19 +23,28 @@ For a viewer the model knows, a session's list is built once per (snapshot, mode
 
 The list (the snapshot's items, then the others, and the order) is kept in this process and
 in `ctx.cache` (`feed:personal:{sid}:{tag}:{viewer}`, for `SNAPSHOT_SECONDS`; the tag is the
-model version and a checksum of the viewer's followees), and a cursor names its tag: a viewer
-pages through one list, on any API process, even when the model is swapped in between. A new
-session reuses the list of its snapshot, model and followees, so a followee's new video
-reaches it with the next snapshot (`feed_cache_seconds`), a follow at once.
+model version, a folded-in viewer's events key, and a checksum of the viewer's followees), and
+a cursor names its tag: a viewer pages through one list, on any API process, even when the
+model is swapped in between. A new session reuses the list of its snapshot, model and
+followees, so a followee's new video reaches it with the next snapshot (`feed_cache_seconds`),
+a follow at once.
 
 Building a list takes queries, milliseconds of CPU and a cache write, so it stays off the
 request path where it can, and is not redone for every snapshot: a new session starts in the
 viewer's last list in this process (and its snapshot) if its snapshot is at most
-`REUSE_CHECKS` × `feed_cache_seconds` old; when the model version changed since, or that
-snapshot is `rebuild_seconds` old (`settings.feed_personal_rebuild_seconds`), the current one
-is built in the background for the next session. A viewer's first list, or one after a follow,
-is built while the request waits (shielded: a request that times out into trending leaves it
-running). A viewer the model does not know gets the snapshot.
+`REUSE_CHECKS` × `feed_cache_seconds` old; when the list's tag changed since (a new model
+version, new events of a folded-in viewer), or that snapshot is `rebuild_seconds` old
+(`settings.feed_personal_rebuild_seconds`), the current one is built in the background for the
+next session. A viewer's first list, or one after a follow, is built while the request waits
+(shielded: a request that times out into trending leaves it running).
+
+A viewer the model does not know is folded in (`api.feed.foldin`): with at least
+`foldin.FOLD_IN_MIN` positive events on videos it knows, their factor is solved from their
+newest events (two small queries and a k×k solve) and their list built as above, ordered by the
+folded iALS scores (they have no row in the ranker's user features; `api.feed.scoring`). The
+tag then holds their events key (their seen set's version): new events make a new list,
+built at most once per key and, like a new model's, in the background when the viewer has
+a recent list already. Too few events, or a failed read: the snapshot.
 
 The model is (re)loaded in a thread when `CURRENT` names another version (looked at every
 `feed_cache_seconds`); one that cannot be loaded leaves the one in use (or none). A failure
@@ -48,21 +57,19 @@ import logging
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, select
 
 from api.core.context import AppContext
 from api.core.db import now_ms
-from api.core.tables import videos
 from api.core.ttlcache import TTLCache
-from api.core.visibility import listed
-from api.feed import ranking, scoring
+from api.feed import foldin, ranking, scoring
 from api.feed.following import followees, newest_followed
+from api.feed.scoring import personal_order
+from api.feed.servable import ServableRows
 from api.feed.store import SNAPSHOT_SECONDS, Snapshot
 from api.moderation.thresholds import report_penalty
 from recsys import artifact
@@ -79,12 +86,6 @@ REUSE_CHECKS = 10
 # Lists built at once in a process (each takes database reads: a burst of them, as when a new
 # snapshot comes, would hold the pool the requests' own reads wait for).
 BUILDS = 1
-
-_ROWS = select(*(videos.c[f.name] for f in fields(ranking.VideoStats))).where(
-    videos.c.id.in_(bindparam("ids", expanding=True)),
-    listed(),
-    videos.c.published_at.is_not(None),
-)
 
 
 @dataclass(frozen=True)
@@ -115,37 +116,6 @@ def list_key(sid: str, tag: str, viewer: str) -> str:
     return f"feed:personal:{sid}:{tag}:{viewer}"
 
 
-def personal_order(
-    items: Sequence[ranking.Candidate],
-    extras: Sequence[ranking.Candidate],
-    scores: npt.NDArray[np.floating],
-    penalties: Sequence[float],
-) -> list[int]:
-    """The viewer's order of `items + extras` (indexes into that concatenation).
-
-    `scores` (one per candidate, NaN where the model does not know it) and the v1 places:
-    `items` in their order, each extra inserted before the first item with a lower v1 score
-    (`Candidate.score`). The known candidates take the known places best score first (ties:
-    v1 order); a positive score of an extra is multiplied by its report penalty."""
-    n, m = len(items), len(extras)
-    v1 = np.fromiter((c.score for c in items), np.float64, n)
-    extra_v1 = np.fromiter((c.score for c in extras), np.float64, m)
-    # Non-decreasing negated scores (the cold pool at the end is not in score order).
-    key = np.maximum.accumulate(-v1) if n else v1
-    at = np.searchsorted(key, -extra_v1, side="right") if n else np.zeros(m, np.int64)
-    primary = np.concatenate([np.arange(n, dtype=np.float64), at - 0.5])
-    base = np.lexsort((np.concatenate([np.zeros(n), -extra_v1]), primary))
-    value = np.asarray(scores, dtype=np.float64).copy()
-    tail = value[n:]
-    cut = np.asarray(penalties, dtype=np.float64)
-    value[n:] = np.where(tail > 0, tail * cut, tail)
-    known = np.flatnonzero(~np.isnan(value[base]))
-    order = base.copy()
-    held = base[known]
-    order[known] = held[np.argsort(-value[held], kind="stable")]
-    return order.tolist()  # type: ignore[no-any-return]
-
-
 class PersonalOrder:
     """The model in use in this process, and the viewers' lists built from it."""
 
@@ -155,6 +125,7 @@ class PersonalOrder:
         self.root, self.check_seconds = root, max(check_seconds, 0.0)
         self.candidates, self.rebuild_ms = max(candidates, 0), max(rebuild_seconds, 0.0) * 1000
         self.scoring = scoring.CandidateScores(check_seconds)
+        self.folds = foldin.FoldIns()
         self.model: artifact.RetrievalModel | None = None
         self._checked = -float("inf")
         self._loading: asyncio.Task[None] | None = None
@@ -166,14 +137,12 @@ class PersonalOrder:
         )
         # viewer → the last list built for them here, and the builds running in the background.
         self._latest: TTLCache[str, PersonalFeed] = TTLCache(SNAPSHOT_SECONDS, max_items=LISTS)
-        self._building: dict[tuple[str, str, str], asyncio.Task[PersonalFeed]] = {}
+        self._building: dict[tuple[str, str, str], asyncio.Task[PersonalFeed | None]] = {}
         self._builds = asyncio.Semaphore(BUILDS)
         self._checksums: TTLCache[str, tuple[tuple[str, ...], str]] = TTLCache(
             TOP_SECONDS, max_items=TOP_VIEWERS
         )
-        self._rows: TTLCache[str, ranking.VideoStats | None] = TTLCache(
-            self.check_seconds, max_items=ROWS
-        )
+        self._servable = ServableRows(self.check_seconds, ROWS)
         # (snapshot id, model version) → (the snapshot's index by id, its items as model rows).
         self._codes: OrderedDict[tuple[str, str], tuple[dict[str, int], npt.NDArray[np.int64]]]
         self._codes = OrderedDict()
@@ -212,25 +181,37 @@ class PersonalOrder:
     def _version(self) -> str:
         return self.model.version if self.model is not None else "none"
 
-    async def fresh(self, ctx: AppContext, viewer: str, snapshot: Snapshot) -> PersonalFeed | None:
-        """The list a new session of `viewer` pages through (None: the snapshot's order)."""
+    async def fresh(
+        self, ctx: AppContext, viewer: str, snapshot: Snapshot, events: bytes | None = None
+    ) -> PersonalFeed | None:
+        """The list a new session of `viewer` pages through (None: the snapshot's order);
+        `events` (their seen set's version) names a fold-in's events (`api.feed.foldin`)."""
         model = await self.current()
-        if model is None or not model.knows(viewer):
+        if model is None:
             return None
-        tag = f"{model.version}.{await self._follows(ctx, viewer)}"
+        key = None
+        if not model.knows(viewer):
+            if events is None or "ials" not in model.meta:
+                return None
+            key = foldin.events_key(events)
+            if self.folds.too_few(model, viewer, key):
+                return None
+        follows = await self._follows(ctx, viewer)
+        tag = f"{model.version}.{follows}" if key is None else f"{model.version}.{key}.{follows}"
         feed = self._lists.get((snapshot.sid, tag, viewer))
         if feed is not None:
             return feed
         latest = self._latest.get(viewer)
         if latest is not None and latest.tag.endswith(tag[-9:]) and self._recent(latest):
-            # Off the request path: the list of the snapshot before (its own sid, so the
-            # cursor pins it), while this snapshot's is built for the next sessions if due.
+            # Off the request path: the list of the snapshot (or events) before (its own sid
+            # and tag, so the cursor pins it), while this one is built for the next sessions
+            # if due.
             if latest.tag != tag or now_ms() - latest.snapshot.built_at >= self.rebuild_ms:
-                self._start_build(ctx, model, viewer, snapshot, tag)
+                self._start_build(ctx, model, viewer, snapshot, tag, key)
             return latest
         # Shielded: a request that runs out of time (trending) leaves the build running for the
         # viewer's next one (cancelled, every try under load would start over).
-        return await asyncio.shield(self._start_build(ctx, model, viewer, snapshot, tag))
+        return await asyncio.shield(self._start_build(ctx, model, viewer, snapshot, tag, key))
 
     async def _follows(self, ctx: AppContext, viewer: str) -> str:
         """A checksum of who the viewer follows: part of a list's identity (a follow makes a
@@ -254,17 +235,18 @@ class PersonalOrder:
         viewer: str,
         snapshot: Snapshot,
         tag: str,
-    ) -> asyncio.Task[PersonalFeed]:
+        events: str | None,
+    ) -> asyncio.Task[PersonalFeed | None]:
         """The task building this list: the one under way, or a new one."""
         key = (snapshot.sid, tag, viewer)
         running = self._building.get(key)
         if running is not None:
             return running
-        build = self._load_or_build(ctx, model, viewer, snapshot, tag)
+        build = self._load_or_build(ctx, model, viewer, snapshot, tag, events)
         task = asyncio.get_running_loop().create_task(build)
         self._building[key] = task
 
-        def done(task: asyncio.Task[PersonalFeed]) -> None:
+        def done(task: asyncio.Task[PersonalFeed | None]) -> None:
             self._building.pop(key, None)
             if not task.cancelled() and task.exception() is not None:
                 log.warning("personal for-you list not built: %r", task.exception())
@@ -279,12 +261,16 @@ class PersonalOrder:
         viewer: str,
         snapshot: Snapshot,
         tag: str,
-    ) -> PersonalFeed:
-        """The list of (snapshot, tag) for `viewer`: another process's, or a new one."""
+        events: str | None,
+    ) -> PersonalFeed | None:
+        """The list of (snapshot, tag) for `viewer`: another process's, or a new one (None: a
+        viewer the model does not know, with too few events to fold in)."""
         feed = await self.pinned(ctx, viewer, snapshot, tag)
         if feed is None:
             async with self._builds:
-                feed = await self._build(ctx, model, viewer, snapshot, tag)
+                feed = await self._build(ctx, model, viewer, snapshot, tag, events)
+            if feed is None:
+                return None
             stored = _Stored(
                 tag,
                 feed.items[len(snapshot.items) :],
@@ -321,18 +307,25 @@ class PersonalOrder:
         viewer: str,
         snapshot: Snapshot,
         tag: str,
-    ) -> PersonalFeed:
+        events: str | None,
+    ) -> PersonalFeed | None:
+        folded = None
+        if events is not None:  # a viewer the model does not know: their folded-in factor
+            found = await self.folds.factor(ctx, model, viewer, events)
+            if found is None:
+                return None
+            folded = found.factor
         index, snapshot_codes = self._snapshot_codes(model, snapshot)
         # The CPU parts of a build (milliseconds: the catalogue's top-K, the ranker, the
         # order) run in a thread, so the event loop goes on serving pages meanwhile.
-        top = await asyncio.to_thread(self._top_items, model, viewer)
+        top = await asyncio.to_thread(self._top_items, model, viewer, folded)
         wanted = [v for v in top if v not in index]
         taken = set(wanted)
         for _, video_id in await newest_followed(ctx, viewer, None, FOLLOWED_NEW):
             if video_id not in index and video_id not in taken:
                 wanted.append(video_id)
                 taken.add(video_id)
-        rows = await self._servable(ctx, wanted)
+        rows = await self._servable.rows(ctx, wanted)
         now = now_ms()
         extras: list[ranking.Candidate] = []
         penalties: list[float] = []
@@ -344,13 +337,21 @@ class PersonalOrder:
                 penalties.append(report_penalty(stats.report_count))
         codes = np.concatenate([snapshot_codes, model.codes([c.id for c in extras])])
         everyone = [*snapshot.items, *extras]
-        scores = await self.scoring.scores(ctx, model, viewer, [c.id for c in everyone], codes)
+        ids = [c.id for c in everyone]
+        scores = await self.scoring.scores(ctx, model, viewer, ids, codes, folded)
         if scores is None:  # the model stopped knowing the viewer: v1 places
             scores = np.full(len(codes), np.nan, dtype=np.float32)
         order = await asyncio.to_thread(personal_order, snapshot.items, extras, scores, penalties)
         return PersonalFeed(tag, snapshot, everyone, order)
 
-    def _top_items(self, model: artifact.RetrievalModel, viewer: str) -> list[str]:
+    def _top_items(
+        self,
+        model: artifact.RetrievalModel,
+        viewer: str,
+        folded: npt.NDArray[np.float32] | None,
+    ) -> list[str]:
+        if folded is not None:  # built once per events key: nothing to keep
+            return model.items[model.top_codes_for(folded, self.candidates)].tolist()  # type: ignore[no-any-return]
         memo = (model.version, viewer)
         top = self._top.get(memo)
         if top is None:
@@ -372,29 +373,3 @@ class PersonalOrder:
             while len(self._codes) > SNAPSHOT_CODES:
                 self._codes.popitem(last=False)
         return found
-
-    async def _servable(self, ctx: AppContext, ids: Sequence[str]) -> dict[str, ranking.VideoStats]:
-        """The v1 counters of those of `ids` that are published and public (misses: one
-        query; kept for `feed_cache_seconds`, absent ones too)."""
-        found: dict[str, ranking.VideoStats] = {}
-        missing: list[str] = []
-        for video_id in ids:
-            stats = self._rows.get(video_id, _MISS)
-            if stats is _MISS:
-                missing.append(video_id)
-            elif isinstance(stats, ranking.VideoStats):
-                found[video_id] = stats
-        if missing:
-            async with ctx.reads.connect() as conn:
-                rows = (await conn.execute(_ROWS, {"ids": missing})).all()
-            for row in rows:
-                stats = ranking.VideoStats(*row)
-                found[stats.id] = stats
-                self._rows.put(stats.id, stats)
-            for video_id in missing:
-                if video_id not in found:
-                    self._rows.put(video_id, None)
-        return found
-
-
-_MISS = ranking.VideoStats("", "", 0)

@@ -55,10 +55,18 @@ async def seen_videos(ctx: AppContext, user_id: str) -> frozenset[str]:
 
 async def seen_videos_at(ctx: AppContext, user_id: str, version: bytes | None) -> frozenset[str]:
     """`seen_videos`, with the version key already read (with other keys, in one round trip)."""
+    return (await seen_and_version(ctx, user_id, version))[0]
+
+
+async def seen_and_version(
+    ctx: AppContext, user_id: str, version: bytes | None
+) -> tuple[frozenset[str], bytes]:
+    """`seen_videos_at`, and the set's version now (a new one when there was none): what
+    identifies the viewer's events for the For You fold-in (`api.feed.foldin`)."""
     cache, ttl = ctx.cache, ctx.settings.seen_cache_seconds
     local = ctx.local.seen.get(user_id)
     if version is not None and local is not None and local[0] == version:
-        return local[1]
+        return local[1], version
     # A copy is labelled with the version read *before* the set: every add replaces the
     # version after adding, so the set read next holds all adds up to that version.
     members = await cache.smembers(seen_key(user_id))
@@ -70,10 +78,11 @@ async def seen_videos_at(ctx: AppContext, user_id: str, version: bytes | None) -
     members.discard(FILLED)
     videos = frozenset(members)
     if version is None:
-        await cache.set(version_key(user_id), secrets.token_bytes(8), ttl)
+        version = secrets.token_bytes(8)
+        await cache.set(version_key(user_id), version, ttl)
     else:
         ctx.local.seen.put(user_id, (version, videos))
-    return videos
+    return videos, version
 
 
 async def remember_seen(ctx: AppContext, user_id: str, video_ids: Collection[str]) -> None:

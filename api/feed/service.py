@@ -4,8 +4,9 @@
   pages on (published_at, id), merged from per-creator lists (`api.feed.following`);
   `source: "following"`.
 - `for_you`: a page of the cached candidate snapshot (`api.feed.store`), or, for a viewer a
-  For You model knows, of their own list (the model's top videos of its whole catalogue, the
-  snapshot and their followees' newest, in their order: `api.feed.personal`), merged under
+  For You model knows (or folds in after a few events, `api.feed.foldin`), of their own
+  list (the model's top videos of its whole catalogue, the snapshot and their followees'
+  newest, in their order: `api.feed.personal`), merged under
   the serving constraints (`api.feed.ranking.merge`), minus what the viewer watched or marked
   (`api.feed.seen`); `source: "ranked"`, and `personal: true` on the viewer's own list.
   When that path fails or takes longer than `settings.feed_timeout_ms`, the page comes from
@@ -36,7 +37,7 @@ from api.feed.cursors import FEED_CURSORS, Cursor, FollowingCursor, RankedCursor
 from api.feed.following import newest_followed
 from api.feed.personal import PersonalFeed, PersonalOrder
 from api.feed.schemas import FeedOut
-from api.feed.seen import seen_videos, seen_videos_at, version_key
+from api.feed.seen import seen_and_version, seen_videos, version_key
 from api.feed.store import KEY_CURRENT, FeedStore, Snapshot
 from api.feed.trending import TrendingPools, trending_entries
 from api.videos.schemas import VideoOut
@@ -147,10 +148,10 @@ async def ranked_page(
 ) -> FeedOut:
     """A page of the snapshot (or of the viewer's own list, `api.feed.personal`) under the
     serving constraints, with only visible videos."""
-    snapshot, state, seen_ids, pinned = await _resume(ctx, store, user, cursor)
+    snapshot, state, seen_ids, pinned, events = await _resume(ctx, store, user, cursor)
     feed = None
     if personal is not None and user is not None:
-        feed, state = await _personal(ctx, personal, user.id, snapshot, state, pinned)
+        feed, state = await _personal(ctx, personal, user.id, snapshot, state, pinned, events)
         if feed is not None:  # a new session may start in the list of an earlier snapshot
             snapshot = feed.snapshot
     items = feed.items if feed is not None else snapshot.items
@@ -194,40 +195,45 @@ async def _personal(
     snapshot: Snapshot,
     state: ranking.MergeState,
     pinned: RankedCursor | None,
+    events: bytes | None,
 ) -> tuple[PersonalFeed | None, ranking.MergeState]:
     """The viewer's list for this page: a new one for a new session (or one whose snapshot
     expired), the cursor's own otherwise. A session that began in the snapshot's order stays
     in it; one whose list expired starts over in a new list keeping the creators window, as
-    when a snapshot expires."""
+    when a snapshot expires. `events` (the seen set's version) names the viewer's events for
+    a fold-in (`api.feed.foldin`)."""
     if pinned is None:
-        return await personal.fresh(ctx, viewer, snapshot), state
+        return await personal.fresh(ctx, viewer, snapshot, events), state
     if pinned.personal is None:
         return None, state
     feed = await personal.pinned(ctx, viewer, snapshot, pinned.personal)
     if feed is not None:
         return feed, state
     restart = ranking.MergeState(set(), list(state.recent), state.count)
-    return await personal.fresh(ctx, viewer, snapshot), restart
+    return await personal.fresh(ctx, viewer, snapshot, events), restart
 
 
 async def _resume(
     ctx: AppContext, store: FeedStore, user: User | None, cursor: RankedCursor | None
-) -> tuple[Snapshot, ranking.MergeState, frozenset[str], RankedCursor | None]:
-    """The snapshot, where the viewer is in it, what they watched or marked, and the cursor
-    when its snapshot is still there: the keys this needs from the shared cache are read in
-    one round trip."""
+) -> tuple[Snapshot, ranking.MergeState, frozenset[str], RankedCursor | None, bytes | None]:
+    """The snapshot, where the viewer is in it, what they watched or marked (and that set's
+    version), and the cursor when its snapshot is still there: the keys this needs from the
+    shared cache are read in one round trip."""
     keys = [KEY_CURRENT] if cursor is None else []
     if user is not None:
         keys.append(version_key(user.id))
     values = await ctx.cache.get_many(keys) if keys else []
-    seen_ids = await seen_videos_at(ctx, user.id, values[-1]) if user else frozenset()
+    seen_ids: frozenset[str] = frozenset()
+    events = None
+    if user is not None:
+        seen_ids, events = await seen_and_version(ctx, user.id, values[-1])
     if cursor is None:
-        return await store.current_from(values[0]), ranking.MergeState(), seen_ids, None
+        return await store.current_from(values[0]), ranking.MergeState(), seen_ids, None, events
     snapshot = await store.pinned(cursor.sid)
     if snapshot is not None:
         served = ranking.decode_served(cursor.served)
         state = ranking.MergeState(served, list(cursor.recent), cursor.count)
-        return snapshot, state, seen_ids, cursor
+        return snapshot, state, seen_ids, cursor, events
     # Its snapshot expired: start over in the current one, keeping the creators window.
     state = ranking.MergeState(set(), list(cursor.recent), cursor.count)
-    return await store.current(), state, seen_ids, None
+    return await store.current(), state, seen_ids, None, events
