@@ -142,14 +142,22 @@ def test_rank_scores_from_the_artifact_match_the_offline_ranker(tmp_path: Path) 
     online = model.rank_scores("u0", item)
     assert online is not None
     np.testing.assert_allclose(online, offline, rtol=1e-4, atol=1e-5)
-    # A viewer's own group first: the ranker orders u1's unseen items by their group.
+    # A viewer's own group first: the ranker puts each viewer's 8 unseen items of their group
+    # above the 60 others (AUC; chance 0.5). A top-5 count here was too brittle: the same
+    # code and seed gave 4 of 5 on one session's machine and 3 of 5 on the next one's.
     every = np.arange(len(model.items))
-    u1 = model.rank_scores("u1", every)
-    assert u1 is not None
-    seen = set(log.item[log.user == list(log.users).index("u1")].tolist())
-    unseen = [c for c in np.argsort(-u1).tolist() if c not in seen]
-    mine = sum(int(str(model.items[c])[1:]) % 4 == 1 for c in unseen[:5])
-    assert mine >= 4, [str(model.items[c]) for c in unseen[:5]]
+    aucs = []
+    for u in range(8):
+        scores_u = model.rank_scores(f"u{u}", every)
+        assert scores_u is not None
+        seen = set(log.item[log.user == list(log.users).index(f"u{u}")].tolist())
+        unseen = np.array([c for c in every.tolist() if c not in seen])
+        own = np.array([int(str(model.items[c])[1:]) % 4 == u % 4 for c in unseen])
+        assert own.sum() == 8
+        mine, others = scores_u[unseen[own]], scores_u[unseen[~own]]
+        aucs.append(float((mine[:, None] > others[None, :]).mean()))
+    # Measured: 0.91-1.0 per viewer.
+    assert np.mean(aucs) >= 0.85 and min(aucs) >= 0.75, aucs
 
 
 def test_a_version_without_a_ranker_scores_by_ials(tmp_path: Path) -> None:
